@@ -1,0 +1,304 @@
+//! Readers for the raw formats. Each yields rows with the mapped fields and the row's location, or
+//! a bad-row event with its line; the caller decides whether a bad row fails the stage.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use polars::prelude::*;
+
+use crate::descriptor::{ColumnMap, FileFormat};
+use crate::error::{DataError, Result};
+
+/// The product-record fields a column can fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    Title,
+    Description,
+    Store,
+    Manufacturer,
+    Brand,
+    Price,
+    CategoryPath,
+}
+
+impl Field {
+    pub const ALL: [Field; 8] = [
+        Field::Id,
+        Field::Title,
+        Field::Description,
+        Field::Store,
+        Field::Manufacturer,
+        Field::Brand,
+        Field::Price,
+        Field::CategoryPath,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::Title => "title",
+            Field::Description => "description",
+            Field::Store => "store",
+            Field::Manufacturer => "manufacturer",
+            Field::Brand => "brand",
+            Field::Price => "price",
+            Field::CategoryPath => "category_path",
+        }
+    }
+}
+
+/// The configured column for each field, in [`Field::ALL`] order.
+fn mapped_columns(columns: &ColumnMap) -> [Option<&str>; 8] {
+    [
+        columns.id.as_deref(),
+        Some(columns.title.as_str()),
+        columns.description.as_deref(),
+        columns.store.as_deref(),
+        columns.manufacturer.as_deref(),
+        columns.brand.as_deref(),
+        columns.price.as_deref(),
+        columns.category_path.as_deref(),
+    ]
+}
+
+/// One raw row: the value of each mapped field (in [`Field::ALL`] order) and where it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRow {
+    pub line: u64,
+    pub values: [Option<String>; 8],
+}
+
+impl RawRow {
+    pub fn get(&self, field: Field) -> Option<&str> {
+        self.values[field as usize].as_deref()
+    }
+}
+
+/// What a reader hands to its visitor.
+#[derive(Debug)]
+pub enum RowEvent {
+    Row(RawRow),
+    Bad { line: u64, reason: String },
+}
+
+/// Reads every row of `path`, calling `visit` for each. Returns the number of rows seen (bad ones
+/// included). An empty input and a missing column are errors.
+pub fn read_rows(
+    path: &Path,
+    format: FileFormat,
+    columns: &ColumnMap,
+    mut visit: impl FnMut(RowEvent) -> Result<()>,
+) -> Result<u64> {
+    let seen = match format {
+        FileFormat::Csv => read_csv(path, columns, &mut visit)?,
+        FileFormat::Jsonl => read_jsonl(path, columns, &mut visit)?,
+        FileFormat::Parquet => read_parquet(path, columns, &mut visit)?,
+    };
+    if seen == 0 {
+        return Err(DataError::EmptyInput { file: path.to_path_buf() });
+    }
+    Ok(seen)
+}
+
+fn progress_bar(bytes: u64) -> ProgressBar {
+    let bar = ProgressBar::new(bytes);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("reading");
+    bar
+}
+
+fn missing(path: &Path, column: &str, field: Field, available: &[String]) -> DataError {
+    DataError::MissingColumn {
+        file: path.to_path_buf(),
+        column: column.to_string(),
+        role: field.name(),
+        available: available.join(", "),
+    }
+}
+
+fn read_csv(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) -> Result<()>) -> Result<u64> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // Records end at `\n` only: with the default CRLF terminator the csv crate dates a record to the
+    // line before it in CRLF files. The `\r` it leaves on a line's last field is removed below.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(BufReader::with_capacity(1 << 20, file));
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+        Err(e) => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }),
+    };
+    if headers.is_empty() || headers.iter().all(String::is_empty) {
+        return Err(DataError::EmptyInput { file: path.to_path_buf() });
+    }
+    let mut indices = [None; 8];
+    for (slot, (field, column)) in indices.iter_mut().zip(Field::ALL.into_iter().zip(mapped_columns(columns))) {
+        if let Some(column) = column {
+            let index = headers.iter().position(|h| h == column).ok_or_else(|| missing(path, column, field, &headers))?;
+            *slot = Some(index);
+        }
+    }
+    let bar = progress_bar(bytes);
+    let mut record = csv::StringRecord::new();
+    let mut seen = 0u64;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                if record.len() == 1 && record[0].trim().is_empty() {
+                    continue; // a blank line (possibly a lone `\r`)
+                }
+                seen += 1;
+                let line = record.position().map_or(0, |p| p.line());
+                if record.len() != headers.len() {
+                    visit(RowEvent::Bad {
+                        line,
+                        reason: format!("expected {} fields, found {}", headers.len(), record.len()),
+                    })?;
+                } else {
+                    let mut row = RawRow { line, ..RawRow::default() };
+                    let last = headers.len() - 1;
+                    for (value, index) in row.values.iter_mut().zip(indices) {
+                        *value = index.map(|i| {
+                            let field = &record[i];
+                            if i == last { field.strip_suffix('\r').unwrap_or(field) } else { field }.to_string()
+                        });
+                    }
+                    visit(RowEvent::Row(row))?;
+                }
+                if seen % 8192 == 0 {
+                    bar.set_position(record.position().map_or(0, |p| p.byte()));
+                }
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line());
+                match (e.kind(), line) {
+                    (csv::ErrorKind::Utf8 { .. }, Some(line)) => {
+                        seen += 1;
+                        visit(RowEvent::Bad { line, reason: "invalid UTF-8".into() })?;
+                    }
+                    _ => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }),
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(seen)
+}
+
+fn json_value_text(value: &serde_json::Value) -> std::result::Result<Option<String>, String> {
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s.clone())),
+        serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+        serde_json::Value::Bool(b) => Ok(Some(b.to_string())),
+        other => Err(format!("expected a string or a number, found `{other}`")),
+    }
+}
+
+fn read_jsonl(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) -> Result<()>) -> Result<u64> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(bytes);
+    let mapped = mapped_columns(columns);
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut text = String::new();
+    let (mut line, mut seen, mut read_bytes) = (0u64, 0u64, 0u64);
+    let mut checked_columns = false;
+    loop {
+        text.clear();
+        let n = match reader.read_line(&mut text) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                line += 1;
+                seen += 1;
+                visit(RowEvent::Bad { line, reason: "invalid UTF-8".into() })?;
+                reader.skip_until(b'\n').map_err(|e| DataError::io(path, e))?;
+                continue;
+            }
+            Err(e) => return Err(DataError::io(path, e)),
+        };
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        read_bytes += n as u64;
+        if text.trim().is_empty() {
+            continue;
+        }
+        seen += 1;
+        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&text) {
+            Ok(o) => o,
+            Err(e) => {
+                visit(RowEvent::Bad { line, reason: format!("not a JSON object: {e}") })?;
+                continue;
+            }
+        };
+        if !checked_columns {
+            // The first object fixes the schema's required columns, as a CSV header would.
+            checked_columns = true;
+            let keys: Vec<String> = object.keys().cloned().collect();
+            for (field, column) in [(Field::Title, mapped[Field::Title as usize]), (Field::CategoryPath, mapped[Field::CategoryPath as usize])] {
+                if let Some(column) = column
+                    && !object.contains_key(column)
+                {
+                    return Err(missing(path, column, field, &keys));
+                }
+            }
+        }
+        let mut row = RawRow { line, ..RawRow::default() };
+        let mut bad = None;
+        for ((value, column), field) in row.values.iter_mut().zip(mapped).zip(Field::ALL) {
+            if let Some(v) = column.and_then(|c| object.get(c)) {
+                match json_value_text(v) {
+                    Ok(v) => *value = v,
+                    Err(e) => bad = Some(format!("field `{}`: {e}", field.name())),
+                }
+            }
+        }
+        match bad {
+            Some(reason) => visit(RowEvent::Bad { line, reason })?,
+            None => visit(RowEvent::Row(row))?,
+        }
+        if seen % 8192 == 0 {
+            bar.set_position(read_bytes);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(seen)
+}
+
+fn read_parquet(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) -> Result<()>) -> Result<u64> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let df = ParquetReader::new(file).finish().map_err(|e| DataError::Format { file: path.to_path_buf(), message: e.to_string() })?;
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let mut series = Vec::with_capacity(8);
+    for (field, column) in Field::ALL.into_iter().zip(mapped_columns(columns)) {
+        match column {
+            Some(column) => {
+                let col = df.column(column).map_err(|_| missing(path, column, field, &names))?;
+                series.push(Some(col.as_materialized_series().cast(&DataType::String)?));
+            }
+            None => series.push(None),
+        }
+    }
+    let strings: Vec<Option<&StringChunked>> =
+        series.iter().map(|s| s.as_ref().map(|s| s.str()).transpose()).collect::<PolarsResult<_>>()?;
+    let height = df.height();
+    for i in 0..height {
+        let mut row = RawRow { line: i as u64 + 1, ..RawRow::default() };
+        for (value, column) in row.values.iter_mut().zip(&strings) {
+            *value = column.and_then(|c| c.get(i)).map(str::to_string);
+        }
+        visit(RowEvent::Row(row))?;
+    }
+    Ok(height as u64)
+}

@@ -1,0 +1,62 @@
+//! The neural networks, in burn: a T5 encoder-decoder that generates a label (its name, or its
+//! prefix code one token per level) and the BERT sentence encoder used to embed labels.
+//!
+//! Status: only the model's configuration exists yet; the networks land with the model issue.
+
+use serde::{Deserialize, Serialize};
+
+/// What the decoder generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetMode {
+    /// The label's name as text.
+    Plain,
+    /// The label's prefix code, one token per tree level.
+    Hierarchical,
+}
+
+/// The `[model]` section of an experiment config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub mode: TargetMode,
+    /// `tiny` (tests), `small-cpu` (CPU default) or `t5-small`.
+    pub preset: String,
+    pub beam_width: usize,
+    pub top_k: usize,
+}
+
+pub const PRESETS: [&str; 3] = ["tiny", "small-cpu", "t5-small"];
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { mode: TargetMode::Hierarchical, preset: "small-cpu".into(), beam_width: 5, top_k: 5 }
+    }
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !PRESETS.contains(&self.preset.as_str()) {
+            return Err(format!("`model.preset` = {:?} is unknown; allowed: {}", self.preset, PRESETS.join(", ")));
+        }
+        if self.beam_width == 0 || self.top_k == 0 {
+            return Err("`model.beam_width` and `model.top_k` must be at least 1".into());
+        }
+        if self.top_k > self.beam_width {
+            return Err(format!("`model.top_k` = {} cannot exceed `model.beam_width` = {}", self.top_k, self.beam_width));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_preset_names_the_allowed_ones() {
+        let err = ModelConfig { preset: "huge".into(), ..ModelConfig::default() }.validate().unwrap_err();
+        assert!(err.contains("model.preset") && err.contains("small-cpu"));
+        ModelConfig::default().validate().unwrap();
+    }
+}

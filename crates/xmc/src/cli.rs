@@ -1,0 +1,257 @@
+//! The command line, shared by the `xmc` binary and `cargo xtask`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::experiment::{
+    ExperimentConfig, RunOptions, RunSummary, StageName, StageOutcome, SweepConfig, compare_runs, run_experiment, run_sweep,
+};
+
+/// Exit code of a run that stopped at a stage that is not built yet.
+pub const EXIT_INCOMPLETE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "xmc", version, about = "Hierarchical extreme multi-label product categorisation")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The data stage alone: prepare a dataset, show a prepared one's statistics, make synthetic data.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Run every stage of an experiment config, skipping stages whose inputs did not change.
+    Experiment(ExperimentArgs),
+    /// Run one experiment per combination of a sweep's values and write one comparison table.
+    Sweep(SweepArgs),
+    /// Write one side-by-side table of finished runs.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Read, clean, label and split a dataset into a prepared-data folder.
+    Prepare(PrepareArgs),
+    /// Print the statistics of a prepared-data folder.
+    Stats(StatsArgs),
+    /// Write a synthetic CSV at the reference scale over the Google product taxonomy (benchmarks only).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Dataset descriptor (datasets/<name>.toml). Overrides the config's `data.dataset`.
+    #[arg(long, required_unless_present_any = ["config", "print_config"])]
+    pub dataset: Option<PathBuf>,
+    /// Output folder for records.parquet, labels.json and stats.json.
+    #[arg(long, required_unless_present = "print_config")]
+    pub out: Option<PathBuf>,
+    /// Take the `[data]` section from this experiment config.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Skip malformed rows (counted and listed in stats.json) instead of failing on the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Seed of the train/valid/test split.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the full default `[data]` config and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// A prepared-data folder (e.g. experiments/<name>/data).
+    pub dir: PathBuf,
+    /// Print stats.json instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Google product taxonomy with ids (taxonomy-with-ids.en-US.txt).
+    #[arg(long)]
+    pub taxonomy: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1_680_000)]
+    pub records: usize,
+    #[arg(long, default_value_t = 14_262)]
+    pub labels: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// Experiment config (TOML), e.g. configs/hkmeans_t5.toml.
+    #[arg(required_unless_present = "print_config")]
+    pub config: Option<PathBuf>,
+    /// Rerun every stage even if its inputs did not change.
+    #[arg(long)]
+    pub force: bool,
+    /// Rerun this stage and every later one.
+    #[arg(long, value_enum)]
+    pub from: Option<StageName>,
+    /// Override a config key, e.g. --set tree.branching=8 (TOML value syntax).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the full default experiment config and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Sweep config (TOML), e.g. configs/sweep_branching.toml.
+    pub config: PathBuf,
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run folders (experiments/<name>).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Where to write comparison.md and comparison.csv (default: print the markdown only).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time().with_writer(std::io::stderr).try_init();
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Data(DataCommand::Prepare(args)) => prepare(args),
+        Command::Data(DataCommand::Stats(args)) => stats(args),
+        Command::Data(DataCommand::Synth(args)) => synth(args),
+        Command::Experiment(args) => experiment(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Compare(args) => compare(args),
+    }
+}
+
+fn prepare(args: PrepareArgs) -> Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(path) => ExperimentConfig::load(path, &[])?.data,
+        None => xmc_data::DataConfig::default(),
+    };
+    if args.print_config {
+        print!("{}", toml::to_string_pretty(&cfg)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(dataset) = args.dataset {
+        cfg.dataset = dataset;
+    }
+    if let Some(seed) = args.seed {
+        cfg.split.seed = seed;
+    }
+    cfg.skip_bad_rows |= args.skip_bad_rows;
+    let out = args.out.expect("clap requires --out");
+    let desc = xmc_data::DatasetDescriptor::load(&cfg.dataset)?;
+    let prepared = xmc_data::prepare(&desc, &cfg)?;
+    prepared.save(&out).with_context(|| format!("writing {}", out.display()))?;
+    eprint!("{}", prepared.stats.summary());
+    eprintln!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(args: StatsArgs) -> Result<ExitCode> {
+    let path = args.dir.join(xmc_data::STATS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{} is not a prepared-data folder", args.dir.display()))?;
+    if args.json {
+        print!("{text}");
+    } else {
+        let stats: xmc_data::DataStats = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        print!("{}", stats.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn synth(args: SynthArgs) -> Result<ExitCode> {
+    let cfg = xmc_data::synth::SynthConfig { records: args.records, labels: args.labels, seed: args.seed, ..Default::default() };
+    xmc_data::synth::write_synthetic_csv(&args.taxonomy, &args.out, &cfg)?;
+    eprintln!("wrote {} synthetic records to {}", cfg.records, args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_set(items: &[String]) -> Result<Vec<(String, toml::Value)>> {
+    items
+        .iter()
+        .map(|item| {
+            let (key, value) = item.split_once('=').with_context(|| format!("--set {item}: expected KEY=VALUE"))?;
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .map(|mut t| t.remove("v").expect("parsed key"))
+                .unwrap_or_else(|_| toml::Value::String(value.to_string()));
+            Ok((key.trim().to_string(), value))
+        })
+        .collect()
+}
+
+fn report(summary: &RunSummary) -> ExitCode {
+    for (stage, outcome) in &summary.stages {
+        let what = match outcome {
+            StageOutcome::Ran => "ran",
+            StageOutcome::UpToDate => "up to date (skipped)",
+            StageOutcome::NotBuilt => "not built yet",
+        };
+        eprintln!("  {stage:<8} {what}");
+    }
+    match summary.stopped_at() {
+        Some(stage) => {
+            eprintln!(
+                "stopped at stage `{stage}`: it is not built yet (it comes with {}). The stages before it are in {}.",
+                stage.planned_in(),
+                summary.run_dir.display()
+            );
+            ExitCode::from(EXIT_INCOMPLETE)
+        }
+        None => {
+            eprintln!("all stages done: {}", summary.run_dir.display());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
+    if args.print_config {
+        print!("{}", ExperimentConfig::default().to_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args.config.expect("clap requires the config");
+    let cfg = ExperimentConfig::load(&path, &parse_set(&args.set)?)?;
+    let summary = run_experiment(&cfg, &RunOptions { force: args.force, from: args.from })?;
+    Ok(report(&summary))
+}
+
+pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
+    let sweep = SweepConfig::load(&args.config)?;
+    let (table, summaries, dir) = run_sweep(&sweep, &RunOptions { force: args.force, from: None })?;
+    print!("{}", table.to_markdown());
+    eprintln!("wrote {}/comparison.md and comparison.csv", dir.display());
+    let incomplete = summaries.iter().any(|s| s.stopped_at().is_some());
+    Ok(if incomplete { ExitCode::from(EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
+}
+
+pub fn compare(args: CompareArgs) -> Result<ExitCode> {
+    let runs: Vec<_> = args.runs.into_iter().map(|r| (r, Default::default())).collect();
+    let table = compare_runs(&runs)?;
+    print!("{}", table.to_markdown());
+    if let Some(out) = args.out {
+        let (md, csv) = table.save(&out, "comparison")?;
+        eprintln!("wrote {} and {}", md.display(), csv.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

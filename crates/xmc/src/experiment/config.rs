@@ -1,0 +1,201 @@
+//! The experiment config: one TOML file with a section per stage, loaded with the `config` crate
+//! (the file, then `XMC_<SECTION>__<KEY>` environment overrides) and validated before any work.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use xmc_cluster::{EmbedConfig, TreeConfig};
+use xmc_codes::CodesConfig;
+use xmc_data::DataConfig;
+use xmc_eval::EvalConfig;
+use xmc_model::ModelConfig;
+use xmc_train::TrainConfig;
+
+/// Environment variables with this prefix and a `__` override config keys:
+/// `XMC_TREE__BRANCHING=8` sets `tree.branching`.
+pub const ENV_PREFIX: &str = "XMC_";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// The run's folder name under `output_dir`.
+    pub name: String,
+    pub output_dir: PathBuf,
+    pub data: DataConfig,
+    pub embed: EmbedConfig,
+    pub tree: TreeConfig,
+    pub codes: CodesConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            name: "default".into(),
+            output_dir: PathBuf::from("experiments"),
+            data: DataConfig::default(),
+            embed: EmbedConfig::default(),
+            tree: TreeConfig::default(),
+            codes: CodesConfig::default(),
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            eval: EvalConfig::default(),
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Loads `path`, applies `XMC_*__*` environment overrides and `overrides` (key, TOML value),
+    /// and validates the result.
+    pub fn load(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Self> {
+        if !path.is_file() {
+            bail!("experiment config {} does not exist", path.display());
+        }
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::default()
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(env_overrides())),
+            );
+        for (key, value) in overrides {
+            builder = builder.set_override(key.as_str(), toml_to_config(value)?)?;
+        }
+        let merged: serde_json::Value = builder
+            .build()
+            .with_context(|| format!("reading {}", path.display()))?
+            .try_deserialize()
+            .with_context(|| format!("reading {}", path.display()))?;
+        let cfg: ExperimentConfig =
+            serde_json::from_value(merged.clone()).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), explain(&merged, e)))?;
+        cfg.validate().with_context(|| format!("invalid experiment config {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            bail!("`name` = {:?} must be non-empty and use only letters, digits, `-`, `_` and `.`", self.name);
+        }
+        let checks = [
+            self.data.validate(),
+            self.embed.validate(),
+            self.tree.validate(),
+            self.model.validate(),
+            self.train.validate(),
+            self.eval.validate(),
+        ];
+        for check in checks {
+            check.map_err(|e| anyhow::anyhow!(e))?;
+        }
+        Ok(())
+    }
+
+    /// The run's folder.
+    pub fn run_dir(&self) -> PathBuf {
+        self.output_dir.join(&self.name)
+    }
+
+    /// The whole config as TOML, defaults filled in.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serialises")
+    }
+}
+
+/// `XMC_<SECTION>__<KEY>` variables, keyed without the prefix (`tree__branching`). Variables
+/// without `__` (such as `XMC_DATA_DIR`) are settings of their own, not config overrides.
+fn env_overrides() -> config::Map<String, String> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(ENV_PREFIX)?;
+            key.contains("__").then(|| (key.to_ascii_lowercase(), v))
+        })
+        .collect()
+}
+
+fn toml_to_config(value: &toml::Value) -> Result<config::Value> {
+    Ok(match value {
+        toml::Value::String(s) => s.clone().into(),
+        toml::Value::Integer(i) => (*i).into(),
+        toml::Value::Float(f) => (*f).into(),
+        toml::Value::Boolean(b) => (*b).into(),
+        toml::Value::Array(items) => items.iter().map(toml_to_config).collect::<Result<Vec<_>>>()?.into(),
+        other => bail!("cannot override a config key with {other}"),
+    })
+}
+
+/// serde names the bad key or value but not the section it is in: find the section by
+/// deserialising each one alone.
+fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
+    fn section<T: serde::de::DeserializeOwned>(merged: &serde_json::Value, name: &str) -> Option<String> {
+        let value = merged.get(name)?.clone();
+        serde_json::from_value::<T>(value).err().map(|e| format!("in section [{name}]: {e}"))
+    }
+    section::<DataConfig>(merged, "data")
+        .or_else(|| section::<EmbedConfig>(merged, "embed"))
+        .or_else(|| section::<TreeConfig>(merged, "tree"))
+        .or_else(|| section::<CodesConfig>(merged, "codes"))
+        .or_else(|| section::<ModelConfig>(merged, "model"))
+        .or_else(|| section::<TrainConfig>(merged, "train"))
+        .or_else(|| section::<EvalConfig>(merged, "eval"))
+        .unwrap_or_else(|| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("exp.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_minimal_file_gets_every_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ExperimentConfig::load(&write(dir.path(), "name = \"x\"\n[tree]\nbranching = 4\n"), &[]).unwrap();
+        assert_eq!(cfg.name, "x");
+        assert_eq!(cfg.tree.branching, 4);
+        assert_eq!(cfg.data.tail_max, 25);
+        assert_eq!(cfg.train.learning_rate, 1e-4);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ExperimentConfig::load(&write(dir.path(), "name = \"x\"\n[tree]\nbranchin = 4\n"), &[]).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("[tree]") && text.contains("branchin") && text.contains("branching"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_what_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ExperimentConfig::load(&write(dir.path(), "name = \"x\"\n[tree]\nbranching = 1\n"), &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("tree.branching"), "{err:#}");
+        let err = ExperimentConfig::load(&write(dir.path(), "name = \"x\"\n[model]\nmode = \"flat\"\n"), &[]).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("[model]") && text.contains("flat") && text.contains("hierarchical"), "{text}");
+    }
+
+    #[test]
+    fn overrides_apply_after_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "name = \"x\"\n[tree]\nbranching = 4\n");
+        let cfg = ExperimentConfig::load(&path, &[("tree.branching".into(), toml::Value::Integer(16))]).unwrap();
+        assert_eq!(cfg.tree.branching, 16);
+    }
+
+    #[test]
+    fn the_printed_default_loads_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = ExperimentConfig::default();
+        let cfg = ExperimentConfig::load(&write(dir.path(), &default.to_toml()), &[]).unwrap();
+        assert_eq!(cfg, default);
+    }
+}

@@ -1,0 +1,84 @@
+//! The pipeline's stages, and the record each finished stage leaves in its folder (`stage.json`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Bump when a stage's artifact format changes, so old artifacts are rebuilt rather than misread.
+pub const ARTIFACT_VERSION: u32 = 1;
+pub const STAGE_FILE: &str = "stage.json";
+pub const CONFIG_FILE: &str = "config.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StageName {
+    Data,
+    Embed,
+    Tree,
+    Codes,
+    Train,
+    Predict,
+    Eval,
+}
+
+impl StageName {
+    pub const ALL: [StageName; 7] =
+        [StageName::Data, StageName::Embed, StageName::Tree, StageName::Codes, StageName::Train, StageName::Predict, StageName::Eval];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Data => "data",
+            StageName::Embed => "embed",
+            StageName::Tree => "tree",
+            StageName::Codes => "codes",
+            StageName::Train => "train",
+            StageName::Predict => "predict",
+            StageName::Eval => "eval",
+        }
+    }
+
+    /// Which piece of work builds a stage that is not built yet.
+    pub fn planned_in(self) -> &'static str {
+        match self {
+            StageName::Data => "the foundation",
+            StageName::Embed | StageName::Tree | StageName::Codes => "the label-tree and prefix-codes issue",
+            StageName::Train | StageName::Predict => "the T5 model and training issue",
+            StageName::Eval => "the evaluation issue",
+        }
+    }
+}
+
+impl std::fmt::Display for StageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `stage.json`: written last, so a folder without it holds no finished stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub stage: StageName,
+    pub artifact_version: u32,
+    pub xmc_version: String,
+    /// Hash of everything the stage read: its config, upstream fingerprints, input files.
+    pub fingerprint: String,
+    /// The hashes that went into the fingerprint, by name, for a person to read.
+    pub inputs: BTreeMap<String, String>,
+    pub seconds: f64,
+    /// Figures for comparison tables (e.g. `labels`, `tail_labels`).
+    pub report: BTreeMap<String, serde_json::Value>,
+}
+
+impl StageRecord {
+    pub fn load(dir: &Path) -> Option<StageRecord> {
+        let text = std::fs::read_to_string(dir.join(STAGE_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(STAGE_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}

@@ -1,0 +1,51 @@
+//! Content hashes that decide whether a stage's inputs changed.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file's content.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// SHA-256 of a value's canonical JSON (struct fields in declaration order, maps sorted).
+pub fn value_sha256(value: &impl serde::Serialize) -> String {
+    let json = serde_json::to_vec(value).expect("config values serialise");
+    hex(&Sha256::digest(&json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_hash_is_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "abc").unwrap();
+        assert_eq!(file_sha256(&path).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn value_hash_changes_with_the_value() {
+        assert_eq!(value_sha256(&(1, "a")), value_sha256(&(1, "a")));
+        assert_ne!(value_sha256(&(1, "a")), value_sha256(&(2, "a")));
+    }
+}

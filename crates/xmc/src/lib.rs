@@ -1,0 +1,7 @@
+//! The xmc command line and the experiment runner: every pipeline stage as a subcommand, and the
+//! orchestration that runs the stages in order with cached, fingerprinted artifacts. `cargo xtask`
+//! calls into this crate; the stages' logic lives in the stage crates.
+
+pub mod cli;
+pub mod experiment;
+pub mod fingerprint;

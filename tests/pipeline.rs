@@ -1,0 +1,124 @@
+//! The real pipeline on the bundled Amazon UK sample, through the command line.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use xmc_e2e::{repo_root, xmc};
+
+fn sample_descriptor() -> String {
+    repo_root().join("datasets/amazon-uk-sample.toml").display().to_string()
+}
+
+#[test]
+fn data_prepare_on_the_bundled_sample() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("data");
+    let code = xmc(&["data", "prepare", "--dataset", &sample_descriptor(), "--out", dir.to_str().unwrap()]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let prepared = xmc_data::PreparedData::load(&dir).unwrap();
+    let stats = &prepared.stats;
+    assert_eq!(stats.rows_read, 2500);
+    // The sample's rows without a category are skipped and counted, not lost.
+    assert_eq!(stats.records + stats.skipped, 2500);
+    assert_eq!(stats.skipped_by_kind.get("no category path").copied(), Some(stats.skipped));
+    assert!(stats.skipped > 0);
+    assert_eq!(stats.train_records + stats.valid_records + stats.test_records, stats.records);
+    assert!(stats.labels > 100 && stats.tail_labels > 0 && stats.tail_labels < stats.labels);
+    let first = &prepared.records[0];
+    assert!(first.input.starts_with("Retailer: Amazon UK Price: "), "{}", first.input);
+    assert!(first.input.contains(&format!("Description: {}", first.record.title)));
+    assert!(prepared.records.iter().all(|r| !r.input.contains("null")));
+    // Every leaf with at least two records is trained on.
+    for label in &prepared.labels.labels {
+        let total = label.train_count + label.valid_count + label.test_count;
+        assert!(total < 2 || label.train_count >= 1, "{}", label.path);
+    }
+    let code = xmc(&["data", "stats", dir.to_str().unwrap()]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+}
+
+fn write_config(dir: &Path, extra: &str) -> String {
+    let text = format!(
+        "name = \"e2e\"\noutput_dir = {:?}\n[data]\ndataset = {:?}\n{extra}",
+        dir.join("experiments").display().to_string(),
+        sample_descriptor()
+    );
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn stage_fingerprint(dir: &Path) -> String {
+    xmc::experiment::StageRecord::load(&dir.join("experiments/e2e/data")).unwrap().fingerprint
+}
+
+fn modified(dir: &Path) -> std::time::SystemTime {
+    std::fs::metadata(dir.join("experiments/e2e/data/records.parquet")).unwrap().modified().unwrap()
+}
+
+#[test]
+fn experiment_runs_data_caches_it_and_stops_at_the_first_unbuilt_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "");
+    let code = xmc(&["experiment", &config]).unwrap();
+    assert_eq!(code, ExitCode::from(xmc::cli::EXIT_INCOMPLETE));
+    let data_dir = tmp.path().join("experiments/e2e/data");
+    for file in ["records.parquet", "labels.json", "stats.json", "config.json", "stage.json"] {
+        assert!(data_dir.join(file).is_file(), "{file}");
+    }
+    assert!(!tmp.path().join("experiments/e2e/embed").exists(), "no fake artifact for an unbuilt stage");
+    let first = stage_fingerprint(tmp.path());
+    let written = modified(tmp.path());
+
+    // Same inputs: skipped, the artifact untouched.
+    xmc(&["experiment", &config]).unwrap();
+    assert_eq!(modified(tmp.path()), written);
+
+    // --force and --from rerun with the same fingerprint.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    xmc(&["experiment", &config, "--force"]).unwrap();
+    assert_ne!(modified(tmp.path()), written);
+    assert_eq!(stage_fingerprint(tmp.path()), first);
+
+    // A changed config key reruns with a new fingerprint; an untouched stage section would not.
+    xmc(&["experiment", &config, "--set", "data.split.seed=7"]).unwrap();
+    assert_ne!(stage_fingerprint(tmp.path()), first);
+}
+
+#[test]
+fn bad_config_keys_and_values_are_named_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "tail_maxx = 3\n");
+    let err = xmc(&["experiment", &config]).unwrap_err();
+    assert!(err.contains("tail_maxx") && err.contains("tail_max"), "{err}");
+    let config = write_config(tmp.path(), "[data.split]\ntrain = 0.9\n");
+    let err = xmc(&["experiment", &config]).unwrap_err();
+    assert!(err.contains("sum to 1"), "{err}");
+    assert!(!tmp.path().join("experiments/e2e/data").exists());
+}
+
+#[test]
+fn sweep_expands_and_writes_one_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = write_config(tmp.path(), "");
+    let sweep = tmp.path().join("sweep.toml");
+    std::fs::write(&sweep, format!("name = \"sw\"\nbase = {base:?}\n[vary]\n\"tree.branching\" = [2, 8]\n")).unwrap();
+    let code = xmc(&["sweep", sweep.to_str().unwrap()]).unwrap();
+    assert_eq!(code, ExitCode::from(xmc::cli::EXIT_INCOMPLETE));
+    let table = std::fs::read_to_string(tmp.path().join("experiments/sw/comparison.md")).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].contains("tree.branching") && lines[0].contains("data.labels"));
+    assert!(lines[2].contains("branching-2") && lines[3].contains("branching-8"));
+    assert!(lines[2].contains("stopped before embed"));
+    assert!(tmp.path().join("experiments/sw/comparison.csv").is_file());
+}
+
+#[test]
+fn print_config_prints_every_section() {
+    assert_eq!(xmc(&["experiment", "--print-config"]).unwrap(), ExitCode::SUCCESS);
+    let text = xmc::experiment::ExperimentConfig::default().to_toml();
+    for section in ["[data]", "[data.split]", "[embed]", "[tree]", "[codes]", "[model]", "[train]", "[eval]"] {
+        assert!(text.contains(section), "{section}");
+    }
+}
