@@ -51,8 +51,11 @@ pub fn child(args: ChildArgs) -> Result<ExitCode> {
         "data-prepare" => {
             let desc = xmc_data::DatasetDescriptor::load(&args.descriptor)?;
             let cfg = xmc_data::DataConfig { dataset: args.descriptor.clone(), ..Default::default() };
+            let started = std::time::Instant::now();
             let prepared = xmc_data::prepare(&desc, &cfg)?;
+            let prepared_at = started.elapsed();
             prepared.save(&args.out)?;
+            tracing::info!("prepare {:.2?}, save {:.2?}", prepared_at, started.elapsed() - prepared_at);
             eprint!("{}", prepared.stats.summary());
             Ok(ExitCode::SUCCESS)
         }

@@ -118,6 +118,9 @@ impl PathChanges {
 
 /// Trims and collapses every run of Unicode white space (U+00A0 included) to one ASCII space.
 pub fn normalise_whitespace(text: &str) -> String {
+    if is_normalised(text) {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     for word in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
         if !out.is_empty() {
@@ -126,6 +129,22 @@ pub fn normalise_whitespace(text: &str) -> String {
         out.push_str(word);
     }
     out
+}
+
+/// True when the text has no leading, trailing, repeated or non-space white space.
+fn is_normalised(text: &str) -> bool {
+    let mut previous_space = true;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if c != ' ' || previous_space {
+                return false;
+            }
+            previous_space = true;
+        } else {
+            previous_space = false;
+        }
+    }
+    !previous_space || text.is_empty()
 }
 
 fn comparable(text: &str) -> String {
@@ -196,11 +215,10 @@ fn parse_amount(text: &str) -> Option<f64> {
     if text.is_empty() || !text.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
-    let digits: String = text.chars().filter(|&c| c != ',').collect();
-    if !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+    if !text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
         return None;
     }
-    let value: f64 = digits.parse().ok()?;
+    let value: f64 = if text.contains(',') { text.replace(',', "").parse().ok()? } else { text.parse().ok()? };
     value.is_finite().then_some(value)
 }
 
@@ -226,6 +244,11 @@ mod tests {
     fn whitespace_is_trimmed_and_collapsed_including_nbsp() {
         assert_eq!(normalise_whitespace("  a \u{a0} b\t\nc  "), "a b c");
         assert_eq!(normalise_whitespace(""), "");
+        assert_eq!(normalise_whitespace("a b"), "a b");
+        assert_eq!(normalise_whitespace(" a"), "a");
+        assert_eq!(normalise_whitespace("a "), "a");
+        assert_eq!(normalise_whitespace("a\u{a0}b"), "a b");
+        assert_eq!(normalise_whitespace(" "), "");
     }
 
     #[test]

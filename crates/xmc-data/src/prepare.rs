@@ -141,8 +141,10 @@ pub fn load_records(desc: &DatasetDescriptor, file: &Path, skip_bad_rows: bool, 
             RowEvent::Bad { line, reason } => (line, RowIssue::new("malformed row", reason)),
             RowEvent::Row(row) => match clean_row(desc, &row) {
                 Ok((record, changes)) => {
-                    if let Some(raw) = row.get(Field::CategoryPath) {
-                        raw_paths.entry(raw.to_string()).or_insert(changes);
+                    if let Some(raw) = row.get(Field::CategoryPath)
+                        && !raw_paths.contains_key(raw)
+                    {
+                        raw_paths.insert(raw.to_string(), changes);
                     }
                     if changes.any() {
                         out.cleaning.rows_changed += 1;
@@ -199,16 +201,29 @@ pub struct PreparedData {
 pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedData> {
     cfg.validate().map_err(DataError::Config)?;
     let file = desc.resolve_path()?;
+    let started = std::time::Instant::now();
     let loaded = load_records(desc, &file, cfg.skip_bad_rows, true)?;
+    tracing::debug!("read and cleaned {} records in {:.2?}", loaded.records.len(), started.elapsed());
     if loaded.records.is_empty() {
         return Err(DataError::NoLabelledRecords { skipped: loaded.rows_read });
     }
-    let mut labels = LabelSet::from_paths(loaded.records.iter().map(|r| r.category.as_slice()), cfg.tail_max);
-    let record_labels: Vec<u32> = loaded
+    // Number the distinct paths in order of appearance, then map them to the sorted label ids.
+    let mut path_index: HashMap<&[String], u32> = HashMap::new();
+    let mut distinct: Vec<&[String]> = Vec::new();
+    let record_paths: Vec<u32> = loaded
         .records
         .iter()
-        .map(|r| labels.id_of(&r.category).expect("every kept path is a label"))
+        .map(|r| {
+            *path_index.entry(r.category.as_slice()).or_insert_with(|| {
+                distinct.push(r.category.as_slice());
+                distinct.len() as u32 - 1
+            })
+        })
         .collect();
+    let mut labels = LabelSet::from_paths(distinct.iter().copied(), cfg.tail_max);
+    let path_label: Vec<u32> = distinct.iter().map(|p| labels.id_of(p).expect("every kept path is a label")).collect();
+    let record_labels: Vec<u32> = record_paths.iter().map(|&p| path_label[p as usize]).collect();
+    drop(path_index);
     let paths: Vec<&str> = labels.labels.iter().map(|l| l.path.as_str()).collect();
     let splits = assign_splits(&record_labels, &paths, &cfg.split);
     let mut counts = vec![[0u32; 3]; labels.len()];
@@ -216,6 +231,7 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
         counts[label as usize][split as usize] += 1;
     }
     labels.set_counts(&counts);
+    tracing::debug!("labelled and split in {:.2?}", started.elapsed());
 
     let records: Vec<PreparedRecord> = loaded
         .records
@@ -223,6 +239,7 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
         .zip(record_labels.iter().zip(&splits))
         .map(|(record, (&label, &split))| PreparedRecord { input: cfg.template.render(&record), record, label, split })
         .collect();
+    tracing::debug!("rendered inputs in {:.2?}", started.elapsed());
     let stats = compute_stats(desc, &file, &records, &labels, loaded.rows_read, loaded.skipped, loaded.skipped_by_kind, loaded.cleaning);
     Ok(PreparedData { records, labels, stats })
 }
