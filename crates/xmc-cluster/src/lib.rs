@@ -1,96 +1,16 @@
 //! The label tree stage: embeds every leaf label (a pretrained sentence encoder, PIFA, or both)
-//! and clusters the embeddings by recursive k-means into a tree whose paths become prefix codes.
-//!
-//! Status: only the stage's configuration exists yet; the embedding and clustering land with the
-//! label-tree issue. Nothing here pretends to cluster.
+//! and clusters the embeddings by recursive k-means (linfa) into a tree whose paths become the
+//! labels' prefix codes.
 
-use serde::{Deserialize, Serialize};
+mod config;
+mod embed;
+mod error;
+mod kmeans_tree;
+pub mod npy;
+mod pifa;
 
-/// What a label's embedding is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EmbeddingKind {
-    /// The pretrained sentence encoder on the label's text.
-    Sentence,
-    /// Positive instance feature aggregation: the mean TF-IDF of the label's training inputs.
-    Pifa,
-    /// Both, concatenated.
-    SentencePifa,
-}
-
-/// The text embedded for a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LabelText {
-    /// The leaf's own name.
-    Leaf,
-    /// The full path `A > B > C`.
-    Path,
-}
-
-/// The `[embed]` section of an experiment config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmbedConfig {
-    pub kind: EmbeddingKind,
-    pub text: LabelText,
-    /// Folder of the sentence encoder (`model.safetensors`, `config.json`, `tokenizer.json`).
-    pub encoder_dir: String,
-}
-
-impl Default for EmbedConfig {
-    fn default() -> Self {
-        EmbedConfig { kind: EmbeddingKind::Sentence, text: LabelText::Path, encoder_dir: "models/all-MiniLM-L6-v2".into() }
-    }
-}
-
-impl EmbedConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.encoder_dir.trim().is_empty() && self.kind != EmbeddingKind::Pifa {
-            return Err("`embed.encoder_dir` must name the sentence encoder's folder".into());
-        }
-        Ok(())
-    }
-}
-
-/// The `[tree]` section of an experiment config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TreeConfig {
-    /// Children per node (k); a node with fewer than k labels is not split further.
-    pub branching: usize,
-    /// Give each child floor(n/k) or ceil(n/k) labels (balanced k-means, as PECOS).
-    pub balanced: bool,
-    pub max_iterations: u64,
-    pub seed: u64,
-}
-
-impl Default for TreeConfig {
-    fn default() -> Self {
-        TreeConfig { branching: 6, balanced: false, max_iterations: 100, seed: 42 }
-    }
-}
-
-impl TreeConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.branching < 2 {
-            return Err(format!("`tree.branching` = {} must be at least 2", self.branching));
-        }
-        if self.max_iterations == 0 {
-            return Err("`tree.max_iterations` must be at least 1".into());
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn branching_below_two_is_rejected_by_name() {
-        let err = TreeConfig { branching: 1, ..TreeConfig::default() }.validate().unwrap_err();
-        assert!(err.contains("tree.branching"));
-        TreeConfig::default().validate().unwrap();
-    }
-}
+pub use config::{EmbedConfig, EmbeddingKind, LabelText, TreeConfig};
+pub use embed::{EMBEDDINGS_FILE, EMBEDDINGS_META_FILE, LabelEmbeddings, embed_labels, label_texts};
+pub use error::{ClusterError, Result};
+pub use kmeans_tree::{TREE_FILE, build_tree, load_tree, save_tree};
+pub use pifa::pifa_embeddings;

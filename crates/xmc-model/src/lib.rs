@@ -1,7 +1,16 @@
 //! The neural networks, in burn: a T5 encoder-decoder that generates a label (its name, or its
 //! prefix code one token per level) and the BERT sentence encoder used to embed labels.
 //!
-//! Status: only the model's configuration exists yet; the networks land with the model issue.
+//! Status: the BERT sentence encoder works (loads Hugging Face checkpoints, matches
+//! sentence-transformers); the T5 model lands with the model issue.
+
+pub mod bert;
+mod device;
+mod error;
+
+pub use bert::{BertConfig, SentenceEncoder};
+pub use device::inference_device;
+pub use error::{ModelError, Result};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,282 @@
+//! A BERT encoder in burn, with mean pooling and L2 normalisation as sentence-transformers does,
+//! loading a Hugging Face checkpoint folder (`model.safetensors`, `config.json`, `tokenizer.json`).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::activation::{gelu, softmax};
+use serde::Deserialize;
+use tokenizers::Tokenizer;
+
+use crate::error::{ModelError, Result};
+
+/// The fields of a Hugging Face `config.json` that a BERT encoder needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+
+impl BertConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let cfg: BertConfig =
+            serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
+        if cfg.hidden_act != "gelu" {
+            return Err(ModelError::BadFile {
+                path: path.into(),
+                message: format!("hidden_act `{}` is not supported (only `gelu`)", cfg.hidden_act),
+            });
+        }
+        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+            return Err(ModelError::BadFile {
+                path: path.into(),
+                message: "hidden_size must be a multiple of num_attention_heads".into(),
+            });
+        }
+        Ok(cfg)
+    }
+
+    pub fn init(&self, device: &Device) -> Bert {
+        let norm = || LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device);
+        let linear = |i, o| LinearConfig::new(i, o).init(device);
+        let (d, f) = (self.hidden_size, self.intermediate_size);
+        Bert {
+            embeddings: BertEmbeddings {
+                word: EmbeddingConfig::new(self.vocab_size, d).init(device),
+                position: EmbeddingConfig::new(self.max_position_embeddings, d).init(device),
+                token_type: EmbeddingConfig::new(self.type_vocab_size, d).init(device),
+                norm: norm(),
+            },
+            layers: (0..self.num_hidden_layers)
+                .map(|_| BertLayer {
+                    query: linear(d, d),
+                    key: linear(d, d),
+                    value: linear(d, d),
+                    attn_out: linear(d, d),
+                    attn_norm: norm(),
+                    inter: linear(d, f),
+                    out: linear(f, d),
+                    out_norm: norm(),
+                    heads: self.num_attention_heads,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+struct BertEmbeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+}
+
+#[derive(Module, Debug)]
+struct BertLayer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    inter: Linear,
+    out: Linear,
+    out_norm: LayerNorm,
+    heads: usize,
+}
+
+impl BertLayer {
+    /// `x`: [batch, len, d]; `bias`: [batch, 1, 1, len] additive attention bias.
+    fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+        let [b, l, d] = x.dims();
+        let dh = d / self.heads;
+        let split = |t: Tensor<3>| t.reshape([b, l, self.heads, dh]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x.clone()));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt()) + bias;
+        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+        let x = self.attn_norm.forward(self.attn_out.forward(context) + x);
+        let h = gelu(self.inter.forward(x.clone()));
+        self.out_norm.forward(self.out.forward(h) + x)
+    }
+}
+
+/// The BERT encoder body (no pooler).
+#[derive(Module, Debug)]
+pub struct Bert {
+    embeddings: BertEmbeddings,
+    layers: Vec<BertLayer>,
+}
+
+impl Bert {
+    /// Token states [batch, len, d] for `ids` [batch, len] and `mask` [batch, len] (1 = token).
+    pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<3> {
+        let [b, l] = ids.dims();
+        let device = ids.device();
+        let positions = Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
+        let types = Tensor::<2, Int>::zeros([b, l], &device);
+        let e = &self.embeddings;
+        let x = e.word.forward(ids) + e.position.forward(positions) + e.token_type.forward(types);
+        let mut x = e.norm.forward(x);
+        let bias = (mask.ones_like() - mask).mul_scalar(-1e9).reshape([b, 1, 1, l]);
+        for layer in &self.layers {
+            x = layer.forward(x, bias.clone());
+        }
+        x
+    }
+
+    /// Loads Hugging Face BERT weights (`bert.` prefix optional; the pooler is ignored).
+    pub fn load_safetensors(mut self, path: &Path) -> Result<Self> {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .with_key_remapping(r"^bert\.", "")
+            .with_key_remapping(r"^embeddings\.word_embeddings\.", "embeddings.word.")
+            .with_key_remapping(r"^embeddings\.position_embeddings\.", "embeddings.position.")
+            .with_key_remapping(r"^embeddings\.token_type_embeddings\.", "embeddings.token_type.")
+            .with_key_remapping(r"^embeddings\.LayerNorm\.", "embeddings.norm.")
+            .with_key_remapping(r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", "layers.$1.$2.")
+            .with_key_remapping(r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", "layers.$1.attn_out.")
+            .with_key_remapping(r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", "layers.$1.attn_norm.")
+            .with_key_remapping(r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", "layers.$1.inter.")
+            .with_key_remapping(r"^encoder\.layer\.(\d+)\.output\.dense\.", "layers.$1.out.")
+            .with_key_remapping(r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", "layers.$1.out_norm.")
+            .allow_partial(true);
+        let result = self
+            .load_from(&mut store)
+            .map_err(|e| ModelError::Weights { path: path.into(), message: e.to_string() })?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+            return Err(ModelError::Weights {
+                path: path.into(),
+                message: format!("missing tensors {missing:?}; errors {:?}", result.errors),
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// Mean of the token states over the mask, L2-normalised: [batch, d].
+pub fn mean_pool_normalised(states: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
+    let [b, l, d] = states.dims();
+    let m = mask.reshape([b, l, 1]);
+    let summed: Tensor<2> = (states * m.clone()).sum_dim(1).reshape([b, d]);
+    let counts: Tensor<2> = m.sum_dim(1).reshape([b, 1]).clamp_min(1e-9);
+    let mean = summed / counts;
+    let norm = mean.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    mean / norm
+}
+
+/// A sentence encoder: tokenizer + BERT + mean pooling + normalisation.
+#[derive(Debug)]
+pub struct SentenceEncoder {
+    model: Bert,
+    tokenizer: Tokenizer,
+    config: BertConfig,
+    device: Device,
+    max_tokens: usize,
+}
+
+impl SentenceEncoder {
+    pub const WEIGHTS: &'static str = "model.safetensors";
+    pub const CONFIG: &'static str = "config.json";
+    pub const TOKENIZER: &'static str = "tokenizer.json";
+
+    /// Loads a sentence-transformers / Hugging Face folder.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        for file in [Self::WEIGHTS, Self::CONFIG, Self::TOKENIZER] {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return Err(ModelError::BadFile {
+                    path,
+                    message: "missing: a sentence encoder folder needs model.safetensors, config.json and tokenizer.json".into(),
+                });
+            }
+        }
+        let config = BertConfig::load(&dir.join(Self::CONFIG))?;
+        let mut tokenizer = Tokenizer::from_file(dir.join(Self::TOKENIZER)).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(None);
+        let max_tokens = read_max_seq_length(dir).unwrap_or(256).min(config.max_position_embeddings);
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams { max_length: max_tokens, ..Default::default() }))
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let model = config.init(device).load_safetensors(&dir.join(Self::WEIGHTS))?;
+        Ok(SentenceEncoder { model, tokenizer, config, device: device.clone(), max_tokens })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Token ids of one text, with the special tokens, truncated.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Unit vectors for `texts`, in order. Texts are batched by length to keep padding small;
+    /// `on_batch` is told how many texts each finished batch held.
+    pub fn encode(&self, texts: &[&str], batch_size: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+        let tokens: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenize(t)).collect::<Result<_>>()?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let len = chunk.iter().map(|&i| tokens[i].len()).max().unwrap_or(1).max(1);
+            let mut ids = Vec::with_capacity(chunk.len() * len);
+            let mut mask = Vec::with_capacity(chunk.len() * len);
+            for &i in chunk {
+                let t = &tokens[i];
+                ids.extend(t.iter().map(|&id| id as i64));
+                ids.extend(std::iter::repeat_n(0i64, len - t.len()));
+                mask.extend(std::iter::repeat_n(1.0f32, t.len()));
+                mask.extend(std::iter::repeat_n(0.0f32, len - t.len()));
+            }
+            let shape = [chunk.len(), len];
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &self.device);
+            let pooled = mean_pool_normalised(self.model.forward(ids, mask.clone()), mask);
+            let values = pooled.into_data().try_to_vec::<f32>().map_err(|e| ModelError::Tokenizer(format!("{e:?}")))?;
+            let d = self.dim();
+            for (row, &i) in chunk.iter().enumerate() {
+                out[i] = values[row * d..(row + 1) * d].to_vec();
+            }
+            on_batch(chunk.len());
+        }
+        Ok(out)
+    }
+}
+
+fn read_max_seq_length(dir: &Path) -> Option<usize> {
+    let path: PathBuf = dir.join("sentence_bert_config.json");
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    value.get("max_seq_length")?.as_u64().map(|v| v as usize)
+}

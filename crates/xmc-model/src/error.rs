@@ -1,0 +1,19 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("{path}: the weights do not fit the model: {message}")]
+    Weights { path: PathBuf, message: String },
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
