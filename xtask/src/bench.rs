@@ -11,6 +11,35 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// Prepare 1.68M synthetic records (the CSV is written first, then the stage alone is timed).
     Data(DataBenchArgs),
+    /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
+    /// for reference) and build the k = 6 tree.
+    Tree(TreeBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TreeBenchArgs {
+    #[arg(long, default_value_t = 14_262)]
+    labels: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Python with torch and sentence-transformers (or $XMC_BENCH_PYTHON); default: a virtualenv
+    /// under target/xmc-bench made on first use.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Skip the PyTorch reference.
+    #[arg(long)]
+    no_reference: bool,
+    /// Reuse the embeddings of the last run instead of encoding again (tree timing only).
+    #[arg(long)]
+    reuse_embeddings: bool,
+    #[arg(long)]
+    taxonomy: Option<PathBuf>,
+    /// k-means restarts per node (the tree config's `runs`).
+    #[arg(long, default_value_t = xmc_cluster::TreeConfig::default().runs)]
+    runs: usize,
+    /// k-means tolerance (the tree config's `tolerance`).
+    #[arg(long, default_value_t = xmc_cluster::TreeConfig::default().tolerance)]
+    tolerance: f32,
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +72,7 @@ fn bench_dir() -> PathBuf {
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Data(args) => bench_data(args),
+        BenchCommand::Tree(args) => bench_tree(args),
     }
 }
 
@@ -83,13 +113,131 @@ fn measure(mut command: Command) -> Result<(f64, u64)> {
     Ok((seconds, usage.ru_maxrss as u64 * 1024))
 }
 
+fn default_taxonomy(given: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match given {
+        Some(t) => t,
+        None => xmc_data::descriptor::data_dir(Some(Path::new("datasets/x.toml")))?.join("google-taxonomy/taxonomy-with-ids.en-US.txt"),
+    })
+}
+
+/// A virtualenv with torch and sentence-transformers for reference runs, made once.
+fn reference_python(dir: &Path) -> Result<PathBuf> {
+    let venv = dir.join("venv");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        eprintln!("creating {} with torch and sentence-transformers (first run only) ...", venv.display());
+        let status = Command::new("python3").args(["-m", "venv"]).arg(&venv).status()?;
+        if !status.success() {
+            bail!("python3 -m venv failed");
+        }
+        let status = Command::new(&python).args(["-m", "pip", "install", "--quiet", "torch", "sentence-transformers"]).status()?;
+        if !status.success() {
+            bail!("pip install torch sentence-transformers failed");
+        }
+    }
+    Ok(python)
+}
+
+fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir)?;
+    let leaves = xmc_data::synth::taxonomy_leaves(&default_taxonomy(args.taxonomy)?)?;
+    let paths = xmc_data::synth::synthetic_labels(&leaves, args.labels, xmc_data::synth::SynthConfig::default().seed);
+    // Embed in label-id order so the codes can be scored against the taxonomy.
+    let labels = xmc_data::LabelSet::from_paths(paths.iter().map(Vec::as_slice), 25);
+    let texts: Vec<String> = labels.labels.iter().map(|l| l.path.clone()).collect();
+    let texts_file = dir.join(format!("label-paths-{}.txt", texts.len()));
+    std::fs::write(&texts_file, texts.join("\n") + "\n")?;
+    let encoder_dir = crate::models::models_dir().join(crate::models::DEFAULT_ENCODER);
+    crate::models::fetch_encoder(&encoder_dir)?;
+
+    let cached = dir.join(format!("label-embeddings-{}", texts.len()));
+    let (embeddings, burn_rate) = if args.reuse_embeddings && cached.is_dir() {
+        (xmc_cluster::LabelEmbeddings::load(&cached)?, f64::NAN)
+    } else {
+        let encoder = xmc_model::SentenceEncoder::load(&encoder_dir, &xmc_model::inference_device())?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        encoder.encode(&refs[..args.batch_size.min(refs.len())], args.batch_size, |_| {})?; // warm-up
+        let started = Instant::now();
+        let vectors = encoder.encode(&refs, args.batch_size, |_| {})?;
+        let encode_seconds = started.elapsed().as_secs_f64();
+        let burn_rate = texts.len() as f64 / encode_seconds;
+        eprintln!("burn: {} labels in {encode_seconds:.2} s ({burn_rate:.0} labels/s)", texts.len());
+        let embeddings = xmc_cluster::LabelEmbeddings {
+            kind: xmc_cluster::EmbeddingKind::Sentence,
+            labels: texts.len(),
+            dim: encoder.dim(),
+            data: vectors.concat(),
+        };
+        embeddings.save(&cached)?;
+        (embeddings, burn_rate)
+    };
+    let cfg = xmc_cluster::TreeConfig { runs: args.runs, tolerance: args.tolerance, ..Default::default() };
+    let started = Instant::now();
+    let tree = xmc_cluster::build_tree(&embeddings, &cfg)?;
+    let tree_seconds = started.elapsed().as_secs_f64();
+    let codes = xmc_codes::build_codes(&tree, &labels, &Default::default())?;
+    let c = &codes.stats.coherence;
+    eprintln!(
+        "tree: k = {}, runs {}, tolerance {}: {} internal nodes, depth {}, {tree_seconds:.2} s; siblings sharing prefix 1: {:.3} (random {:.3}), 2: {:.3} (random {:.3})",
+        cfg.branching,
+        cfg.runs,
+        cfg.tolerance,
+        tree.nodes.len(),
+        codes.stats.max_code_length,
+        c.prefix_1,
+        c.random_prefix_1,
+        c.prefix_2,
+        c.random_prefix_2
+    );
+
+    let reference = if args.no_reference {
+        None
+    } else {
+        let python = match args.python.or_else(|| std::env::var_os("XMC_BENCH_PYTHON").map(PathBuf::from)) {
+            Some(p) => p,
+            None => reference_python(&dir)?,
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/encode_reference.py");
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(&encoder_dir)
+            .arg(&texts_file)
+            .arg(args.batch_size.to_string())
+            .arg(std::thread::available_parallelism().map_or(2, |n| n.get()).to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("the PyTorch reference failed");
+        }
+        let line = String::from_utf8(out.stdout)?;
+        let value: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or_default())?;
+        Some((value["labels_per_s"].as_f64().unwrap_or_default(), value["torch"].as_str().unwrap_or_default().to_string()))
+    };
+    println!("| benchmark | labels | burn (flex) | PyTorch (sentence-transformers) | ratio | target |");
+    println!("|---|---|---|---|---|---|");
+    let (reference_cell, ratio, ok) = match &reference {
+        Some((rate, version)) => (format!("{rate:.0} labels/s (torch {version})"), format!("{:.2}", burn_rate / rate), burn_rate / rate >= 0.5),
+        None => ("not run".into(), "-".into(), true),
+    };
+    println!("| encode label paths, batch {} | {} | {burn_rate:.0} labels/s | {reference_cell} | {ratio} | >= 0.5 |", args.batch_size, texts.len());
+    println!(
+        "| build tree, k = {}, runs {} | {} | {tree_seconds:.2} s (sibling coherence {:.3} / {:.3}, random tree {:.3} / {:.3}) | | | < 5 s |",
+        cfg.branching,
+        cfg.runs,
+        texts.len(),
+        c.prefix_1,
+        c.prefix_2,
+        c.random_prefix_1,
+        c.random_prefix_2
+    );
+    Ok(if ok && tree_seconds < 5.0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();
     std::fs::create_dir_all(&dir)?;
-    let taxonomy = match args.taxonomy {
-        Some(t) => t,
-        None => xmc_data::descriptor::data_dir(Some(Path::new("datasets/x.toml")))?.join("google-taxonomy/taxonomy-with-ids.en-US.txt"),
-    };
+    let taxonomy = default_taxonomy(args.taxonomy)?;
     let csv = dir.join(format!("synthetic-{}-{}.csv", args.records, args.labels));
     if !csv.exists() {
         eprintln!("writing {} synthetic records to {}", args.records, csv.display());

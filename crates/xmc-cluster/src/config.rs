@@ -78,12 +78,14 @@ pub struct TreeConfig {
     pub max_iterations: u64,
     /// k-means restarts per node; the best (lowest inertia) is kept.
     pub runs: usize,
+    /// k-means stops when the centroids move less than this (Euclidean, all centroids together).
+    pub tolerance: f32,
     pub seed: u64,
 }
 
 impl Default for TreeConfig {
     fn default() -> Self {
-        TreeConfig { branching: 6, balanced: false, max_iterations: 100, runs: 3, seed: 42 }
+        TreeConfig { branching: 6, balanced: false, max_iterations: 100, runs: 1, tolerance: 1e-3, seed: 42 }
     }
 }
 
@@ -91,6 +93,9 @@ impl TreeConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.branching < 2 {
             return Err(format!("`tree.branching` = {} must be at least 2", self.branching));
+        }
+        if !(self.tolerance > 0.0) {
+            return Err(format!("`tree.tolerance` = {} must be positive", self.tolerance));
         }
         if self.max_iterations == 0 || self.runs == 0 {
             return Err("`tree.max_iterations` and `tree.runs` must be at least 1".into());

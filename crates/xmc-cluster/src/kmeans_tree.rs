@@ -24,7 +24,7 @@ fn kmeans(points: ArrayView2<f32>, k: usize, cfg: &TreeConfig, seed: u64) -> Opt
     let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
         .max_n_iterations(cfg.max_iterations)
         .n_runs(cfg.runs)
-        .tolerance(1e-4)
+        .tolerance(cfg.tolerance)
         .fit(&dataset)
         .ok()?;
     let assignment = if cfg.balanced {
@@ -88,7 +88,9 @@ pub fn build_tree(emb: &LabelEmbeddings, cfg: &TreeConfig) -> Result<LabelTree> 
         }
         let points = all.select(Axis(0), &labels.iter().map(|&l| l as usize).collect::<Vec<_>>());
         let seed = cfg.seed ^ (node as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let started = std::time::Instant::now();
         let assignment = kmeans(points.view(), k, cfg, seed).unwrap_or_else(|| even_split(labels.len(), k));
+        tracing::trace!(labels = labels.len(), micros = started.elapsed().as_micros() as u64, "k-means node");
         let mut clusters: Vec<Vec<u32>> = vec![Vec::new(); k];
         for (&label, &c) in labels.iter().zip(&assignment) {
             clusters[c].push(label);
@@ -141,7 +143,8 @@ mod tests {
         let offsets = [[0.0, 0.0], [0.3, 0.0], [0.0, 0.3], [3.0, 3.0]];
         let points: Vec<[f32; 2]> =
             (0..12).map(|i| [centres[i / 4][0] + offsets[i % 4][0], centres[i / 4][1] + offsets[i % 4][1]]).collect();
-        let cfg = TreeConfig { branching: 3, ..TreeConfig::default() };
+        // Restarts: a single k-means++ start can pair an outlier with another group's points.
+        let cfg = TreeConfig { branching: 3, runs: 5, ..TreeConfig::default() };
         let tree = build_tree(&embeddings(&points), &cfg).unwrap();
         let codes = tree.codes();
         for group in 0..3 {
