@@ -103,6 +103,14 @@ fn experiment_runs_data_to_codes_caches_them_and_stops_at_the_first_unbuilt_stag
     assert_ne!(tree_record().fingerprint, tree_before.fingerprint);
     assert_eq!(stage_fingerprint(tmp.path()), first);
 
+    // --from reruns that stage and the later ones only.
+    let (embed_before, tree_before) = (embed_record(), tree_record());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    xmc(&["experiment", &config, "--set", "tree.branching=3", "--from", "tree"]).unwrap();
+    assert_eq!(embed_record(), embed_before);
+    assert_ne!(tree_record().seconds, tree_before.seconds);
+    assert_eq!(tree_record().fingerprint, tree_before.fingerprint);
+
     // A changed data key reruns with a new fingerprint, and everything after it.
     xmc(&["experiment", &config, "--set", "data.split.seed=7"]).unwrap();
     assert_ne!(stage_fingerprint(tmp.path()), first);

@@ -52,6 +52,15 @@ impl ExperimentConfig {
     /// Loads `path`, applies `XMC_*__*` environment overrides and `overrides` (key, TOML value),
     /// and validates the result.
     pub fn load(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Self> {
+        Self::load_with_env(path, overrides, std::env::vars())
+    }
+
+    /// [`ExperimentConfig::load`] with the environment given explicitly.
+    pub fn load_with_env(
+        path: &Path,
+        overrides: &[(String, toml::Value)],
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         if !path.is_file() {
             bail!("experiment config {} does not exist", path.display());
         }
@@ -61,7 +70,7 @@ impl ExperimentConfig {
                 config::Environment::default()
                     .separator("__")
                     .try_parsing(true)
-                    .source(Some(env_overrides())),
+                    .source(Some(env_overrides(env))),
             );
         for (key, value) in overrides {
             builder = builder.set_override(key.as_str(), toml_to_config(value)?)?;
@@ -108,8 +117,8 @@ impl ExperimentConfig {
 
 /// `XMC_<SECTION>__<KEY>` variables, keyed without the prefix (`tree__branching`). Variables
 /// without `__` (such as `XMC_DATA_DIR`) are settings of their own, not config overrides.
-fn env_overrides() -> config::Map<String, String> {
-    std::env::vars()
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> config::Map<String, String> {
+    env.into_iter()
         .filter_map(|(k, v)| {
             let key = k.strip_prefix(ENV_PREFIX)?;
             key.contains("__").then(|| (key.to_ascii_lowercase(), v))
@@ -189,6 +198,23 @@ mod tests {
         let path = write(dir.path(), "name = \"x\"\n[tree]\nbranching = 4\n");
         let cfg = ExperimentConfig::load(&path, &[("tree.branching".into(), toml::Value::Integer(16))]).unwrap();
         assert_eq!(cfg.tree.branching, 16);
+    }
+
+    #[test]
+    fn environment_variables_override_nested_keys_and_others_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "name = \"x\"\n[tree]\nbranching = 4\n");
+        let env = [
+            ("XMC_TREE__BRANCHING".to_string(), "8".to_string()),
+            ("XMC_DATA__SPLIT__SEED".to_string(), "9".to_string()),
+            ("XMC_DATA_DIR".to_string(), "/somewhere".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let cfg = ExperimentConfig::load_with_env(&path, &[], env).unwrap();
+        assert_eq!(cfg.tree.branching, 8);
+        assert_eq!(cfg.data.split.seed, 9);
+        let bad = [("XMC_TREE__BRANCHIN".to_string(), "8".to_string())];
+        assert!(format!("{:#}", ExperimentConfig::load_with_env(&path, &[], bad).unwrap_err()).contains("branchin"));
     }
 
     #[test]
