@@ -1,0 +1,134 @@
+//! T5 hyper-parameters, with presets and reading of a Hugging Face `config.json`.
+
+use std::path::Path;
+
+use burn::prelude::*;
+
+use crate::error::{ModelError, Result};
+
+#[derive(Config, Debug, PartialEq)]
+pub struct T5Config {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub d_kv: usize,
+    pub d_ff: usize,
+    pub num_heads: usize,
+    pub num_layers: usize,
+    pub num_decoder_layers: usize,
+    #[config(default = 32)]
+    pub relative_attention_num_buckets: usize,
+    #[config(default = 128)]
+    pub relative_attention_max_distance: usize,
+    #[config(default = 0.1)]
+    pub dropout_rate: f64,
+    #[config(default = 1e-6)]
+    pub layer_norm_epsilon: f64,
+    /// Gated-GELU feed-forward (T5 v1.1) instead of ReLU (T5 v1.0).
+    #[config(default = false)]
+    pub gated_gelu: bool,
+    /// The output projection is the shared embedding.
+    #[config(default = true)]
+    pub tie_word_embeddings: bool,
+    /// Multiply decoder outputs by d_model^-0.5 before the output projection (original T5).
+    #[config(default = true)]
+    pub scale_decoder_outputs: bool,
+    #[config(default = 0)]
+    pub pad_token_id: usize,
+    #[config(default = 1)]
+    pub eos_token_id: usize,
+    #[config(default = 0)]
+    pub decoder_start_token_id: usize,
+}
+
+/// The named sizes: `tiny` for tests, `small-cpu` for CPU training, `t5-small` as the reference.
+pub fn preset(name: &str, vocab_size: usize) -> Option<T5Config> {
+    let cfg = match name {
+        "tiny" => T5Config::new(vocab_size, 32, 8, 64, 4, 2, 2).with_relative_attention_num_buckets(8).with_relative_attention_max_distance(20),
+        "small-cpu" => T5Config::new(vocab_size, 256, 32, 1024, 8, 4, 4),
+        "t5-small" => T5Config::new(vocab_size, 512, 64, 2048, 8, 6, 6),
+        _ => return None,
+    };
+    Some(cfg)
+}
+
+#[derive(serde::Deserialize)]
+struct HfConfig {
+    vocab_size: usize,
+    d_model: usize,
+    d_kv: usize,
+    d_ff: usize,
+    num_heads: usize,
+    num_layers: usize,
+    num_decoder_layers: Option<usize>,
+    #[serde(default = "buckets")]
+    relative_attention_num_buckets: usize,
+    #[serde(default = "max_distance")]
+    relative_attention_max_distance: usize,
+    #[serde(default)]
+    dropout_rate: f64,
+    #[serde(default = "eps")]
+    layer_norm_epsilon: f64,
+    #[serde(default = "relu")]
+    feed_forward_proj: String,
+    tie_word_embeddings: Option<bool>,
+    scale_decoder_outputs: Option<bool>,
+    #[serde(default)]
+    pad_token_id: usize,
+    #[serde(default = "one")]
+    eos_token_id: usize,
+    #[serde(default)]
+    decoder_start_token_id: usize,
+}
+
+fn buckets() -> usize {
+    32
+}
+fn max_distance() -> usize {
+    128
+}
+fn eps() -> f64 {
+    1e-6
+}
+fn relu() -> String {
+    "relu".into()
+}
+fn one() -> usize {
+    1
+}
+
+impl T5Config {
+    /// Reads a Hugging Face T5 `config.json`.
+    pub fn from_hf(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let hf: HfConfig = serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
+        let gated_gelu = match hf.feed_forward_proj.as_str() {
+            "relu" => false,
+            "gated-gelu" => true,
+            other => {
+                return Err(ModelError::BadFile { path: path.into(), message: format!("feed_forward_proj `{other}` is not supported (relu, gated-gelu)") });
+            }
+        };
+        let tie = hf.tie_word_embeddings.unwrap_or(true);
+        Ok(T5Config::new(hf.vocab_size, hf.d_model, hf.d_kv, hf.d_ff, hf.num_heads, hf.num_layers, hf.num_decoder_layers.unwrap_or(hf.num_layers))
+            .with_relative_attention_num_buckets(hf.relative_attention_num_buckets)
+            .with_relative_attention_max_distance(hf.relative_attention_max_distance)
+            .with_dropout_rate(hf.dropout_rate)
+            .with_layer_norm_epsilon(hf.layer_norm_epsilon)
+            .with_gated_gelu(gated_gelu)
+            .with_tie_word_embeddings(tie)
+            .with_scale_decoder_outputs(hf.scale_decoder_outputs.unwrap_or(tie))
+            .with_pad_token_id(hf.pad_token_id)
+            .with_eos_token_id(hf.eos_token_id)
+            .with_decoder_start_token_id(hf.decoder_start_token_id))
+    }
+
+    pub fn num_params_estimate(&self) -> usize {
+        let attn = 4 * self.d_model * self.d_kv * self.num_heads;
+        let ff = self.d_model * self.d_ff * if self.gated_gelu { 3 } else { 2 };
+        self.vocab_size * self.d_model * if self.tie_word_embeddings { 1 } else { 2 }
+            + self.num_layers * (attn + ff + 2 * self.d_model)
+            + self.num_decoder_layers * (2 * attn + ff + 3 * self.d_model)
+            + 2 * self.relative_attention_num_buckets * self.num_heads
+            + 2 * self.d_model
+    }
+}

@@ -1,0 +1,363 @@
+//! The T5 encoder-decoder: pre-norm blocks with RMS norm and no biases, relative position
+//! buckets (bidirectional in the encoder, causal in the decoder; computed once per stack and
+//! shared by its layers), ReLU or gated-GELU feed-forward, tied or untied output projection.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::activation::{gelu_approximate, relu, softmax};
+
+use super::config::T5Config;
+use super::position::bucket_matrix;
+use crate::error::{ModelError, Result};
+
+/// Added to attention scores where a query must not look.
+const MASKED: f32 = -1e9;
+
+fn linear(d_in: usize, d_out: usize, std: f64, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_bias(false).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device)
+}
+
+#[derive(Module, Debug)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    dropout: Dropout,
+    heads: usize,
+    d_kv: usize,
+}
+
+impl Attention {
+    fn new(cfg: &T5Config, device: &Device) -> Self {
+        let (d, inner) = (cfg.d_model, cfg.num_heads * cfg.d_kv);
+        // Hugging Face's T5 initialisation; there is no 1/sqrt(d_kv) in the scores.
+        Attention {
+            q: linear(d, inner, ((d * cfg.d_kv) as f64).powf(-0.5), device),
+            k: linear(d, inner, (d as f64).powf(-0.5), device),
+            v: linear(d, inner, (d as f64).powf(-0.5), device),
+            o: linear(inner, d, (inner as f64).powf(-0.5), device),
+            dropout: DropoutConfig::new(cfg.dropout_rate).init(),
+            heads: cfg.num_heads,
+            d_kv: cfg.d_kv,
+        }
+    }
+
+    /// [b, l, d] -> [b, heads, l, d_kv]
+    fn split(&self, lin: &Linear, x: Tensor<3>) -> Tensor<4> {
+        let [b, l, _] = x.dims();
+        lin.forward(x).reshape([b, l, self.heads, self.d_kv]).swap_dims(1, 2)
+    }
+
+    /// `q` [b, h, lq, dk], `k`/`v` [b, h, lk, dk], `bias` broadcastable to [b, h, lq, lk].
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>) -> Tensor<3> {
+        let [b, _, lq, _] = q.dims();
+        let scores = q.matmul(k.swap_dims(2, 3)) + bias;
+        let weights = self.dropout.forward(softmax(scores, 3));
+        let context = weights.matmul(v).swap_dims(1, 2).reshape([b, lq, self.heads * self.d_kv]);
+        self.o.forward(context)
+    }
+}
+
+#[derive(Module, Debug)]
+struct FeedForward {
+    wi: Option<Linear>,
+    wi_0: Option<Linear>,
+    wi_1: Option<Linear>,
+    wo: Linear,
+    dropout: Dropout,
+}
+
+impl FeedForward {
+    fn new(cfg: &T5Config, device: &Device) -> Self {
+        let (d, f) = (cfg.d_model, cfg.d_ff);
+        let wi = || linear(d, f, (d as f64).powf(-0.5), device);
+        let (wi_plain, wi_0, wi_1) = if cfg.gated_gelu { (None, Some(wi()), Some(wi())) } else { (Some(wi()), None, None) };
+        FeedForward { wi: wi_plain, wi_0, wi_1, wo: linear(f, d, (f as f64).powf(-0.5), device), dropout: DropoutConfig::new(cfg.dropout_rate).init() }
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = match (&self.wi, &self.wi_0, &self.wi_1) {
+            (Some(wi), _, _) => relu(wi.forward(x)),
+            (None, Some(w0), Some(w1)) => gelu_approximate(w0.forward(x.clone())) * w1.forward(x),
+            _ => unreachable!("built with either wi or wi_0 and wi_1"),
+        };
+        self.wo.forward(self.dropout.forward(h))
+    }
+}
+
+#[derive(Module, Debug)]
+struct Block {
+    self_attn: Attention,
+    self_norm: RmsNorm,
+    cross_attn: Option<Attention>,
+    cross_norm: Option<RmsNorm>,
+    ff: FeedForward,
+    ff_norm: RmsNorm,
+    dropout: Dropout,
+}
+
+impl Block {
+    fn new(cfg: &T5Config, decoder: bool, device: &Device) -> Self {
+        let norm = || RmsNormConfig::new(cfg.d_model).with_epsilon(cfg.layer_norm_epsilon).init(device);
+        Block {
+            self_attn: Attention::new(cfg, device),
+            self_norm: norm(),
+            cross_attn: decoder.then(|| Attention::new(cfg, device)),
+            cross_norm: decoder.then(norm),
+            ff: FeedForward::new(cfg, device),
+            ff_norm: norm(),
+            dropout: DropoutConfig::new(cfg.dropout_rate).init(),
+        }
+    }
+
+    fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.ff.forward(self.ff_norm.forward(x.clone()));
+        x + self.dropout.forward(h)
+    }
+}
+
+#[derive(Module, Debug)]
+struct Stack {
+    blocks: Vec<Block>,
+    relative_attention_bias: Embedding,
+    final_layer_norm: RmsNorm,
+    dropout: Dropout,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+}
+
+impl Stack {
+    fn new(cfg: &T5Config, decoder: bool, device: &Device) -> Self {
+        let layers = if decoder { cfg.num_decoder_layers } else { cfg.num_layers };
+        Stack {
+            blocks: (0..layers).map(|_| Block::new(cfg, decoder, device)).collect(),
+            relative_attention_bias: EmbeddingConfig::new(cfg.relative_attention_num_buckets, cfg.num_heads)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: (cfg.d_model as f64).powf(-0.5) })
+                .init(device),
+            final_layer_norm: RmsNormConfig::new(cfg.d_model).with_epsilon(cfg.layer_norm_epsilon).init(device),
+            dropout: DropoutConfig::new(cfg.dropout_rate).init(),
+            bidirectional: !decoder,
+            num_buckets: cfg.relative_attention_num_buckets,
+            max_distance: cfg.relative_attention_max_distance,
+        }
+    }
+
+    /// Position bias [1, heads, queries, keys] for queries at `queries` against keys `0..keys`.
+    fn position_bias(&self, queries: std::ops::Range<usize>, keys: usize, device: &Device) -> Tensor<4> {
+        let lq = queries.len();
+        let buckets = bucket_matrix(queries, keys, self.bidirectional, self.num_buckets, self.max_distance);
+        let buckets = Tensor::<2, Int>::from_data(TensorData::new(buckets, [lq, keys]), device);
+        // [lq, lk, heads] -> [heads, lq, lk]
+        self.relative_attention_bias.forward(buckets).permute([2, 0, 1]).unsqueeze_dim(0)
+    }
+}
+
+/// The encoder's states and the additive mask bias [b, 1, 1, s] the decoder attends with.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput {
+    pub hidden: Tensor<3>,
+    pub mask_bias: Tensor<4>,
+}
+
+/// Keys and values of the decoder's past steps, and of the encoder output, per layer.
+#[derive(Debug, Clone)]
+pub struct DecoderCache {
+    self_kv: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    cross_kv: Vec<(Tensor<4>, Tensor<4>)>,
+    cross_bias: Tensor<4>,
+    len: usize,
+}
+
+impl DecoderCache {
+    /// Number of tokens decoded so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps (and repeats) the rows named by `rows`: how a beam search follows its surviving beams.
+    pub fn select(&self, rows: Tensor<1, Int>) -> DecoderCache {
+        let pick = |t: &Tensor<4>| t.clone().select(0, rows.clone());
+        DecoderCache {
+            self_kv: self.self_kv.iter().map(|kv| kv.as_ref().map(|(k, v)| (pick(k), pick(v)))).collect(),
+            cross_kv: self.cross_kv.iter().map(|(k, v)| (pick(k), pick(v))).collect(),
+            cross_bias: pick(&self.cross_bias),
+            len: self.len,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct T5 {
+    shared: Embedding,
+    encoder: Stack,
+    decoder: Stack,
+    lm_head: Option<Linear>,
+    d_model: usize,
+    scale_decoder_outputs: bool,
+    dropout: Dropout,
+}
+
+fn mask_bias(mask: Tensor<2>) -> Tensor<4> {
+    let [b, s] = mask.dims();
+    (mask.ones_like() - mask).mul_scalar(MASKED).reshape([b, 1, 1, s])
+}
+
+impl T5Config {
+    pub fn init(&self, device: &Device) -> T5 {
+        T5 {
+            shared: EmbeddingConfig::new(self.vocab_size, self.d_model)
+                .with_initializer(Initializer::Normal { mean: 0.0, std: 1.0 })
+                .init(device),
+            encoder: Stack::new(self, false, device),
+            decoder: Stack::new(self, true, device),
+            lm_head: (!self.tie_word_embeddings).then(|| linear(self.d_model, self.vocab_size, 1.0, device)),
+            d_model: self.d_model,
+            scale_decoder_outputs: self.scale_decoder_outputs,
+            dropout: DropoutConfig::new(self.dropout_rate).init(),
+        }
+    }
+}
+
+impl T5 {
+    /// Encodes `ids` [b, s] with `mask` [b, s] (1 = token, 0 = padding).
+    pub fn encode(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> EncoderOutput {
+        let [_, s] = ids.dims();
+        let device = ids.device();
+        let mask_bias = mask_bias(mask);
+        let bias = self.encoder.position_bias(0..s, s, &device) + mask_bias.clone();
+        let mut x = self.dropout.forward(self.shared.forward(ids));
+        for block in &self.encoder.blocks {
+            let h = block.self_norm.forward(x.clone());
+            let a = &block.self_attn;
+            let out = a.attend(a.split(&a.q, h.clone()), a.split(&a.k, h.clone()), a.split(&a.v, h), bias.clone());
+            x = block.feed_forward(x + block.dropout.forward(out));
+        }
+        let hidden = self.encoder.dropout.forward(self.encoder.final_layer_norm.forward(x));
+        EncoderOutput { hidden, mask_bias }
+    }
+
+    fn logits(&self, y: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = y.dims();
+        let y = if self.scale_decoder_outputs { y.mul_scalar((self.d_model as f64).powf(-0.5)) } else { y };
+        match &self.lm_head {
+            Some(head) => head.forward(y),
+            None => {
+                let w = self.shared.weight.val(); // [vocab, d]
+                let [vocab, _] = w.dims();
+                y.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, vocab])
+            }
+        }
+    }
+
+    /// Teacher-forced decoder pass: logits [b, t, vocab] for `decoder_ids` [b, t].
+    pub fn decode(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, t] = decoder_ids.dims();
+        let device = decoder_ids.device();
+        let causal: Vec<f32> = (0..t).flat_map(|q| (0..t).map(move |k| if k > q { MASKED } else { 0.0 })).collect();
+        let causal = Tensor::<2>::from_data(TensorData::new(causal, [t, t]), &device).reshape([1, 1, t, t]);
+        let self_bias = self.decoder.position_bias(0..t, t, &device) + causal;
+        let mut y = self.dropout.forward(self.shared.forward(decoder_ids));
+        for block in &self.decoder.blocks {
+            let h = block.self_norm.forward(y.clone());
+            let a = &block.self_attn;
+            let out = a.attend(a.split(&a.q, h.clone()), a.split(&a.k, h.clone()), a.split(&a.v, h), self_bias.clone());
+            y = y + block.dropout.forward(out);
+            let (c, norm) = (block.cross_attn.as_ref().expect("decoder block"), block.cross_norm.as_ref().expect("decoder block"));
+            let h = norm.forward(y.clone());
+            let out = c.attend(c.split(&c.q, h), c.split(&c.k, enc.hidden.clone()), c.split(&c.v, enc.hidden.clone()), enc.mask_bias.clone());
+            y = block.feed_forward(y + block.dropout.forward(out));
+        }
+        let y = self.decoder.dropout.forward(self.decoder.final_layer_norm.forward(y));
+        self.logits(y)
+    }
+
+    /// Full forward pass for training: logits [b, t, vocab].
+    pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
+        let enc = self.encode(ids, mask);
+        self.decode(&enc, decoder_ids)
+    }
+
+    /// An empty cache for incremental decoding against `enc`.
+    pub fn start_cache(&self, enc: &EncoderOutput) -> DecoderCache {
+        let cross_kv = self
+            .decoder
+            .blocks
+            .iter()
+            .map(|block| {
+                let c = block.cross_attn.as_ref().expect("decoder block");
+                (c.split(&c.k, enc.hidden.clone()), c.split(&c.v, enc.hidden.clone()))
+            })
+            .collect();
+        DecoderCache { self_kv: vec![None; self.decoder.blocks.len()], cross_kv, cross_bias: enc.mask_bias.clone(), len: 0 }
+    }
+
+    /// One decoding step: feeds `tokens` [b] (the previous outputs, or the start token) and
+    /// returns the next-token logits [b, vocab]. Equals the last row of [`T5::decode`].
+    pub fn decode_step(&self, tokens: Tensor<1, Int>, cache: &mut DecoderCache) -> Tensor<2> {
+        let [b] = tokens.dims();
+        let device = tokens.device();
+        let position = cache.len;
+        let bias = self.decoder.position_bias(position..position + 1, position + 1, &device);
+        let mut y = self.shared.forward(tokens.reshape([b, 1]));
+        for (i, block) in self.decoder.blocks.iter().enumerate() {
+            let h = block.self_norm.forward(y.clone());
+            let a = &block.self_attn;
+            let (k, v) = (a.split(&a.k, h.clone()), a.split(&a.v, h.clone()));
+            let (k, v) = match cache.self_kv[i].take() {
+                Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+                None => (k, v),
+            };
+            cache.self_kv[i] = Some((k.clone(), v.clone()));
+            let out = a.attend(a.split(&a.q, h), k, v, bias.clone());
+            y = y + out;
+            let (c, norm) = (block.cross_attn.as_ref().expect("decoder block"), block.cross_norm.as_ref().expect("decoder block"));
+            let (ck, cv) = &cache.cross_kv[i];
+            let out = c.attend(c.split(&c.q, norm.forward(y.clone())), ck.clone(), cv.clone(), cache.cross_bias.clone());
+            y = y + out;
+            y = block.feed_forward(y);
+        }
+        cache.len += 1;
+        let logits = self.logits(self.decoder.final_layer_norm.forward(y));
+        let [_, _, vocab] = logits.dims();
+        logits.reshape([b, vocab])
+    }
+
+    /// Loads Hugging Face T5 weights (`model.safetensors`) into this model.
+    pub fn load_hf_weights(mut self, path: &Path) -> Result<Self> {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .with_key_remapping(r"^(encoder|decoder)\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.", "$1.relative_attention_bias.")
+            .with_key_remapping(r"^(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.", "$1.blocks.$2.self_attn.")
+            .with_key_remapping(r"^(encoder|decoder)\.block\.(\d+)\.layer\.0\.layer_norm\.", "$1.blocks.$2.self_norm.")
+            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.", "decoder.blocks.$1.cross_attn.")
+            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.1\.layer_norm\.", "decoder.blocks.$1.cross_norm.")
+            .with_key_remapping(r"^encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.", "encoder.blocks.$1.ff.")
+            .with_key_remapping(r"^encoder\.block\.(\d+)\.layer\.1\.layer_norm\.", "encoder.blocks.$1.ff_norm.")
+            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.", "decoder.blocks.$1.ff.")
+            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.2\.layer_norm\.", "decoder.blocks.$1.ff_norm.")
+            .allow_partial(true);
+        let result = self.load_from(&mut store).map_err(|e| ModelError::Weights { path: path.into(), message: e.to_string() })?;
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+            return Err(ModelError::Weights { path: path.into(), message: format!("missing tensors {missing:?}; errors {:?}", result.errors) });
+        }
+        Ok(self)
+    }
+
+    /// Loads a Hugging Face T5 folder (`config.json` + `model.safetensors`).
+    pub fn load_hf(dir: &Path, device: &Device) -> Result<(T5Config, T5)> {
+        let cfg = T5Config::from_hf(&dir.join("config.json"))?;
+        let model = cfg.init(device).load_hf_weights(&dir.join("model.safetensors"))?;
+        Ok((cfg, model))
+    }
+}
