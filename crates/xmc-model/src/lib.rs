@@ -5,6 +5,7 @@
 //! implementation (tests/bert.rs, tests/t5.rs).
 
 pub mod bert;
+pub mod decode;
 mod device;
 mod error;
 pub mod t5;
@@ -13,6 +14,7 @@ pub use bert::{BertConfig, SentenceEncoder};
 pub use device::inference_device;
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
+pub use decode::{DecodeConfig, Hypothesis, beam_search, greedy};
 
 use serde::{Deserialize, Serialize};
 

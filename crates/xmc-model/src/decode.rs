@@ -1,0 +1,127 @@
+//! Greedy and beam search over the T5 decoder, constrained by a [`PrefixConstraint`] so that every
+//! output is a real label. Batched: all live beams of all records go through the decoder together.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use xmc_codes::PrefixConstraint;
+
+use crate::t5::{EncoderOutput, T5};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeConfig {
+    /// Beams kept per record (1 = greedy).
+    pub beam_width: usize,
+    /// Labels returned per record (at most `beam_width`).
+    pub top_k: usize,
+    /// The token the decoder starts from.
+    pub start_token: u32,
+    /// A safety bound on the number of steps; a finite trie ends every beam before it.
+    pub max_steps: usize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig { beam_width: 5, top_k: 5, start_token: 0, max_steps: 64 }
+    }
+}
+
+/// One predicted label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hypothesis {
+    pub label: u32,
+    pub tokens: Vec<u32>,
+    /// Sum of the token log-probabilities.
+    pub log_prob: f32,
+    /// Softmax of the log-probabilities over the returned hypotheses of the record.
+    pub score: f32,
+}
+
+struct Beam {
+    record: usize,
+    tokens: Vec<u32>,
+    log_prob: f32,
+}
+
+/// Decodes every record of `enc`; returns, per record, up to `top_k` labels best first.
+pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConstraint, cfg: &DecodeConfig) -> Vec<Vec<Hypothesis>> {
+    let [records, _, _] = enc.hidden.dims();
+    let device = enc.hidden.device();
+    let width = cfg.beam_width.max(1);
+    let top_k = cfg.top_k.clamp(1, width);
+    let mut finished: Vec<Vec<(Vec<u32>, f32, u32)>> = vec![Vec::new(); records];
+    let mut beams: Vec<Beam> = (0..records).map(|record| Beam { record, tokens: Vec::new(), log_prob: 0.0 }).collect();
+    let mut cache = model.start_cache(enc);
+    let mut inputs: Vec<i64> = vec![cfg.start_token as i64; records];
+    for _ in 0..cfg.max_steps {
+        if beams.is_empty() {
+            break;
+        }
+        let tokens = Tensor::<1, Int>::from_data(TensorData::new(inputs.clone(), [inputs.len()]), &device);
+        let logits = model.decode_step(tokens, &mut cache);
+        let [rows, vocab] = logits.dims();
+        let log_probs = log_softmax(logits, 1).into_data().try_to_vec::<f32>().expect("float logits");
+        debug_assert_eq!(rows, beams.len());
+        // Candidates per record: (log prob, parent row, token).
+        let mut candidates: Vec<Vec<(f32, usize, u32)>> = vec![Vec::new(); records];
+        for (row, beam) in beams.iter().enumerate() {
+            for &token in constraint.allowed_next(&beam.tokens) {
+                if (token as usize) < vocab {
+                    candidates[beam.record].push((beam.log_prob + log_probs[row * vocab + token as usize], row, token));
+                }
+            }
+        }
+        let mut next_beams = Vec::new();
+        let mut parents: Vec<i64> = Vec::new();
+        for (record, mut cands) in candidates.into_iter().enumerate() {
+            cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            let mut live = 0;
+            for (log_prob, parent, token) in cands {
+                if live == width {
+                    break;
+                }
+                let mut tokens = beams[parent].tokens.clone();
+                tokens.push(token);
+                if let Some(label) = constraint.label_of(&tokens) {
+                    finished[record].push((tokens, log_prob, label));
+                    continue;
+                }
+                // Log-probabilities only fall: a live beam below the k-th finished one cannot win.
+                let done = &mut finished[record];
+                if done.len() >= top_k {
+                    done.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    if log_prob <= done[top_k - 1].1 {
+                        break;
+                    }
+                }
+                next_beams.push(Beam { record, tokens, log_prob });
+                parents.push(parent as i64);
+                live += 1;
+            }
+        }
+        if next_beams.is_empty() {
+            break;
+        }
+        inputs = next_beams.iter().map(|b| *b.tokens.last().expect("non-empty") as i64).collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(parents.clone(), [parents.len()]), &device);
+        cache = cache.select(rows);
+        beams = next_beams;
+    }
+    finished
+        .into_iter()
+        .map(|mut done| {
+            done.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+            done.truncate(top_k);
+            let max = done.first().map_or(0.0, |d| d.1);
+            let total: f32 = done.iter().map(|d| (d.1 - max).exp()).sum();
+            done.into_iter()
+                .map(|(tokens, log_prob, label)| Hypothesis { label, tokens, log_prob, score: (log_prob - max).exp() / total })
+                .collect()
+        })
+        .collect()
+}
+
+/// Greedy decoding: a beam of one.
+pub fn greedy(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConstraint, start_token: u32) -> Vec<Option<Hypothesis>> {
+    let cfg = DecodeConfig { beam_width: 1, top_k: 1, start_token, ..DecodeConfig::default() };
+    beam_search(model, enc, constraint, &cfg).into_iter().map(|mut h| h.pop()).collect()
+}
