@@ -9,11 +9,13 @@ pub mod decode;
 mod device;
 mod error;
 pub mod t5;
+pub mod tokenizer;
 
 pub use bert::{BertConfig, SentenceEncoder};
 pub use device::inference_device;
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
+pub use tokenizer::TextTokenizer;
 pub use decode::{DecodeConfig, Hypothesis, beam_search, greedy};
 
 use serde::{Deserialize, Serialize};
