@@ -32,6 +32,12 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 }
 
 impl LabelSet {
+    /// Writes `labels.json` into `dir` (as the data stage does).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+        write_json(&dir.join(LABELS_FILE), &LabelsFile { tail_max: self.tail_max, labels: self.labels.clone() })
+    }
+
     /// The labels of a prepared-data folder, without reading its records.
     pub fn load(dir: &Path) -> Result<Self> {
         let file: LabelsFile = read_json(&dir.join(LABELS_FILE))?;
@@ -48,7 +54,7 @@ impl PreparedData {
         let path = dir.join(RECORDS_FILE);
         let file = File::create(&path).map_err(|e| DataError::io(&path, e))?;
         ParquetWriter::new(file).finish(&mut df)?;
-        write_json(&dir.join(LABELS_FILE), &LabelsFile { tail_max: self.labels.tail_max, labels: self.labels.labels.clone() })?;
+        self.labels.save(dir)?;
         write_json(&dir.join(STATS_FILE), &self.stats)
     }
 

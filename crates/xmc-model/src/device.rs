@@ -13,3 +13,8 @@ pub fn inference_device() -> Device {
         Device::flex()
     }
 }
+
+/// The device for training (autodiff on top of the inference device).
+pub fn training_device() -> Device {
+    inference_device().autodiff()
+}

@@ -12,7 +12,7 @@ pub mod t5;
 pub mod tokenizer;
 
 pub use bert::{BertConfig, SentenceEncoder};
-pub use device::inference_device;
+pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
 pub use tokenizer::TextTokenizer;
@@ -39,13 +39,32 @@ pub struct ModelConfig {
     pub preset: String,
     pub beam_width: usize,
     pub top_k: usize,
+    /// Unigram vocabulary size when no `tokenizer` is given.
+    pub vocab_size: usize,
+    /// A `tokenizer.json` to use instead of training one.
+    pub tokenizer: Option<String>,
+    /// A Hugging Face T5 folder (`config.json`, `model.safetensors`) to start from.
+    pub init_from: Option<String>,
+    pub dropout: f64,
+    /// Target tokens kept per label name in plain mode (the code length bounds hierarchical mode).
+    pub max_target_tokens: usize,
 }
 
 pub const PRESETS: [&str; 3] = ["tiny", "small-cpu", "t5-small"];
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { mode: TargetMode::Hierarchical, preset: "small-cpu".into(), beam_width: 5, top_k: 5 }
+        ModelConfig {
+            mode: TargetMode::Hierarchical,
+            preset: "small-cpu".into(),
+            beam_width: 5,
+            top_k: 5,
+            vocab_size: 8000,
+            tokenizer: None,
+            init_from: None,
+            dropout: 0.1,
+            max_target_tokens: 32,
+        }
     }
 }
 
@@ -56,6 +75,12 @@ impl ModelConfig {
         }
         if self.beam_width == 0 || self.top_k == 0 {
             return Err("`model.beam_width` and `model.top_k` must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("`model.dropout` = {} must be in [0, 1)", self.dropout));
+        }
+        if self.vocab_size < 16 || self.max_target_tokens < 2 {
+            return Err("`model.vocab_size` must be at least 16 and `model.max_target_tokens` at least 2".into());
         }
         if self.top_k > self.beam_width {
             return Err(format!("`model.top_k` = {} cannot exceed `model.beam_width` = {}", self.top_k, self.beam_width));

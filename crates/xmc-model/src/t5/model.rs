@@ -212,7 +212,29 @@ fn mask_bias(mask: Tensor<2>) -> Tensor<4> {
     (mask.ones_like() - mask).mul_scalar(MASKED).reshape([b, 1, 1, s])
 }
 
+/// burn creates parameters lazily, on first use, from one global RNG: a model used by another
+/// thread at the same time could draw from it in between. [`T5Config::init_seeded`] holds this
+/// lock while it seeds the device and materialises every parameter, so a seed gives one model.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Materialise;
+
+impl burn::module::ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 impl T5Config {
+    /// A freshly initialised model that depends only on `seed`.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> T5 {
+        let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        let model = self.init(device);
+        model.visit(&mut Materialise);
+        model
+    }
+
     pub fn init(&self, device: &Device) -> T5 {
         T5 {
             shared: EmbeddingConfig::new(self.vocab_size, self.d_model)

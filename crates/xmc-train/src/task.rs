@@ -1,0 +1,89 @@
+//! The sequence-to-sequence task: the tokenizer, each label's target token sequence (its code as
+//! `<L{level}_{index}>` tokens, or its path as text) ending with `</s>`, and the trie over them.
+
+use std::path::Path;
+
+use xmc_codes::PrefixTrie;
+use xmc_data::{LabelSet, PreparedData, Split};
+use xmc_model::tokenizer::code_token;
+use xmc_model::{ModelConfig, TargetMode, TextTokenizer};
+
+use crate::error::{Result, TrainError};
+
+#[derive(Debug, Clone)]
+pub struct Seq2SeqTask {
+    pub mode: TargetMode,
+    pub tokenizer: TextTokenizer,
+    /// `targets[label]`: the decoder's target ids for that label, ending with `</s>`.
+    pub targets: Vec<Vec<u32>>,
+    pub trie: PrefixTrie,
+}
+
+/// Every code token the codes use, in (level, index) order.
+fn code_tokens(codes: &[Vec<u32>]) -> Vec<String> {
+    let mut pairs: Vec<(usize, u32)> = codes.iter().flat_map(|c| c.iter().enumerate().map(|(l, &i)| (l, i))).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs.into_iter().map(|(l, i)| code_token(l, i)).collect()
+}
+
+impl Seq2SeqTask {
+    /// Builds the task: trains a tokenizer on the training inputs (and, in plain mode, the label
+    /// paths) unless the config names one. `codes` is required in hierarchical mode.
+    pub fn build(data: &PreparedData, codes: Option<&[Vec<u32>]>, cfg: &ModelConfig) -> Result<Self> {
+        let code_list = match (cfg.mode, codes) {
+            (TargetMode::Hierarchical, Some(codes)) => codes,
+            (TargetMode::Hierarchical, None) => return Err(TrainError::Config("hierarchical mode needs the label codes".into())),
+            (TargetMode::Plain, _) => &[][..],
+        };
+        let special = code_tokens(code_list);
+        let tokenizer = match &cfg.tokenizer {
+            Some(path) => {
+                let mut t = TextTokenizer::load(Path::new(path))?;
+                t.add_special(&special)?;
+                t
+            }
+            None => {
+                let inputs = data.split(Split::Train).map(|r| r.input.as_str());
+                let paths = data.labels.labels.iter().map(|l| l.path.as_str());
+                TextTokenizer::train(inputs.chain(paths), cfg.vocab_size, &special)?
+            }
+        };
+        Self::with_tokenizer(&data.labels, code_list, cfg, tokenizer)
+    }
+
+    /// The task for a given tokenizer (e.g. one loaded from a model folder).
+    pub fn with_tokenizer(labels: &LabelSet, codes: &[Vec<u32>], cfg: &ModelConfig, tokenizer: TextTokenizer) -> Result<Self> {
+        let targets: Vec<Vec<u32>> = match cfg.mode {
+            TargetMode::Hierarchical => codes
+                .iter()
+                .map(|code| {
+                    let mut ids: Vec<u32> = code
+                        .iter()
+                        .enumerate()
+                        .map(|(l, &i)| tokenizer.token_id(&code_token(l, i)).expect("code tokens were added"))
+                        .collect();
+                    ids.push(tokenizer.eos_id);
+                    ids
+                })
+                .collect(),
+            TargetMode::Plain => {
+                labels.labels.iter().map(|l| tokenizer.encode(&l.path, cfg.max_target_tokens)).collect::<xmc_model::Result<_>>()?
+            }
+        };
+        if targets.len() != labels.len() {
+            return Err(TrainError::Config(format!("{} codes for {} labels", targets.len(), labels.len())));
+        }
+        let trie = PrefixTrie::from_codes(&targets).map_err(|e| {
+            TrainError::Config(format!(
+                "two labels have the same target sequence ({e}); in plain mode raise `model.max_target_tokens` or the vocabulary"
+            ))
+        })?;
+        Ok(Seq2SeqTask { mode: cfg.mode, tokenizer, targets, trie })
+    }
+
+    /// Encoder ids of a record's input.
+    pub fn input_ids(&self, input: &str, max_tokens: usize) -> Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(input, max_tokens)?)
+    }
+}

@@ -1,0 +1,122 @@
+//! Training a tiny model on a tiny data set: it overfits, it resumes to the same result, and the
+//! model folder predicts what the trained model predicts.
+
+use std::path::Path;
+
+use xmc_data::{DataConfig, DatasetDescriptor, PreparedData, SplitConfig};
+use xmc_model::{DecodeConfig, ModelConfig, TargetMode, inference_device};
+use xmc_train::{Seq2SeqTask, TrainConfig, TrainedModel, accuracy, predict_inputs, train};
+
+const WORDS: [&str; 4] = ["apple pear", "hammer nail", "violin cello", "tent rope"];
+const PATHS: [&str; 4] = ["Food > Fruit", "Tools > Hand Tools", "Music > Strings", "Outdoor > Camping"];
+
+/// 20 records, 5 per label, every one in train.
+fn data(dir: &Path) -> PreparedData {
+    let mut csv = String::from("id,title,category_path\n");
+    for i in 0..20 {
+        let l = i % 4;
+        csv.push_str(&format!("r{i},{} item {i},{}\n", WORDS[l], PATHS[l]));
+    }
+    std::fs::write(dir.join("p.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("d.toml"),
+        "name = \"tiny\"\npath = \"p.csv\"\nrelative_to = \"descriptor\"\n[columns]\nid = \"id\"\ntitle = \"title\"\ncategory_path = \"category_path\"\n",
+    )
+    .unwrap();
+    let desc = DatasetDescriptor::load(&dir.join("d.toml")).unwrap();
+    let cfg = DataConfig { split: SplitConfig { train: 1.0, valid: 0.0, test: 0.0, seed: 1 }, ..DataConfig::default() };
+    xmc_data::prepare(&desc, &cfg).unwrap()
+}
+
+fn configs(mode: TargetMode, epochs: usize) -> (ModelConfig, TrainConfig) {
+    let model = ModelConfig { mode, preset: "tiny".into(), vocab_size: 60, dropout: 0.0, beam_width: 2, top_k: 2, ..ModelConfig::default() };
+    let train = TrainConfig {
+        learning_rate: 3e-3,
+        batch_size: 8,
+        max_epochs: epochs,
+        patience: 1000,
+        // A 60-piece vocabulary spells the template out in characters: keep the title in view.
+        max_input_tokens: 64,
+        warmup_steps: 3,
+        schedule: xmc_train::Schedule::Constant,
+        ..TrainConfig::default()
+    };
+    (model, train)
+}
+
+fn codes() -> Vec<Vec<u32>> {
+    vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]
+}
+
+#[test]
+fn a_tiny_model_overfits_twenty_examples_in_both_modes() {
+    for mode in [TargetMode::Hierarchical, TargetMode::Plain] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data(dir.path());
+        let (model_cfg, train_cfg) = configs(mode, 80);
+        let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
+        let out = dir.path().join("model");
+        let outcome = train(&data, &task, &model_cfg, &train_cfg, &out, false).unwrap();
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(outcome.best_valid_accuracy, 1.0, "{mode:?}: {outcome:?}\n{metrics}");
+        let loaded = TrainedModel::load(&out, &inference_device()).unwrap();
+        let inputs: Vec<&str> = data.records.iter().map(|r| r.input.as_str()).collect();
+        let labels: Vec<u32> = data.records.iter().map(|r| r.label).collect();
+        assert_eq!(accuracy(&loaded.model, &loaded.task, &inputs, &labels, 64).unwrap(), 1.0);
+        let decode = DecodeConfig { beam_width: 2, top_k: 2, start_token: 0, ..DecodeConfig::default() };
+        let top = predict_inputs(&loaded.model, &loaded.task, &inputs[..4], 64, &decode, 4, |_| {}).unwrap();
+        for (hyps, label) in top.iter().zip(&labels) {
+            assert_eq!(hyps.len(), 2);
+            assert_eq!(hyps[0].label, *label);
+            assert!(hyps[0].score > hyps[1].score);
+        }
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 80);
+    }
+}
+
+#[test]
+fn a_resumed_run_reaches_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path());
+    let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 4);
+    let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
+    let straight = dir.path().join("straight");
+    train(&data, &task, &model_cfg, &train_cfg, &straight, false).unwrap();
+    // Stop after two epochs, then resume to four.
+    let resumed = dir.path().join("resumed");
+    train(&data, &task, &model_cfg, &TrainConfig { max_epochs: 2, ..train_cfg.clone() }, &resumed, false).unwrap();
+    let outcome = train(&data, &task, &model_cfg, &train_cfg, &resumed, true).unwrap();
+    assert_eq!(outcome.epochs, 4);
+    let logits = |dir: &Path| {
+        use burn::module::Module;
+        use burn::prelude::*;
+        let device = inference_device();
+        let cfg = xmc_train::t5_config(&model_cfg, task.tokenizer.vocab_size()).unwrap();
+        let model = cfg.init(&device).load_file(dir.join("checkpoint/model.bpk"));
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 1], [1, 4]), &device);
+        let dec = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3], [1, 2]), &device);
+        model.forward(ids, Tensor::ones([1, 4], &device), dec).into_data().try_to_vec::<f32>().unwrap()
+    };
+    let (a, b) = (logits(&straight), logits(&resumed));
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "resumed weights differ from the uninterrupted run: max logit diff {diff}");
+    let metrics = std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 4);
+}
+
+#[test]
+fn an_incomplete_or_foreign_model_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = TrainedModel::load(dir.path(), &inference_device()).unwrap_err().to_string();
+    assert!(err.contains("meta.json is missing") || err.contains("`meta.json` is missing"), "{err}");
+    let data = data(dir.path());
+    let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 1);
+    let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
+    let out = dir.path().join("model");
+    train(&data, &task, &model_cfg, &train_cfg, &out, false).unwrap();
+    let meta = std::fs::read_to_string(out.join("meta.json")).unwrap().replace("\"format\": 1", "\"format\": 99");
+    std::fs::write(out.join("meta.json"), meta).unwrap();
+    let err = TrainedModel::load(&out, &inference_device()).unwrap_err().to_string();
+    assert!(err.contains("format 99"), "{err}");
+}
