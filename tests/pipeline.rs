@@ -37,6 +37,9 @@ fn data_prepare_on_the_bundled_sample() {
     assert_eq!(code, ExitCode::SUCCESS);
 }
 
+/// A tiny T5 trained for two epochs: the pipeline's code path, not its accuracy.
+const TINY_MODEL: &str = "[model]\npreset = \"tiny\"\nvocab_size = 400\nbeam_width = 3\ntop_k = 3\n[train]\nmax_epochs = 2\nbatch_size = 64\nlearning_rate = 0.003\nwarmup_steps = 5\n";
+
 /// The tiny random BERT fixture stands in for the real sentence encoder, which CI may not have.
 fn tiny_encoder() -> String {
     repo_root().join("crates/xmc-model/tests/fixtures/tiny-bert").display().to_string()
@@ -44,7 +47,7 @@ fn tiny_encoder() -> String {
 
 fn write_config(dir: &Path, extra: &str) -> String {
     let text = format!(
-        "name = \"e2e\"\noutput_dir = {:?}\n[embed]\nencoder_dir = {:?}\n[data]\ndataset = {:?}\n{extra}",
+        "name = \"e2e\"\noutput_dir = {:?}\n[embed]\nencoder_dir = {:?}\n{TINY_MODEL}[data]\ndataset = {:?}\n{extra}",
         dir.join("experiments").display().to_string(),
         tiny_encoder(),
         sample_descriptor()
@@ -63,7 +66,7 @@ fn modified(dir: &Path) -> std::time::SystemTime {
 }
 
 #[test]
-fn experiment_runs_data_to_codes_caches_them_and_stops_at_the_first_unbuilt_stage() {
+fn experiment_runs_every_built_stage_caches_them_and_stops_at_the_first_unbuilt_one() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), "");
     let code = xmc(&["experiment", &config]).unwrap();
@@ -75,7 +78,42 @@ fn experiment_runs_data_to_codes_caches_them_and_stops_at_the_first_unbuilt_stag
     for (stage, file) in [("embed", "embeddings.npy"), ("tree", "tree.json"), ("codes", "codes.json")] {
         assert!(tmp.path().join("experiments/e2e").join(stage).join(file).is_file(), "{stage}");
     }
-    assert!(!tmp.path().join("experiments/e2e/train").exists(), "no fake artifact for an unbuilt stage");
+    for (stage, file) in [("train", "model.bpk"), ("train", "metrics.jsonl"), ("predict", "predictions.jsonl")] {
+        assert!(tmp.path().join("experiments/e2e").join(stage).join(file).is_file(), "{stage}/{file}");
+    }
+    assert!(!tmp.path().join("experiments/e2e/eval").exists(), "no fake artifact for an unbuilt stage");
+    let predictions = std::fs::read_to_string(tmp.path().join("experiments/e2e/predict/predictions.jsonl")).unwrap();
+    let data = xmc_data::PreparedData::load(&tmp.path().join("experiments/e2e/data")).unwrap();
+    assert_eq!(predictions.lines().count(), data.split(xmc_data::Split::Test).count());
+    let label_paths: std::collections::BTreeSet<&str> = data.labels.labels.iter().map(|l| l.path.as_str()).collect();
+    for line in predictions.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let top = row["top_k"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        for entry in top {
+            assert!(label_paths.contains(entry[0].as_str().unwrap()), "only real labels come out: {entry}");
+        }
+    }
+
+    // The trained model categorises raw records, unlabelled ones included.
+    let out = tmp.path().join("predictions.csv");
+    let code = xmc(&[
+        "predict",
+        "--model",
+        tmp.path().join("experiments/e2e/train").to_str().unwrap(),
+        "--input",
+        repo_root().join("datasets/amazon-uk-sample/products.csv").to_str().unwrap(),
+        "--dataset",
+        &sample_descriptor(),
+        "--output",
+        out.to_str().unwrap(),
+        "--top-k",
+        "2",
+    ])
+    .unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    assert_eq!(reader.records().count(), 2500);
     let labels = xmc_data::LabelSet::load(&tmp.path().join("experiments/e2e/data")).unwrap();
     let codes = xmc_codes::LabelCodes::load(&tmp.path().join("experiments/e2e/codes")).unwrap();
     assert_eq!(codes.codes.len(), labels.len());
@@ -156,7 +194,7 @@ fn sweep_expands_and_writes_one_table() {
     assert_eq!(lines.len(), 4, "{table}");
     assert!(lines[0].contains("tree.branching") && lines[0].contains("data.labels"));
     assert!(lines[2].contains("branching-2") && lines[3].contains("branching-8"));
-    assert!(lines[2].contains("stopped before train"));
+    assert!(lines[2].contains("stopped before eval"));
     assert!(lines[0].contains("codes.mean_code_length") && lines[0].contains("codes.coherence_1"));
     // A binary tree has longer codes than an 8-ary one.
     let column = lines[0].split(" | ").position(|c| c.trim() == "codes.mean_code_length").unwrap();

@@ -25,6 +25,8 @@ pub struct ModelMeta {
     pub xmc_version: String,
     pub model: ModelConfig,
     pub train: TrainConfig,
+    /// The template that turned records into inputs, so prediction renders them the same way.
+    pub template: xmc_data::InputTemplate,
 }
 
 /// A loaded model folder, ready to predict.

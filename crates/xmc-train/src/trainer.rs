@@ -107,13 +107,21 @@ pub fn accuracy(model: &T5, task: &Seq2SeqTask, inputs: &[&str], labels: &[u32],
 }
 
 /// Trains into `out` (the model folder; `out/checkpoint` holds the resumable state).
-pub fn train(data: &PreparedData, task: &Seq2SeqTask, model_cfg: &ModelConfig, cfg: &TrainConfig, out: &Path, resume: bool) -> Result<TrainOutcome> {
+pub fn train(
+    data: &PreparedData,
+    task: &Seq2SeqTask,
+    model_cfg: &ModelConfig,
+    cfg: &TrainConfig,
+    template: &xmc_data::InputTemplate,
+    out: &Path,
+    resume: bool,
+) -> Result<TrainOutcome> {
     cfg.validate().map_err(TrainError::Config)?;
     let device = xmc_model::training_device();
     let t5_cfg = t5_config(model_cfg, task.tokenizer.vocab_size())?;
     let checkpoint = out.join("checkpoint");
     std::fs::create_dir_all(&checkpoint).map_err(|e| TrainError::io(&checkpoint, e))?;
-    let meta = ModelMeta { format: MODEL_FORMAT, xmc_version: env!("CARGO_PKG_VERSION").into(), model: model_cfg.clone(), train: cfg.clone() };
+    let meta = ModelMeta { format: MODEL_FORMAT, xmc_version: env!("CARGO_PKG_VERSION").into(), model: model_cfg.clone(), train: cfg.clone(), template: template.clone() };
     save_model_files(out, &meta, &t5_cfg, task, &data.labels)?;
 
     let train: Vec<_> = data.split(Split::Train).collect();

@@ -56,7 +56,7 @@ fn a_tiny_model_overfits_twenty_examples_in_both_modes() {
         let (model_cfg, train_cfg) = configs(mode, 80);
         let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
         let out = dir.path().join("model");
-        let outcome = train(&data, &task, &model_cfg, &train_cfg, &out, false).unwrap();
+        let outcome = train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &out, false).unwrap();
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         assert_eq!(outcome.best_valid_accuracy, 1.0, "{mode:?}: {outcome:?}\n{metrics}");
         let loaded = TrainedModel::load(&out, &inference_device()).unwrap();
@@ -82,11 +82,11 @@ fn a_resumed_run_reaches_the_same_model() {
     let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 4);
     let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
     let straight = dir.path().join("straight");
-    train(&data, &task, &model_cfg, &train_cfg, &straight, false).unwrap();
+    train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &straight, false).unwrap();
     // Stop after two epochs, then resume to four.
     let resumed = dir.path().join("resumed");
-    train(&data, &task, &model_cfg, &TrainConfig { max_epochs: 2, ..train_cfg.clone() }, &resumed, false).unwrap();
-    let outcome = train(&data, &task, &model_cfg, &train_cfg, &resumed, true).unwrap();
+    train(&data, &task, &model_cfg, &TrainConfig { max_epochs: 2, ..train_cfg.clone() }, &Default::default(), &resumed, false).unwrap();
+    let outcome = train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &resumed, true).unwrap();
     assert_eq!(outcome.epochs, 4);
     let logits = |dir: &Path| {
         use burn::module::Module;
@@ -114,7 +114,7 @@ fn an_incomplete_or_foreign_model_folder_is_refused() {
     let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 1);
     let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
     let out = dir.path().join("model");
-    train(&data, &task, &model_cfg, &train_cfg, &out, false).unwrap();
+    train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &out, false).unwrap();
     let meta = std::fs::read_to_string(out.join("meta.json")).unwrap().replace("\"format\": 1", "\"format\": 99");
     std::fs::write(out.join("meta.json"), meta).unwrap();
     let err = TrainedModel::load(&out, &inference_device()).unwrap_err().to_string();

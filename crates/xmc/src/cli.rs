@@ -31,6 +31,32 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Write one side-by-side table of finished runs.
     Compare(CompareArgs),
+    /// Predict the category of every record of a file with a trained model.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A trained model folder (e.g. experiments/<name>/train).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Records to categorise (CSV, JSON lines or Parquet); columns as in --dataset.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The dataset descriptor whose column mapping and cleaning rules apply to --input.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Output file: JSON lines, or CSV when it ends in .csv.
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+    /// Beam width (default: the model's).
+    #[arg(long)]
+    pub beam_width: Option<usize>,
+    /// Skip malformed rows (counted) instead of failing on the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +126,9 @@ pub struct ExperimentArgs {
     /// Rerun this stage and every later one.
     #[arg(long, value_enum)]
     pub from: Option<StageName>,
+    /// Continue an interrupted training run from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
     /// Override a config key, e.g. --set tree.branching=8 (TOML value syntax).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -140,6 +169,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Experiment(args) => experiment(args),
         Command::Sweep(args) => sweep(args),
         Command::Compare(args) => compare(args),
+        Command::Predict(args) => predict(args),
     }
 }
 
@@ -232,13 +262,13 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
     }
     let path = args.config.expect("clap requires the config");
     let cfg = ExperimentConfig::load(&path, &parse_set(&args.set)?)?;
-    let summary = run_experiment(&cfg, &RunOptions { force: args.force, from: args.from })?;
+    let summary = run_experiment(&cfg, &RunOptions { force: args.force, from: args.from, resume: args.resume })?;
     Ok(report(&summary))
 }
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let sweep = SweepConfig::load(&args.config)?;
-    let (table, summaries, dir) = run_sweep(&sweep, &RunOptions { force: args.force, from: None })?;
+    let (table, summaries, dir) = run_sweep(&sweep, &RunOptions { force: args.force, from: None, resume: false })?;
     print!("{}", table.to_markdown());
     eprintln!("wrote {}/comparison.md and comparison.csv", dir.display());
     let incomplete = summaries.iter().any(|s| s.stopped_at().is_some());
@@ -253,5 +283,29 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         let (md, csv) = table.save(&out, "comparison")?;
         eprintln!("wrote {} and {}", md.display(), csv.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn predict(args: PredictArgs) -> Result<ExitCode> {
+    let trained = xmc_train::TrainedModel::load(&args.model, &xmc_model::inference_device())?;
+    let desc = xmc_data::DatasetDescriptor::load(&args.dataset)?;
+    let loaded = xmc_data::load_records(&desc, &args.input, args.skip_bad_rows, false)?;
+    if !loaded.skipped_by_kind.is_empty() {
+        eprintln!("skipped rows: {:?} (first: {:?})", loaded.skipped_by_kind, loaded.skipped.first());
+    }
+    let texts: Vec<String> = loaded.records.iter().map(|r| trained.meta.template.render(r)).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let beam = args.beam_width.unwrap_or(trained.meta.model.beam_width).max(args.top_k);
+    let bar = indicatif::ProgressBar::new(refs.len() as u64);
+    let predictions = crate::predict::predict_texts(&trained, &refs, beam, args.top_k, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let rows: Vec<_> = loaded
+        .records
+        .iter()
+        .zip(&predictions)
+        .map(|(r, hyps)| crate::predict::PredictionRow::new(&r.id, None, hyps, &trained.labels))
+        .collect();
+    crate::predict::write_predictions(&args.output, &rows)?;
+    eprintln!("wrote {} predictions to {}", rows.len(), args.output.display());
     Ok(ExitCode::SUCCESS)
 }

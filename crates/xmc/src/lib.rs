@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod experiment;
 pub mod fingerprint;
+pub mod predict;

@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Rerun this stage and every later one.
     pub from: Option<StageName>,
+    /// Continue an interrupted training run from its last checkpoint.
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,8 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: &RunOptions) -> Result<RunSu
             StageName::Embed => Some(run_embed(&ctx)?),
             StageName::Tree => Some(run_tree(&ctx)?),
             StageName::Codes => Some(run_codes(&ctx)?),
+            StageName::Train => Some(run_train(&ctx, opts.resume)?),
+            StageName::Predict => Some(run_predict(&ctx)?),
             _ => None,
         };
         let Some((outcome, fingerprint)) = result else {
@@ -111,6 +115,18 @@ impl StageContext<'_> {
         inputs: BTreeMap<String, String>,
         work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
     ) -> Result<(StageOutcome, String)> {
+        self.run_keeping(stage, config, inputs, false, work)
+    }
+
+    /// [`StageContext::run`], optionally keeping what an interrupted run left in `<stage>.partial`.
+    fn run_keeping(
+        &self,
+        stage: StageName,
+        config: &impl serde::Serialize,
+        inputs: BTreeMap<String, String>,
+        keep_partial: bool,
+        work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
+    ) -> Result<(StageOutcome, String)> {
         let plan = Plan::new(stage, config, inputs);
         let fingerprint = plan.fingerprint.clone();
         let dir = self.dir(stage);
@@ -119,7 +135,7 @@ impl StageContext<'_> {
             return Ok((StageOutcome::UpToDate, fingerprint));
         }
         tracing::info!("{stage}: running");
-        commit_stage(self.run_dir, stage, plan, config, work)?;
+        commit_stage(self.run_dir, stage, plan, config, keep_partial, work)?;
         Ok((StageOutcome::Ran, fingerprint))
     }
 }
@@ -131,11 +147,12 @@ fn commit_stage(
     stage: StageName,
     plan: Plan,
     config: &impl serde::Serialize,
+    keep_partial: bool,
     work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
 ) -> Result<()> {
     let final_dir = run_dir.join(stage.as_str());
     let partial = run_dir.join(format!("{stage}.partial"));
-    if partial.exists() {
+    if partial.exists() && !keep_partial {
         std::fs::remove_dir_all(&partial).with_context(|| format!("removing {}", partial.display()))?;
     }
     std::fs::create_dir_all(&partial)?;
@@ -255,6 +272,76 @@ fn run_codes(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             ("coherence_2".into(), serde_json::json!(c.prefix_2)),
             ("random_coherence_1".into(), serde_json::json!(c.random_prefix_1)),
             ("random_coherence_2".into(), serde_json::json!(c.random_prefix_2)),
+        ]))
+    })
+}
+
+fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical;
+    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data)]);
+    if hierarchical {
+        inputs.extend([ctx.upstream(StageName::Codes)]);
+    }
+    if let Some(dir) = &cfg.model.init_from {
+        inputs.insert("init_weights".into(), file_sha256(&Path::new(dir).join("model.safetensors"))?);
+    }
+    if let Some(path) = &cfg.model.tokenizer {
+        inputs.insert("tokenizer".into(), file_sha256(Path::new(path))?);
+    }
+    let config = serde_json::json!({ "model": cfg.model, "train": cfg.train, "template": cfg.data.template });
+    ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let codes = if hierarchical { Some(xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes) } else { None };
+        let task = xmc_train::Seq2SeqTask::build(&data, codes.as_deref(), &cfg.model)?;
+        let resuming = resume && out.join("checkpoint/state.json").is_file();
+        let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &cfg.data.template, out, resuming)?;
+        tracing::info!(
+            "train: best validation accuracy {:.4} at epoch {} of {}; {:.2} steps/s; {} parameters",
+            outcome.best_valid_accuracy,
+            outcome.best_epoch,
+            outcome.epochs,
+            outcome.steps_per_s,
+            outcome.parameters
+        );
+        std::fs::remove_dir_all(out.join("checkpoint")).ok();
+        Ok(BTreeMap::from([
+            ("best_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy)),
+            ("best_epoch".into(), serde_json::json!(outcome.best_epoch)),
+            ("epochs".into(), serde_json::json!(outcome.epochs)),
+            ("steps_per_s".into(), serde_json::json!(outcome.steps_per_s)),
+            ("parameters".into(), serde_json::json!(outcome.parameters)),
+            ("train_seconds".into(), serde_json::json!(outcome.train_seconds)),
+        ]))
+    })
+}
+
+fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = &ctx.cfg.model;
+    let config = serde_json::json!({ "beam_width": cfg.beam_width, "top_k": cfg.top_k });
+    let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
+    ctx.run(StageName::Predict, &config, inputs, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let trained = xmc_train::TrainedModel::load(&ctx.dir(StageName::Train), &xmc_model::inference_device())?;
+        let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
+        let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
+        let bar = progress_bar(texts.len() as u64, "predicting");
+        let started = Instant::now();
+        let predictions = crate::predict::predict_texts(&trained, &texts, cfg.beam_width, cfg.top_k, |n| bar.inc(n as u64))?;
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let rows: Vec<crate::predict::PredictionRow> = test
+            .iter()
+            .zip(&predictions)
+            .map(|(r, hyps)| crate::predict::PredictionRow::new(&r.record.id, Some(r.label), hyps, &trained.labels))
+            .collect();
+        crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
+        let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
+        let accuracy = correct as f64 / rows.len().max(1) as f64;
+        eprintln!("predict: test accuracy (top 1) {accuracy:.4} on {} records, {:.0} records/s", rows.len(), rows.len() as f64 / seconds);
+        Ok(BTreeMap::from([
+            ("test_accuracy".into(), serde_json::json!(accuracy)),
+            ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
         ]))
     })
 }

@@ -1,0 +1,72 @@
+//! Predicting with a trained model folder: the predict stage and `xmc predict`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use xmc_data::LabelSet;
+use xmc_model::{DecodeConfig, Hypothesis};
+use xmc_train::TrainedModel;
+
+/// One output row: the record's id, the best label and the top k with scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionRow {
+    pub id: String,
+    pub path: Option<String>,
+    pub score: Option<f32>,
+    pub top_k: Vec<(String, f32)>,
+    /// The record's true label, when known (test split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct: Option<bool>,
+}
+
+impl PredictionRow {
+    pub fn new(id: &str, truth: Option<u32>, hyps: &[Hypothesis], labels: &LabelSet) -> Self {
+        let path = |l: u32| labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
+        PredictionRow {
+            id: id.to_string(),
+            path: hyps.first().map(|h| path(h.label)),
+            score: hyps.first().map(|h| h.score),
+            top_k: hyps.iter().map(|h| (path(h.label), h.score)).collect(),
+            label: truth.map(path),
+            correct: truth.map(|t| hyps.first().is_some_and(|h| h.label == t)),
+        }
+    }
+}
+
+/// Beam search over `texts` (already rendered inputs).
+pub fn predict_texts(trained: &TrainedModel, texts: &[&str], beam_width: usize, top_k: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<Hypothesis>>> {
+    let decode = DecodeConfig { beam_width, top_k: top_k.min(beam_width), start_token: trained.task.tokenizer.pad_id, ..DecodeConfig::default() };
+    Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, &decode, 32, on_batch)?)
+}
+
+/// Writes JSON lines, or CSV (`id,path,score,top_k` with top_k as a JSON array) for a `.csv` path.
+pub fn write_predictions(path: &Path, rows: &[PredictionRow]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    if path.extension().is_some_and(|e| e == "csv") {
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record(["id", "path", "score", "top_k"])?;
+        for row in rows {
+            writer.write_record([
+                row.id.clone(),
+                row.path.clone().unwrap_or_default(),
+                row.score.map(|s| format!("{s:.6}")).unwrap_or_default(),
+                serde_json::to_string(&row.top_k)?,
+            ])?;
+        }
+        writer.flush()?;
+    } else {
+        for row in rows {
+            writeln!(out, "{}", serde_json::to_string(row)?)?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
