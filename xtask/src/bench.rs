@@ -11,9 +11,46 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// Prepare 1.68M synthetic records (the CSV is written first, then the stage alone is timed).
     Data(DataBenchArgs),
+    /// Training steps/s of the small-cpu T5 (batch 32) in burn and in PyTorch (transformers).
+    Train(TrainBenchArgs),
+    /// Records/s of constrained beam-search prediction with a trained model folder.
+    Predict(PredictBenchArgs),
     /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
     /// for reference) and build the k = 6 tree.
     Tree(TreeBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainBenchArgs {
+    #[arg(long, default_value_t = 8000)]
+    vocab: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 28)]
+    input_len: usize,
+    #[arg(long, default_value_t = 8)]
+    target_len: usize,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Python with torch and transformers (or $XMC_BENCH_PYTHON); default: the bench virtualenv.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long)]
+    no_reference: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictBenchArgs {
+    /// Trained model folders (e.g. experiments/hkmeans_t5/train experiments/plain_t5/train).
+    #[arg(required = true)]
+    models: Vec<PathBuf>,
+    /// Prepared data whose test split is predicted (default: the data stage beside each model).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    beam_width: usize,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +110,8 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Data(args) => bench_data(args),
         BenchCommand::Tree(args) => bench_tree(args),
+        BenchCommand::Train(args) => bench_train(args),
+        BenchCommand::Predict(args) => bench_predict(args),
     }
 }
 
@@ -136,6 +175,101 @@ fn reference_python(dir: &Path) -> Result<PathBuf> {
         }
     }
     Ok(python)
+}
+
+fn bench_train(args: TrainBenchArgs) -> Result<ExitCode> {
+    use burn::module::Module;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::prelude::*;
+
+    let device = xmc_model::training_device();
+    let cfg = xmc_model::t5::preset("small-cpu", args.vocab).expect("preset exists");
+    let mut model = cfg.init_seeded(&device, 0);
+    let params = model.num_params();
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(0.01)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut rng = xmc_data::SplitMix64::new(1);
+    let mut random_ids = |len: usize| -> Tensor<2, Int> {
+        let ids: Vec<i64> = (0..args.batch_size * len).map(|_| 2 + rng.below(args.vocab - 2) as i64).collect();
+        Tensor::from_data(TensorData::new(ids, [args.batch_size, len]), &device)
+    };
+    let (ids, dec_in, targets) = (random_ids(args.input_len), random_ids(args.target_len), random_ids(args.target_len));
+    let mask = Tensor::<2>::ones([args.batch_size, args.input_len], &device);
+    let mut step = |model: xmc_model::T5| {
+        let logits = model.forward(ids.clone(), mask.clone(), dec_in.clone());
+        let [b, t, v] = logits.dims();
+        let loss = loss_fn.forward(logits.reshape([b * t, v]), targets.clone().reshape([b * t]));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optim.step(1e-4, model, grads)
+    };
+    for _ in 0..args.warmup {
+        model = step(model);
+    }
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        model = step(model);
+    }
+    let burn_rate = args.steps as f64 / started.elapsed().as_secs_f64();
+    eprintln!("burn: {burn_rate:.3} steps/s ({params} parameters)");
+    let reference = if args.no_reference {
+        None
+    } else {
+        let python = match args.python.or_else(|| std::env::var_os("XMC_BENCH_PYTHON").map(PathBuf::from)) {
+            Some(p) => p,
+            None => reference_python(&bench_dir())?,
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/train_reference.py");
+        let numbers = [args.vocab, args.batch_size, args.input_len, args.target_len, args.warmup, args.steps, 2];
+        let out = Command::new(&python)
+            .arg(&script)
+            .args(numbers.iter().map(|n| n.to_string()))
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("the PyTorch reference failed");
+        }
+        let value: serde_json::Value = serde_json::from_str(String::from_utf8(out.stdout)?.lines().last().unwrap_or_default())?;
+        Some((value["steps_per_s"].as_f64().unwrap_or_default(), value["params"].as_u64().unwrap_or_default(), value["torch"].as_str().unwrap_or_default().to_string()))
+    };
+    println!("| benchmark | burn (flex) | PyTorch (transformers) | ratio | target |");
+    println!("|---|---|---|---|---|");
+    let (cell, ratio, ok) = match &reference {
+        Some((rate, p, version)) => (format!("{rate:.3} steps/s ({p} params, torch {version})"), format!("{:.2}", burn_rate / rate), burn_rate / rate >= 0.8),
+        None => ("not run".into(), "-".into(), true),
+    };
+    println!(
+        "| train small-cpu T5, batch {}, input {} / target {} tokens, vocab {} | {burn_rate:.3} steps/s ({params} params) | {cell} | {ratio} | >= 0.8 |",
+        args.batch_size, args.input_len, args.target_len, args.vocab
+    );
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
+    let device = xmc_model::inference_device();
+    println!("| model | mode | records | beam | records/s | target |");
+    println!("|---|---|---|---|---|---|");
+    let mut ok = true;
+    for dir in &args.models {
+        let trained = xmc_train::TrainedModel::load(dir, &device)?;
+        let data_dir = match &args.data {
+            Some(d) => d.clone(),
+            None => dir.parent().unwrap_or(Path::new(".")).join("data"),
+        };
+        let data = xmc_data::PreparedData::load(&data_dir)?;
+        let texts: Vec<&str> = data.split(xmc_data::Split::Test).map(|r| r.input.as_str()).collect();
+        xmc::predict::predict_texts(&trained, &texts[..texts.len().min(32)], args.beam_width, args.beam_width, |_| {})?; // warm-up
+        let started = Instant::now();
+        xmc::predict::predict_texts(&trained, &texts, args.beam_width, args.beam_width, |_| {})?;
+        let rate = texts.len() as f64 / started.elapsed().as_secs_f64();
+        ok &= rate >= 300.0;
+        println!("| {} | {:?} | {} | {} | {rate:.0} | >= 300 |", dir.display(), trained.meta.model.mode, texts.len(), args.beam_width);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {
