@@ -15,7 +15,8 @@ vocab, batch, input_len, target_len, warmup, steps, threads = map(int, sys.argv[
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 config = T5Config(vocab_size=vocab, d_model=256, d_kv=32, d_ff=1024, num_heads=8, num_layers=4,
-                  num_decoder_layers=4, feed_forward_proj="relu", dropout_rate=0.1)
+                  num_decoder_layers=4, feed_forward_proj="relu", dropout_rate=0.1,
+                  decoder_start_token_id=0)
 model = T5ForConditionalGeneration(config).train()
 optim = torch.optim.AdamW(model.parameters(), lr=1e-4, eps=1e-8, weight_decay=0.01)
 ids = torch.randint(2, vocab, (batch, input_len))

@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod decode;
 mod device;
+pub mod dropout;
 mod error;
 pub mod t5;
 pub mod tokenizer;

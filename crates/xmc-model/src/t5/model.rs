@@ -5,13 +5,14 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::{gelu_approximate, relu, softmax};
 
 use super::config::T5Config;
 use super::position::bucket_matrix;
+use crate::dropout::FastDropout as Dropout;
 use crate::error::{ModelError, Result};
 
 /// Added to attention scores where a query must not look.
@@ -41,7 +42,7 @@ impl Attention {
             k: linear(d, inner, (d as f64).powf(-0.5), device),
             v: linear(d, inner, (d as f64).powf(-0.5), device),
             o: linear(inner, d, (inner as f64).powf(-0.5), device),
-            dropout: DropoutConfig::new(cfg.dropout_rate).init(),
+            dropout: Dropout::new(cfg.dropout_rate),
             heads: cfg.num_heads,
             d_kv: cfg.d_kv,
         }
@@ -77,7 +78,7 @@ impl FeedForward {
         let (d, f) = (cfg.d_model, cfg.d_ff);
         let wi = || linear(d, f, (d as f64).powf(-0.5), device);
         let (wi_plain, wi_0, wi_1) = if cfg.gated_gelu { (None, Some(wi()), Some(wi())) } else { (Some(wi()), None, None) };
-        FeedForward { wi: wi_plain, wi_0, wi_1, wo: linear(f, d, (f as f64).powf(-0.5), device), dropout: DropoutConfig::new(cfg.dropout_rate).init() }
+        FeedForward { wi: wi_plain, wi_0, wi_1, wo: linear(f, d, (f as f64).powf(-0.5), device), dropout: Dropout::new(cfg.dropout_rate) }
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
@@ -111,7 +112,7 @@ impl Block {
             cross_norm: decoder.then(norm),
             ff: FeedForward::new(cfg, device),
             ff_norm: norm(),
-            dropout: DropoutConfig::new(cfg.dropout_rate).init(),
+            dropout: Dropout::new(cfg.dropout_rate),
         }
     }
 
@@ -141,7 +142,7 @@ impl Stack {
                 .with_initializer(Initializer::Normal { mean: 0.0, std: (cfg.d_model as f64).powf(-0.5) })
                 .init(device),
             final_layer_norm: RmsNormConfig::new(cfg.d_model).with_epsilon(cfg.layer_norm_epsilon).init(device),
-            dropout: DropoutConfig::new(cfg.dropout_rate).init(),
+            dropout: Dropout::new(cfg.dropout_rate),
             bidirectional: !decoder,
             num_buckets: cfg.relative_attention_num_buckets,
             max_distance: cfg.relative_attention_max_distance,
@@ -230,6 +231,7 @@ impl T5Config {
     pub fn init_seeded(&self, device: &Device, seed: u64) -> T5 {
         let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
         device.seed(seed);
+        crate::dropout::reseed(seed);
         let model = self.init(device);
         model.visit(&mut Materialise);
         model
@@ -245,7 +247,7 @@ impl T5Config {
             lm_head: (!self.tie_word_embeddings).then(|| linear(self.d_model, self.vocab_size, 1.0, device)),
             d_model: self.d_model,
             scale_decoder_outputs: self.scale_decoder_outputs,
-            dropout: DropoutConfig::new(self.dropout_rate).init(),
+            dropout: Dropout::new(self.dropout_rate),
         }
     }
 }
