@@ -36,47 +36,62 @@ pub struct Hypothesis {
     pub score: f32,
 }
 
+/// One row of the search: rows `record * width .. (record + 1) * width` belong to one record.
+#[derive(Clone)]
 struct Beam {
-    record: usize,
     tokens: Vec<u32>,
     log_prob: f32,
+    /// A filler row of a record with fewer live beams than the width (or already done).
+    dead: bool,
 }
 
 /// Decodes every record of `enc`; returns, per record, up to `top_k` labels best first.
+///
+/// Every record keeps exactly `beam_width` rows, so the encoder states are expanded once and the
+/// cache only reorders the decoder's past within each record's block.
 pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConstraint, cfg: &DecodeConfig) -> Vec<Vec<Hypothesis>> {
     let [records, _, _] = enc.hidden.dims();
     let device = enc.hidden.device();
     let width = cfg.beam_width.max(1);
     let top_k = cfg.top_k.clamp(1, width);
+    let expand: Vec<i64> = (0..records * width).map(|row| (row / width) as i64).collect();
+    let expand = Tensor::<1, Int>::from_data(TensorData::new(expand, [records * width]), &device);
+    let wide = EncoderOutput { hidden: enc.hidden.clone().select(0, expand.clone()), mask_bias: enc.mask_bias.clone().select(0, expand) };
+    let mut cache = model.start_cache(&wide);
     let mut finished: Vec<Vec<(Vec<u32>, f32, u32)>> = vec![Vec::new(); records];
-    let mut beams: Vec<Beam> = (0..records).map(|record| Beam { record, tokens: Vec::new(), log_prob: 0.0 }).collect();
-    let mut cache = model.start_cache(enc);
-    let mut inputs: Vec<i64> = vec![cfg.start_token as i64; records];
+    // At the start only the first row of each record is live: the others would repeat it.
+    let mut beams: Vec<Beam> =
+        (0..records * width).map(|row| Beam { tokens: Vec::new(), log_prob: 0.0, dead: row % width != 0 }).collect();
+    let mut inputs: Vec<i64> = vec![cfg.start_token as i64; records * width];
     for _ in 0..cfg.max_steps {
-        if beams.is_empty() {
+        if beams.iter().all(|b| b.dead) {
             break;
         }
         let tokens = Tensor::<1, Int>::from_data(TensorData::new(inputs.clone(), [inputs.len()]), &device);
         let logits = model.decode_step(tokens, &mut cache);
-        let [rows, vocab] = logits.dims();
+        let [_, vocab] = logits.dims();
         let log_probs = log_softmax(logits, 1).into_data().try_to_vec::<f32>().expect("float logits");
-        debug_assert_eq!(rows, beams.len());
-        // Candidates per record: (log prob, parent row, token).
-        let mut candidates: Vec<Vec<(f32, usize, u32)>> = vec![Vec::new(); records];
-        for (row, beam) in beams.iter().enumerate() {
-            for &token in constraint.allowed_next(&beam.tokens) {
-                if (token as usize) < vocab {
-                    candidates[beam.record].push((beam.log_prob + log_probs[row * vocab + token as usize], row, token));
+        let mut next_beams = Vec::with_capacity(beams.len());
+        let mut parents: Vec<i64> = Vec::with_capacity(beams.len());
+        for record in 0..records {
+            let block = record * width..(record + 1) * width;
+            // Candidates: (log prob, parent row, token).
+            let mut cands: Vec<(f32, usize, u32)> = Vec::new();
+            for row in block.clone() {
+                let beam = &beams[row];
+                if beam.dead {
+                    continue;
+                }
+                for &token in constraint.allowed_next(&beam.tokens) {
+                    if (token as usize) < vocab {
+                        cands.push((beam.log_prob + log_probs[row * vocab + token as usize], row, token));
+                    }
                 }
             }
-        }
-        let mut next_beams = Vec::new();
-        let mut parents: Vec<i64> = Vec::new();
-        for (record, mut cands) in candidates.into_iter().enumerate() {
             cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-            let mut live = 0;
+            let mut chosen = 0;
             for (log_prob, parent, token) in cands {
-                if live == width {
+                if chosen == width {
                     break;
                 }
                 let mut tokens = beams[parent].tokens.clone();
@@ -93,17 +108,18 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
                         break;
                     }
                 }
-                next_beams.push(Beam { record, tokens, log_prob });
+                next_beams.push(Beam { tokens, log_prob, dead: false });
                 parents.push(parent as i64);
-                live += 1;
+                chosen += 1;
+            }
+            for _ in chosen..width {
+                next_beams.push(Beam { tokens: Vec::new(), log_prob: f32::NEG_INFINITY, dead: true });
+                parents.push(block.start as i64);
             }
         }
-        if next_beams.is_empty() {
-            break;
-        }
-        inputs = next_beams.iter().map(|b| *b.tokens.last().expect("non-empty") as i64).collect();
+        inputs = next_beams.iter().map(|b| b.tokens.last().map_or(cfg.start_token as i64, |&t| t as i64)).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(parents.clone(), [parents.len()]), &device);
-        cache = cache.select(rows);
+        cache = cache.select_self(rows);
         beams = next_beams;
     }
     finished

@@ -185,6 +185,18 @@ impl DecoderCache {
         self.len == 0
     }
 
+    /// Reorders the decoder's own keys and values by `rows`, keeping the encoder's: for a beam
+    /// search whose row `i` always decodes the same record, only the past tokens move.
+    pub fn select_self(&self, rows: Tensor<1, Int>) -> DecoderCache {
+        let pick = |t: &Tensor<4>| t.clone().select(0, rows.clone());
+        DecoderCache {
+            self_kv: self.self_kv.iter().map(|kv| kv.as_ref().map(|(k, v)| (pick(k), pick(v)))).collect(),
+            cross_kv: self.cross_kv.clone(),
+            cross_bias: self.cross_bias.clone(),
+            len: self.len,
+        }
+    }
+
     /// Keeps (and repeats) the rows named by `rows`: how a beam search follows its surviving beams.
     pub fn select(&self, rows: Tensor<1, Int>) -> DecoderCache {
         let pick = |t: &Tensor<4>| t.clone().select(0, rows.clone());
