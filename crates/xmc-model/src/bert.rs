@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::{gelu, softmax};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
@@ -151,32 +150,24 @@ impl Bert {
     }
 
     /// Loads Hugging Face BERT weights (`bert.` prefix optional; the pooler is ignored).
-    pub fn load_safetensors(mut self, path: &Path) -> Result<Self> {
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .with_key_remapping(r"^bert\.", "")
-            .with_key_remapping(r"^embeddings\.word_embeddings\.", "embeddings.word.")
-            .with_key_remapping(r"^embeddings\.position_embeddings\.", "embeddings.position.")
-            .with_key_remapping(r"^embeddings\.token_type_embeddings\.", "embeddings.token_type.")
-            .with_key_remapping(r"^embeddings\.LayerNorm\.", "embeddings.norm.")
-            .with_key_remapping(r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", "layers.$1.$2.")
-            .with_key_remapping(r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", "layers.$1.attn_out.")
-            .with_key_remapping(r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", "layers.$1.attn_norm.")
-            .with_key_remapping(r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", "layers.$1.inter.")
-            .with_key_remapping(r"^encoder\.layer\.(\d+)\.output\.dense\.", "layers.$1.out.")
-            .with_key_remapping(r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", "layers.$1.out_norm.")
-            .allow_partial(true);
-        let result = self
-            .load_from(&mut store)
-            .map_err(|e| ModelError::Weights { path: path.into(), message: e.to_string() })?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
-            return Err(ModelError::Weights {
-                path: path.into(),
-                message: format!("missing tensors {missing:?}; errors {:?}", result.errors),
-            });
-        }
-        Ok(self)
+    pub fn load_safetensors(self, path: &Path) -> Result<Self> {
+        crate::weights::load_safetensors(
+            self,
+            path,
+            &[
+                (r"^bert\.", ""),
+                (r"^embeddings\.word_embeddings\.", "embeddings.word."),
+                (r"^embeddings\.position_embeddings\.", "embeddings.position."),
+                (r"^embeddings\.token_type_embeddings\.", "embeddings.token_type."),
+                (r"^embeddings\.LayerNorm\.", "embeddings.norm."),
+                (r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", "layers.$1.$2."),
+                (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", "layers.$1.attn_out."),
+                (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", "layers.$1.attn_norm."),
+                (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", "layers.$1.inter."),
+                (r"^encoder\.layer\.(\d+)\.output\.dense\.", "layers.$1.out."),
+                (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", "layers.$1.out_norm."),
+            ],
+        )
     }
 }
 

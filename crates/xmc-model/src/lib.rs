@@ -11,6 +11,7 @@ pub mod dropout;
 mod error;
 pub mod t5;
 pub mod tokenizer;
+mod weights;
 
 pub use bert::{BertConfig, SentenceEncoder};
 pub use device::{inference_device, training_device};

@@ -7,13 +7,12 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::{gelu_approximate, relu, softmax};
 
 use super::config::T5Config;
 use super::position::bucket_matrix;
 use crate::dropout::FastDropout as Dropout;
-use crate::error::{ModelError, Result};
+use crate::error::Result;
 
 /// Added to attention scores where a query must not look.
 const MASKED: f32 = -1e9;
@@ -369,25 +368,22 @@ impl T5 {
     }
 
     /// Loads Hugging Face T5 weights (`model.safetensors`) into this model.
-    pub fn load_hf_weights(mut self, path: &Path) -> Result<Self> {
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .with_key_remapping(r"^(encoder|decoder)\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.", "$1.relative_attention_bias.")
-            .with_key_remapping(r"^(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.", "$1.blocks.$2.self_attn.")
-            .with_key_remapping(r"^(encoder|decoder)\.block\.(\d+)\.layer\.0\.layer_norm\.", "$1.blocks.$2.self_norm.")
-            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.", "decoder.blocks.$1.cross_attn.")
-            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.1\.layer_norm\.", "decoder.blocks.$1.cross_norm.")
-            .with_key_remapping(r"^encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.", "encoder.blocks.$1.ff.")
-            .with_key_remapping(r"^encoder\.block\.(\d+)\.layer\.1\.layer_norm\.", "encoder.blocks.$1.ff_norm.")
-            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.", "decoder.blocks.$1.ff.")
-            .with_key_remapping(r"^decoder\.block\.(\d+)\.layer\.2\.layer_norm\.", "decoder.blocks.$1.ff_norm.")
-            .allow_partial(true);
-        let result = self.load_from(&mut store).map_err(|e| ModelError::Weights { path: path.into(), message: e.to_string() })?;
-        if !result.errors.is_empty() || !result.missing.is_empty() {
-            let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
-            return Err(ModelError::Weights { path: path.into(), message: format!("missing tensors {missing:?}; errors {:?}", result.errors) });
-        }
-        Ok(self)
+    pub fn load_hf_weights(self, path: &Path) -> Result<Self> {
+        crate::weights::load_safetensors(
+            self,
+            path,
+            &[
+                (r"^(encoder|decoder)\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.", "$1.relative_attention_bias."),
+                (r"^(encoder|decoder)\.block\.(\d+)\.layer\.0\.SelfAttention\.", "$1.blocks.$2.self_attn."),
+                (r"^(encoder|decoder)\.block\.(\d+)\.layer\.0\.layer_norm\.", "$1.blocks.$2.self_norm."),
+                (r"^decoder\.block\.(\d+)\.layer\.1\.EncDecAttention\.", "decoder.blocks.$1.cross_attn."),
+                (r"^decoder\.block\.(\d+)\.layer\.1\.layer_norm\.", "decoder.blocks.$1.cross_norm."),
+                (r"^encoder\.block\.(\d+)\.layer\.1\.DenseReluDense\.", "encoder.blocks.$1.ff."),
+                (r"^encoder\.block\.(\d+)\.layer\.1\.layer_norm\.", "encoder.blocks.$1.ff_norm."),
+                (r"^decoder\.block\.(\d+)\.layer\.2\.DenseReluDense\.", "decoder.blocks.$1.ff."),
+                (r"^decoder\.block\.(\d+)\.layer\.2\.layer_norm\.", "decoder.blocks.$1.ff_norm."),
+            ],
+        )
     }
 
     /// Loads a Hugging Face T5 folder (`config.json` + `model.safetensors`).
