@@ -97,3 +97,16 @@ pub fn embed_labels(
     };
     Ok(LabelEmbeddings { kind: cfg.kind, labels: n, dim, data: values })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_text_is_the_full_path_or_the_leaf() {
+        let paths: Vec<Vec<String>> = vec![vec!["Toys".into(), "Trains".into()], vec!["Games".into()]];
+        let labels = LabelSet::from_paths(paths.iter().map(Vec::as_slice), 25);
+        assert_eq!(label_texts(&labels, LabelText::Path), vec!["Games", "Toys > Trains"]);
+        assert_eq!(label_texts(&labels, LabelText::Leaf), vec!["Games", "Trains"]);
+    }
+}
