@@ -18,6 +18,9 @@ pub enum BenchCommand {
     /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
     /// for reference) and build the k = 6 tree.
     Tree(TreeBenchArgs),
+    /// fastText, Omikuji and PECOS XR-Linear on xmc's split, scored with xmc's metrics, next to
+    /// finished xmc runs.
+    Peers(crate::peers::PeersBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +115,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Tree(args) => bench_tree(args),
         BenchCommand::Train(args) => bench_train(args),
         BenchCommand::Predict(args) => bench_predict(args),
+        BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod models;
+mod peers;
 
 use std::process::ExitCode;
 

@@ -1,32 +1,27 @@
-//! Metrics for label predictions: accuracy, precision/recall/F1 (macro, micro, weighted), tail
-//! accuracy, per-level scores, P@k, nDCG@k, PSP@k and code-prefix credit, and the reports.
+//! Metrics for label predictions and the experiment report. No tensor library: this crate reads
+//! label ids and rankings.
 //!
-//! Status: only the stage's configuration exists yet; the metrics land with the evaluation issue.
+//! - [`classification`]: precision/recall/F1, macro/micro/weighted (scikit-learn's definitions).
+//! - [`ranking`]: P@k, nDCG@k, propensity-scored PSP@k.
+//! - [`hierarchy`]: per-level scores, hierarchical P/R/F1, code-prefix credit.
+//! - [`bootstrap`]: 95% confidence intervals.
+//! - [`metrics`]: [`evaluate`] puts them together into [`Metrics`] (`metrics.json`).
+//! - [`report`], [`plots`]: `report.md` and PNG plots. [`baseline`]: the CI regression check.
 
-use serde::{Deserialize, Serialize};
+pub mod baseline;
+pub mod bootstrap;
+pub mod classification;
+mod config;
+mod error;
+pub mod hierarchy;
+pub mod metrics;
+pub mod plots;
+pub mod ranking;
+pub mod report;
 
-/// The `[eval]` section of an experiment config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalConfig {
-    /// The k of P@k, nDCG@k and PSP@k.
-    pub ks: Vec<usize>,
-    /// Propensity parameters A and B (Jain et al. 2016).
-    pub propensity_a: f64,
-    pub propensity_b: f64,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        EvalConfig { ks: vec![1, 3, 5], propensity_a: 0.55, propensity_b: 1.5 }
-    }
-}
-
-impl EvalConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.ks.is_empty() || self.ks.contains(&0) {
-            return Err("`eval.ks` must list positive k values, e.g. [1, 3, 5]".into());
-        }
-        Ok(())
-    }
-}
+pub use baseline::Baseline;
+pub use config::EvalConfig;
+pub use error::{EvalError, Result};
+pub use metrics::{Metrics, Scored, evaluate};
+pub use plots::EpochPoint;
+pub use report::{ReportContext, write_report};

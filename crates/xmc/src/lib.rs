@@ -3,6 +3,7 @@
 //! calls into this crate; the stages' logic lives in the stage crates.
 
 pub mod cli;
+pub mod evaluate;
 pub mod experiment;
 pub mod fingerprint;
 pub mod predict;

@@ -4,22 +4,22 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xmc_data::LabelSet;
 use xmc_model::{DecodeConfig, Hypothesis};
 use xmc_train::TrainedModel;
 
 /// One output row: the record's id, the best label and the top k with scores.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionRow {
     pub id: String,
     pub path: Option<String>,
     pub score: Option<f32>,
     pub top_k: Vec<(String, f32)>,
     /// The record's true label, when known (test split).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correct: Option<bool>,
 }
 

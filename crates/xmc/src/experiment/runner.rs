@@ -20,27 +20,22 @@ pub struct RunOptions {
     pub from: Option<StageName>,
     /// Continue an interrupted training run from its last checkpoint.
     pub resume: bool,
+    /// Rewrite the config's `eval.baseline` file with this run's figures instead of checking them.
+    pub update_baseline: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageOutcome {
     Ran,
     UpToDate,
-    /// The stage is not built yet; the run stopped here.
-    NotBuilt,
 }
 
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub run_dir: PathBuf,
     pub stages: Vec<(StageName, StageOutcome)>,
-}
-
-impl RunSummary {
-    /// The first stage the run could not execute, if any.
-    pub fn stopped_at(&self) -> Option<StageName> {
-        self.stages.iter().find(|(_, o)| *o == StageOutcome::NotBuilt).map(|(s, _)| *s)
-    }
+    /// The baseline check's lines (`eval.baseline`), when the config names one.
+    pub baseline: Vec<String>,
 }
 
 /// What a stage computes before deciding whether to run: its fingerprint and the inputs behind it.
@@ -60,31 +55,28 @@ impl Plan {
 pub fn run_experiment(cfg: &ExperimentConfig, opts: &RunOptions) -> Result<RunSummary> {
     let run_dir = cfg.run_dir();
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let mut summary = RunSummary { run_dir: run_dir.clone(), stages: Vec::new() };
+    let mut summary = RunSummary { run_dir: run_dir.clone(), stages: Vec::new(), baseline: Vec::new() };
     let mut fingerprints: BTreeMap<StageName, String> = BTreeMap::new();
     for stage in StageName::ALL {
         let forced = opts.force || opts.from.is_some_and(|from| stage >= from);
         let ctx = StageContext { cfg, run_dir: &run_dir, forced, upstream: &fingerprints };
-        let result = match stage {
-            StageName::Data => Some(run_data(&ctx)?),
-            StageName::Embed => Some(run_embed(&ctx)?),
-            StageName::Tree => Some(run_tree(&ctx)?),
-            StageName::Codes => Some(run_codes(&ctx)?),
-            StageName::Train => Some(run_train(&ctx, opts.resume)?),
-            StageName::Predict => Some(run_predict(&ctx)?),
-            _ => None,
-        };
-        let Some((outcome, fingerprint)) = result else {
-            tracing::warn!(
-                "stage `{stage}` is not built yet (it comes with {}); the run stops here. Finished stages are in {}",
-                stage.planned_in(),
-                run_dir.display()
-            );
-            summary.stages.push((stage, StageOutcome::NotBuilt));
-            break;
+        let (outcome, fingerprint) = match stage {
+            StageName::Data => run_data(&ctx)?,
+            StageName::Embed => run_embed(&ctx)?,
+            StageName::Tree => run_tree(&ctx)?,
+            StageName::Codes => run_codes(&ctx)?,
+            StageName::Train => run_train(&ctx, opts.resume)?,
+            StageName::Predict => run_predict(&ctx)?,
+            StageName::Eval => run_eval(&ctx)?,
+            StageName::Report => run_report(&ctx)?,
         };
         fingerprints.insert(stage, fingerprint);
         summary.stages.push((stage, outcome));
+    }
+    if let Some(path) = &cfg.eval.baseline {
+        summary.baseline = check_baseline(cfg, path, &run_dir, opts.update_baseline)?;
+    } else if opts.update_baseline {
+        anyhow::bail!("--update-baseline: the config has no `eval.baseline` file to write");
     }
     Ok(summary)
 }
@@ -305,6 +297,8 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
             outcome.parameters
         );
         std::fs::remove_dir_all(out.join("checkpoint")).ok();
+        std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
+            .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
         Ok(BTreeMap::from([
             ("best_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy)),
             ("best_epoch".into(), serde_json::json!(outcome.best_epoch)),
@@ -344,6 +338,121 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
         ]))
     })
+}
+
+fn run_eval(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical;
+    let eval_cfg = xmc_eval::EvalConfig { baseline: None, ..cfg.eval.clone() };
+    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Predict)]);
+    if hierarchical {
+        inputs.extend([ctx.upstream(StageName::Codes)]);
+    }
+    ctx.run(StageName::Eval, &eval_cfg, inputs, |out| {
+        let labels = xmc_data::LabelSet::load(&ctx.dir(StageName::Data))?;
+        let rows = crate::evaluate::read_predictions(&ctx.dir(StageName::Predict).join("predictions.jsonl"))?;
+        let codes = if hierarchical { Some(xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes) } else { None };
+        let metrics = crate::evaluate::score_rows(&labels, &rows, codes.as_deref(), &eval_cfg)?;
+        metrics.save(&out.join(xmc_eval::report::METRICS_FILE))?;
+        eprintln!(
+            "eval: accuracy {:.4}, macro-F1 {:.4}, tail accuracy {} on {} test records",
+            metrics.accuracy,
+            metrics.leaf.macro_avg.f1,
+            metrics.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+            metrics.records
+        );
+        Ok(eval_report(&metrics))
+    })
+}
+
+/// The figures the comparison tables show for a run.
+fn eval_report(m: &xmc_eval::Metrics) -> BTreeMap<String, serde_json::Value> {
+    use serde_json::json;
+    let mut r = BTreeMap::from([
+        ("accuracy".into(), json!(m.accuracy)),
+        ("macro_f1".into(), json!(m.leaf.macro_avg.f1)),
+        ("micro_f1".into(), json!(m.leaf.micro_avg.f1)),
+        ("weighted_f1".into(), json!(m.leaf.weighted_avg.f1)),
+        ("tail_accuracy".into(), json!(m.tail_accuracy)),
+        ("hierarchical_f1".into(), json!(m.hierarchical.f1)),
+    ]);
+    for a in &m.at_k {
+        r.insert(format!("p@{}", a.k), json!(a.precision));
+        r.insert(format!("psp@{}", a.k), json!(a.psp));
+    }
+    for l in &m.levels {
+        r.insert(format!("l{}_accuracy", l.level), json!(l.accuracy));
+    }
+    r
+}
+
+fn run_report(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let inputs = BTreeMap::from([ctx.upstream(StageName::Train), ctx.upstream(StageName::Predict), ctx.upstream(StageName::Eval)]);
+    ctx.run(StageName::Report, &serde_json::json!({ "name": cfg.name }), inputs, |out| {
+        let metrics = xmc_eval::Metrics::load(&ctx.dir(StageName::Eval).join(xmc_eval::report::METRICS_FILE))?;
+        let report_ctx = report_context(ctx)?;
+        let files = xmc_eval::write_report(out, &metrics, &report_ctx)?;
+        eprintln!("report: {}", out.with_file_name(StageName::Report.as_str()).join(xmc_eval::report::REPORT_FILE).display());
+        Ok(BTreeMap::from([("files".into(), serde_json::json!(files))]))
+    })
+}
+
+fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
+    let cfg = ctx.cfg;
+    let method = match cfg.model.mode {
+        xmc_model::TargetMode::Hierarchical => format!(
+            "T5 ({}) generating hierarchical codes; label tree by recursive k-means (k = {}) over {} label embeddings",
+            cfg.model.preset,
+            cfg.tree.branching,
+            serde_json::to_value(cfg.embed.kind)?.as_str().unwrap_or("?")
+        ),
+        xmc_model::TargetMode::Plain => format!("T5 ({}) generating the label path as text (plain)", cfg.model.preset),
+    };
+    let mut facts = Vec::new();
+    let figure = |stage: StageName, key: &str| StageRecord::load(&ctx.dir(stage)).and_then(|r| r.report.get(key).cloned());
+    if let Some(p) = figure(StageName::Train, "parameters") {
+        facts.push(("parameters".into(), p.to_string()));
+    }
+    if let (Some(best), Some(epochs)) = (figure(StageName::Train, "best_epoch"), figure(StageName::Train, "epochs")) {
+        facts.push(("best epoch".into(), format!("{best} of {epochs}")));
+    }
+    if let Some(s) = figure(StageName::Train, "train_seconds").and_then(|v| v.as_f64()) {
+        facts.push(("training time".into(), format!("{:.1} min", s / 60.0)));
+    }
+    if let Some(r) = figure(StageName::Predict, "records_per_s").and_then(|v| v.as_f64()) {
+        facts.push(("prediction speed".into(), format!("{r:.0} records/s (beam {})", cfg.model.beam_width)));
+    }
+    let curve_path = ctx.dir(StageName::Train).join("metrics.jsonl");
+    let curve = match std::fs::read_to_string(&curve_path) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let e: xmc_train::EpochMetrics = serde_json::from_str(l).with_context(|| format!("parsing {}", curve_path.display()))?;
+                Ok(xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Err(_) => Vec::new(),
+    };
+    Ok(xmc_eval::ReportContext { name: cfg.name.clone(), method, facts, curve })
+}
+
+/// Checks the run's metrics against the committed baseline, or rewrites it (`--update-baseline`).
+fn check_baseline(cfg: &ExperimentConfig, path: &Path, run_dir: &Path, update: bool) -> Result<Vec<String>> {
+    let metrics = xmc_eval::Metrics::load(&run_dir.join(StageName::Eval.as_str()).join(xmc_eval::report::METRICS_FILE))?;
+    if update {
+        let previous = xmc_eval::Baseline::load(path).ok();
+        let tolerance = previous.as_ref().map_or(0.05, |b| b.tolerance);
+        let command = format!("cargo xtask experiment <config of `{}`> --update-baseline", cfg.name);
+        let mut baseline = xmc_eval::Baseline::from_metrics(&metrics, &command, tolerance);
+        baseline.note = previous.map(|b| b.note).unwrap_or_default();
+        baseline.save(path)?;
+        return Ok(vec![format!("baseline {} rewritten: accuracy {:.4}, macro-F1 {:.4}", path.display(), baseline.accuracy, baseline.macro_f1)]);
+    }
+    let baseline = xmc_eval::Baseline::load(path)
+        .with_context(|| format!("the config's eval.baseline {} (write it with --update-baseline)", path.display()))?;
+    Ok(baseline.check(&metrics, path)?)
 }
 
 fn progress_bar(len: u64, message: &'static str) -> indicatif::ProgressBar {

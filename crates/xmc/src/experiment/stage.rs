@@ -21,11 +21,20 @@ pub enum StageName {
     Train,
     Predict,
     Eval,
+    Report,
 }
 
 impl StageName {
-    pub const ALL: [StageName; 7] =
-        [StageName::Data, StageName::Embed, StageName::Tree, StageName::Codes, StageName::Train, StageName::Predict, StageName::Eval];
+    pub const ALL: [StageName; 8] = [
+        StageName::Data,
+        StageName::Embed,
+        StageName::Tree,
+        StageName::Codes,
+        StageName::Train,
+        StageName::Predict,
+        StageName::Eval,
+        StageName::Report,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,16 +45,7 @@ impl StageName {
             StageName::Train => "train",
             StageName::Predict => "predict",
             StageName::Eval => "eval",
-        }
-    }
-
-    /// Which piece of work builds a stage that is not built yet.
-    pub fn planned_in(self) -> &'static str {
-        match self {
-            StageName::Data => "the foundation",
-            StageName::Embed | StageName::Tree | StageName::Codes => "the label-tree and prefix-codes issue",
-            StageName::Train | StageName::Predict => "the T5 model and training issue",
-            StageName::Eval => "the evaluation issue",
+            StageName::Report => "report",
         }
     }
 }

@@ -1,0 +1,25 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    #[error("plot {name}: {message}")]
+    Plot { name: String, message: String },
+    #[error(
+        "regression against the baseline {}:\n{}",
+        baseline.display(),
+        failures.join("\n")
+    )]
+    Regression { baseline: PathBuf, failures: Vec<String> },
+}
+
+impl EvalError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EvalError::Io { path: path.into(), source }
+    }
+}
+
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;

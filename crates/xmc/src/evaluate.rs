@@ -1,0 +1,82 @@
+//! Scoring predictions: the eval stage and `xmc evaluate` (any labelled file, prepared with its
+//! dataset descriptor's rules, predicted with a trained model folder).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use xmc_data::{Label, LabelSet};
+use xmc_eval::{EvalConfig, Metrics, Scored};
+
+use crate::predict::PredictionRow;
+
+/// The dataset descriptor the train stage copies into the model folder, so that `xmc evaluate`
+/// cleans a new file with the rules the model was trained under.
+pub const DATASET_FILE: &str = "dataset.toml";
+
+/// In hierarchical mode, each label's code as the model generates it (its target tokens without
+/// `</s>`): one token per (level, child) pair, so prefixes compare as the codes' prefixes do.
+pub fn model_codes(trained: &xmc_train::TrainedModel) -> Option<Vec<Vec<u32>>> {
+    let task = &trained.task;
+    (task.mode == xmc_model::TargetMode::Hierarchical).then(|| {
+        task.targets.iter().map(|t| t.iter().copied().filter(|&id| id != task.tokenizer.eos_id).collect()).collect()
+    })
+}
+
+/// The model's labels plus, appended with a training count of 0, every true path it never saw, so
+/// that such records count as errors and are reported as unseen.
+pub struct EvalLabels {
+    pub labels: LabelSet,
+    by_path: HashMap<String, u32>,
+}
+
+impl EvalLabels {
+    pub fn new(model_labels: &LabelSet) -> Self {
+        let by_path = model_labels.labels.iter().map(|l| (l.path.clone(), l.id)).collect();
+        EvalLabels { labels: model_labels.clone(), by_path }
+    }
+
+    /// The id of a path, adding it as an unseen label when the model does not know it.
+    pub fn id_or_insert(&mut self, path: &str) -> u32 {
+        if let Some(&id) = self.by_path.get(path) {
+            return id;
+        }
+        let id = self.labels.len() as u32;
+        let levels: Vec<String> = path.split(xmc_data::labels::PATH_SEPARATOR).map(str::to_string).collect();
+        let mut all = std::mem::take(&mut self.labels.labels);
+        all.push(Label { id, path: path.to_string(), levels, train_count: 0, valid_count: 0, test_count: 0, tail: true });
+        self.labels = LabelSet::from_labels(all, self.labels.tail_max);
+        self.by_path.insert(path.to_string(), id);
+        id
+    }
+
+    /// The id of a predicted path: always a label the model knows.
+    pub fn predicted_id(&self, path: &str) -> Result<u32> {
+        self.by_path.get(path).copied().with_context(|| format!("predicted path `{path}` is not one of the model's labels"))
+    }
+}
+
+/// Metrics of prediction rows that carry their true label.
+pub fn score_rows(model_labels: &LabelSet, rows: &[PredictionRow], codes: Option<&[Vec<u32>]>, cfg: &EvalConfig) -> Result<Metrics> {
+    let mut labels = EvalLabels::new(model_labels);
+    let scored = rows
+        .iter()
+        .map(|row| {
+            let truth = row.label.as_deref().with_context(|| format!("prediction for `{}` has no true label", row.id))?;
+            let truth = labels.id_or_insert(truth);
+            let ranked = row.top_k.iter().map(|(p, _)| labels.predicted_id(p)).collect::<Result<Vec<u32>>>()?;
+            Ok(Scored { truth, ranked })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(xmc_eval::evaluate(&labels.labels, &scored, codes, cfg))
+}
+
+/// Reads `predictions.jsonl` as the predict stage wrote it.
+pub fn read_predictions(path: &Path) -> Result<Vec<PredictionRow>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: not a prediction row", path.display(), i + 1)))
+        .collect()
+}

@@ -1,0 +1,187 @@
+//! `cargo xtask bench peers`: fastText, Omikuji and PECOS XR-Linear trained and scored on exactly
+//! xmc's split with xmc's metrics, next to finished xmc runs, in one table.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use xmc_data::{PreparedData, Split};
+
+#[derive(Debug, Args)]
+pub struct PeersBenchArgs {
+    /// Dataset descriptor name under datasets/ (amazon-uk, flipkart, amazon-uk-sample) or a path.
+    #[arg(long)]
+    dataset: String,
+    /// Finished xmc runs for the same table; the first one's data stage gives the split
+    /// (default: experiments/hkmeans_t5_<dataset> and experiments/plain_t5_<dataset> when they exist).
+    #[arg(long)]
+    ours: Vec<PathBuf>,
+    /// Experiment config whose `[data]` section prepares the split when no run has one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value = "fasttext,omikuji,pecos")]
+    tools: String,
+    /// Python with the peers installed (or $XMC_BENCH_PYTHON); default: a virtualenv under
+    /// target/xmc-bench made on first use.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// The peers' packages, as the bench installs them from PyPI.
+const PACKAGES: [&str; 6] = ["numpy<2", "scipy", "scikit-learn", "fasttext-wheel", "omikuji", "libpecos"];
+
+fn peers_python(dir: &Path) -> Result<PathBuf> {
+    let venv = dir.join("peers-venv");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        eprintln!("creating {} with {} (first run only) ...", venv.display(), PACKAGES.join(", "));
+        if !Command::new("python3").args(["-m", "venv"]).arg(&venv).status()?.success() {
+            bail!("python3 -m venv failed");
+        }
+        if !Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(PACKAGES).status()?.success() {
+            bail!("pip install {} failed", PACKAGES.join(" "));
+        }
+    }
+    Ok(python)
+}
+
+fn write_split(data: &PreparedData, split: Split, path: &Path) -> Result<usize> {
+    let mut text = String::new();
+    let mut n = 0;
+    for r in data.split(split) {
+        let input: String = r.input.chars().map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c }).collect();
+        let _ = writeln!(text, "{}\t{input}", r.label);
+        n += 1;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(n)
+}
+
+struct Row {
+    name: String,
+    metrics: xmc_eval::Metrics,
+    train_seconds: Option<f64>,
+    records_per_s: Option<f64>,
+}
+
+pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
+    let descriptor =
+        if args.dataset.ends_with(".toml") { PathBuf::from(&args.dataset) } else { PathBuf::from(format!("datasets/{}.toml", args.dataset)) };
+    let desc = xmc_data::DatasetDescriptor::load(&descriptor)?;
+    let ours: Vec<PathBuf> = if args.ours.is_empty() {
+        ["hkmeans_t5", "plain_t5"]
+            .iter()
+            .map(|m| PathBuf::from(format!("experiments/{m}_{}", desc.name)))
+            .filter(|d| d.join("eval/metrics.json").is_file())
+            .collect()
+    } else {
+        args.ours.clone()
+    };
+    let data = match ours.iter().map(|r| r.join("data")).find(|d| d.join("stage.json").is_file()) {
+        Some(dir) => {
+            eprintln!("peers: the split of {}", dir.display());
+            PreparedData::load(&dir)?
+        }
+        None => {
+            let mut cfg = match &args.config {
+                Some(path) => xmc::experiment::ExperimentConfig::load(path, &[])?.data,
+                None => xmc_data::DataConfig::default(),
+            };
+            cfg.dataset = descriptor.clone();
+            eprintln!("peers: preparing {} (split seed {})", desc.name, cfg.split.seed);
+            xmc_data::prepare(&desc, &cfg)?
+        }
+    };
+    let dir = bench_dir.join(format!("peers-{}", desc.name));
+    std::fs::create_dir_all(&dir)?;
+    let n_train = write_split(&data, Split::Train, &dir.join("train.tsv"))?;
+    let n_test = write_split(&data, Split::Test, &dir.join("test.tsv"))?;
+    let truths: Vec<u32> = data.split(Split::Test).map(|r| r.label).collect();
+
+    let python = match args.python.clone().or_else(|| std::env::var_os("XMC_BENCH_PYTHON").map(PathBuf::from)) {
+        Some(p) => p,
+        None => peers_python(bench_dir)?,
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers.py");
+    let status = Command::new(&python)
+        .arg(&script)
+        .arg(&dir)
+        .arg(data.labels.len().to_string())
+        .arg(args.threads.to_string())
+        .arg(&args.tools)
+        .env("OMP_NUM_THREADS", args.threads.to_string())
+        .status()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !status.success() {
+        bail!("{} failed", script.display());
+    }
+    let text = std::fs::read_to_string(dir.join("peers.json"))?;
+    let results: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)?;
+
+    let eval_cfg = xmc_eval::EvalConfig::default();
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for (tool, r) in &results {
+        if let Some(err) = r.get("error") {
+            missing.push(format!("{tool}: {err}"));
+            continue;
+        }
+        let ranked: Vec<Vec<u32>> = serde_json::from_value(r["ranked"].clone())?;
+        anyhow::ensure!(ranked.len() == truths.len(), "{tool}: {} rankings for {} test records", ranked.len(), truths.len());
+        let scored: Vec<xmc_eval::Scored> =
+            truths.iter().zip(ranked).map(|(&truth, ranked)| xmc_eval::Scored { truth, ranked }).collect();
+        let predict_seconds = r["predict_seconds"].as_f64().unwrap_or(f64::NAN);
+        rows.push(Row {
+            name: format!("{} ({})", tool, r["version"].as_str().unwrap_or("?")),
+            metrics: xmc_eval::evaluate(&data.labels, &scored, None, &eval_cfg),
+            train_seconds: r["train_seconds"].as_f64(),
+            records_per_s: Some(n_test as f64 / predict_seconds),
+        });
+    }
+    for run in &ours {
+        let metrics = xmc_eval::Metrics::load(&run.join("eval/metrics.json"))?;
+        let figure = |stage: &str, key: &str| {
+            xmc::experiment::StageRecord::load(&run.join(stage)).and_then(|r| r.report.get(key).and_then(|v| v.as_f64()))
+        };
+        rows.push(Row {
+            name: format!("xmc {}", run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            metrics,
+            train_seconds: figure("train", "train_seconds"),
+            records_per_s: figure("predict", "records_per_s"),
+        });
+    }
+
+    let mut table = format!(
+        "Dataset {}: {n_train} training records, {n_test} test records, {} labels; {} threads.\n\n\
+         | method | accuracy | macro-F1 | tail accuracy | PSP@5 | hierarchical F1 | train time | predict records/s |\n|---|---|---|---|---|---|---|---|\n",
+        desc.name,
+        data.labels.len(),
+        args.threads
+    );
+    for r in &rows {
+        let m = &r.metrics;
+        let _ = writeln!(
+            table,
+            "| {} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} |",
+            r.name,
+            m.accuracy,
+            m.leaf.macro_avg.f1,
+            m.tail_accuracy.map_or("-".into(), |a| format!("{a:.3}")),
+            m.at_k.iter().find(|a| a.k == 5).map_or(f64::NAN, |a| a.psp),
+            m.hierarchical.f1,
+            r.train_seconds.map_or("-".into(), |s| format!("{s:.1} s")),
+            r.records_per_s.map_or("-".into(), |s| format!("{s:.0}")),
+        );
+    }
+    for m in &missing {
+        let _ = writeln!(table, "\nnot run: {m}");
+    }
+    print!("{table}");
+    std::fs::write(dir.join("peers.md"), &table)?;
+    eprintln!("wrote {}", dir.join("peers.md").display());
+    Ok(ExitCode::SUCCESS)
+}
