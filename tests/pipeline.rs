@@ -296,3 +296,38 @@ fn baseline_check_fails_a_regressed_run() {
     let err = xmc(&["experiment", &config]).unwrap_err();
     assert!(err.contains("regression") && err.contains("accuracy"), "{err}");
 }
+
+/// `model.encoder = "bert"`: the sentence encoder's BERT (here the tiny fixture) and its WordPiece
+/// tokenizer under a T5 decoder; the model folder carries the input tokenizer and reloads to the
+/// same predictions.
+#[test]
+fn bert_encoder_option_trains_saves_and_predicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "");
+    let encoder = format!("model.encoder_dir={:?}", tiny_encoder());
+    assert_eq!(xmc(&["experiment", &config, "--set", "model.encoder=bert", "--set", &encoder]).unwrap(), ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    assert!(run.join("train/input_tokenizer.json").is_file());
+    let t5: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("train/t5.json")).unwrap()).unwrap();
+    assert!(t5["bert_encoder"]["hidden_size"].as_u64().is_some(), "{t5}");
+    let stage = xmc::experiment::StageRecord::load(&run.join("train")).unwrap();
+    assert!(stage.inputs.contains_key("bert_encoder_weights"), "the encoder's weights are a train input");
+
+    // The stage's predictions and a reload of the model folder agree.
+    let stage_rows = std::fs::read_to_string(run.join("predict/predictions.jsonl")).unwrap();
+    let trained = xmc_train_model(&run.join("train"));
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let texts: Vec<&str> = data.split(xmc_data::Split::Test).map(|r| r.input.as_str()).collect();
+    let hyps = xmc::predict::predict_texts(&trained, &texts, 3, 3, |_| {}).unwrap();
+    for (line, h) in stage_rows.lines().zip(&hyps) {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["path"].as_str().unwrap(), trained.labels.get(h[0].label).unwrap().path);
+    }
+    // A different encoder folder is a different training input.
+    let err = xmc(&["experiment", &config, "--set", "model.encoder=bert", "--set", "model.encoder_dir=\"/nonexistent\""]).unwrap_err();
+    assert!(err.contains("/nonexistent"), "{err}");
+}
+
+fn xmc_train_model(dir: &Path) -> xmc_train::TrainedModel {
+    xmc_train::TrainedModel::load(dir, &xmc_model::inference_device()).unwrap()
+}

@@ -66,11 +66,19 @@ fn ensure_models(args: &xmc::cli::ExperimentArgs) -> anyhow::Result<()> {
 
 fn ensure_models_for(config: &std::path::Path) -> anyhow::Result<()> {
     let cfg = xmc::experiment::ExperimentConfig::load(config, &[])?;
-    let dir = std::path::PathBuf::from(&cfg.embed.encoder_dir);
-    let is_default = dir.file_name().is_some_and(|n| n == models::DEFAULT_ENCODER);
-    if cfg.embed.kind.uses_sentence_encoder() && is_default && !models::encoder_ready(&dir) {
-        eprintln!("the sentence encoder is not in {} yet: fetching it", dir.display());
-        models::fetch_encoder(&dir)?;
+    let mut needed = Vec::new();
+    if cfg.embed.kind.uses_sentence_encoder() {
+        needed.push(std::path::PathBuf::from(&cfg.embed.encoder_dir));
+    }
+    if cfg.model.encoder == xmc_model::EncoderKind::Bert {
+        needed.push(std::path::PathBuf::from(&cfg.model.encoder_dir));
+    }
+    for dir in needed {
+        let is_default = dir.file_name().is_some_and(|n| n == models::DEFAULT_ENCODER);
+        if is_default && !models::encoder_ready(&dir) {
+            eprintln!("the sentence encoder is not in {} yet: fetching it", dir.display());
+            models::fetch_encoder(&dir)?;
+        }
     }
     Ok(())
 }

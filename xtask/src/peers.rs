@@ -73,11 +73,7 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
         if args.dataset.ends_with(".toml") { PathBuf::from(&args.dataset) } else { PathBuf::from(format!("datasets/{}.toml", args.dataset)) };
     let desc = xmc_data::DatasetDescriptor::load(&descriptor)?;
     let ours: Vec<PathBuf> = if args.ours.is_empty() {
-        ["hkmeans_t5", "plain_t5"]
-            .iter()
-            .map(|m| PathBuf::from(format!("experiments/{m}_{}", desc.name)))
-            .filter(|d| d.join("eval/metrics.json").is_file())
-            .collect()
+        ["hkmeans_t5", "plain_t5"].iter().map(|m| PathBuf::from(format!("experiments/{m}_{}", desc.name))).filter(|d| d.is_dir()).collect()
     } else {
         args.ours.clone()
     };
@@ -142,7 +138,7 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
             records_per_s: Some(n_test as f64 / predict_seconds),
         });
     }
-    for run in &ours {
+    for run in ours.iter().filter(|r| r.join("eval/metrics.json").is_file()) {
         let metrics = xmc_eval::Metrics::load(&run.join("eval/metrics.json"))?;
         let figure = |stage: &str, key: &str| {
             xmc::experiment::StageRecord::load(&run.join(stage)).and_then(|r| r.report.get(key).and_then(|v| v.as_f64()))

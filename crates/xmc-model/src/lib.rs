@@ -17,7 +17,7 @@ pub use bert::{BertConfig, SentenceEncoder};
 pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
-pub use tokenizer::TextTokenizer;
+pub use tokenizer::{InputTokenizer, TextTokenizer};
 pub use decode::{DecodeConfig, Hypothesis, beam_search, greedy};
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,18 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Target tokens kept per label name in plain mode (the code length bounds hierarchical mode).
     pub max_target_tokens: usize,
+    /// `t5`: the preset's own encoder, trained from scratch. `bert`: the pretrained sentence
+    /// encoder in `encoder_dir` (its BERT weights and WordPiece tokenizer), projected to the
+    /// decoder's width, with the preset's T5 decoder on top.
+    pub encoder: EncoderKind,
+    pub encoder_dir: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    T5,
+    Bert,
 }
 
 pub const PRESETS: [&str; 3] = ["tiny", "small-cpu", "t5-small"];
@@ -66,6 +78,8 @@ impl Default for ModelConfig {
             init_from: None,
             dropout: 0.1,
             max_target_tokens: 32,
+            encoder: EncoderKind::T5,
+            encoder_dir: "models/all-MiniLM-L6-v2".into(),
         }
     }
 }
@@ -83,6 +97,9 @@ impl ModelConfig {
         }
         if self.vocab_size < 16 || self.max_target_tokens < 2 {
             return Err("`model.vocab_size` must be at least 16 and `model.max_target_tokens` at least 2".into());
+        }
+        if self.encoder == EncoderKind::Bert && self.init_from.is_some() {
+            return Err("`model.encoder = \"bert\"` and `model.init_from` both choose the encoder's weights: set one".into());
         }
         if self.top_k > self.beam_width {
             return Err(format!("`model.top_k` = {} cannot exceed `model.beam_width` = {}", self.top_k, self.beam_width));

@@ -121,3 +121,33 @@ mod tests {
         assert_eq!(loaded.encode("Hornby train", 28).unwrap(), ids);
     }
 }
+
+/// The encoder-side tokenizer of a pretrained BERT encoder (its WordPiece `tokenizer.json`): ids
+/// with `[CLS]` first and `[SEP]` last, truncated keeping `[SEP]`.
+#[derive(Debug, Clone)]
+pub struct InputTokenizer {
+    inner: Tokenizer,
+}
+
+impl InputTokenizer {
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut inner = Tokenizer::from_file(path).map_err(tok_err)?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(tok_err)?;
+        Ok(InputTokenizer { inner })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, false).map_err(tok_err)
+    }
+
+    pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Vec<u32>> {
+        let mut ids = self.inner.encode(text, true).map_err(tok_err)?.get_ids().to_vec();
+        if ids.len() > max_tokens.max(2) {
+            let last = *ids.last().expect("not empty");
+            ids.truncate(max_tokens.max(2) - 1);
+            ids.push(last);
+        }
+        Ok(ids)
+    }
+}

@@ -54,10 +54,16 @@ pub fn save_model_files(dir: &Path, meta: &ModelMeta, t5: &T5Config, task: &Seq2
     write_json(&dir.join("meta.json"), meta)?;
     write_json(&dir.join("t5.json"), t5)?;
     task.tokenizer.save(&dir.join("tokenizer.json"))?;
+    if let Some(t) = &task.input_tokenizer {
+        t.save(&dir.join(INPUT_TOKENIZER))?;
+    }
     write_json(&dir.join("targets.json"), &task.targets)?;
     labels.save(dir)?;
     Ok(())
 }
+
+/// The BERT encoder's WordPiece tokenizer, in a model folder whose encoder is BERT.
+pub const INPUT_TOKENIZER: &str = "input_tokenizer.json";
 
 impl TrainedModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
@@ -97,7 +103,17 @@ impl TrainedModel {
             .init(device)
             .try_load_file(dir.join("model.bpk"))
             .map_err(|e| TrainError::Artifact { path: dir.join("model.bpk"), message: e.to_string() })?;
-        let task = Seq2SeqTask { mode: meta.model.mode, tokenizer, targets, trie };
+        let input_tokenizer = match meta.model.encoder {
+            xmc_model::EncoderKind::Bert => {
+                let path = dir.join(INPUT_TOKENIZER);
+                if !path.is_file() {
+                    return Err(TrainError::Artifact { path: dir.into(), message: format!("not a complete model folder: `{INPUT_TOKENIZER}` is missing (the model has a BERT encoder)") });
+                }
+                Some(xmc_model::InputTokenizer::load(&path)?)
+            }
+            xmc_model::EncoderKind::T5 => None,
+        };
+        let task = Seq2SeqTask { mode: meta.model.mode, tokenizer, targets, trie, input_tokenizer };
         Ok(TrainedModel { meta, t5_config, model, task, labels })
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use xmc_codes::PrefixTrie;
 use xmc_data::{LabelSet, PreparedData, Split};
 use xmc_model::tokenizer::code_token;
-use xmc_model::{ModelConfig, TargetMode, TextTokenizer};
+use xmc_model::{EncoderKind, InputTokenizer, ModelConfig, TargetMode, TextTokenizer};
 
 use crate::error::{Result, TrainError};
 
@@ -17,6 +17,9 @@ pub struct Seq2SeqTask {
     /// `targets[label]`: the decoder's target ids for that label, ending with `</s>`.
     pub targets: Vec<Vec<u32>>,
     pub trie: PrefixTrie,
+    /// The pretrained encoder's own tokenizer for the inputs (`model.encoder = "bert"`); the
+    /// inputs otherwise go through `tokenizer`.
+    pub input_tokenizer: Option<InputTokenizer>,
 }
 
 /// Every code token the codes use, in (level, index) order.
@@ -49,7 +52,11 @@ impl Seq2SeqTask {
                 TextTokenizer::train(inputs.chain(paths), cfg.vocab_size, &special)?
             }
         };
-        Self::with_tokenizer(&data.labels, code_list, cfg, tokenizer)
+        let mut task = Self::with_tokenizer(&data.labels, code_list, cfg, tokenizer)?;
+        if cfg.encoder == EncoderKind::Bert {
+            task.input_tokenizer = Some(InputTokenizer::load(&Path::new(&cfg.encoder_dir).join("tokenizer.json"))?);
+        }
+        Ok(task)
     }
 
     /// The task for a given tokenizer (e.g. one loaded from a model folder).
@@ -79,11 +86,14 @@ impl Seq2SeqTask {
                 "two labels have the same target sequence ({e}); in plain mode raise `model.max_target_tokens` or the vocabulary"
             ))
         })?;
-        Ok(Seq2SeqTask { mode: cfg.mode, tokenizer, targets, trie })
+        Ok(Seq2SeqTask { mode: cfg.mode, tokenizer, targets, trie, input_tokenizer: None })
     }
 
     /// Encoder ids of a record's input.
     pub fn input_ids(&self, input: &str, max_tokens: usize) -> Result<Vec<u32>> {
-        Ok(self.tokenizer.encode(input, max_tokens)?)
+        match &self.input_tokenizer {
+            Some(t) => Ok(t.encode(input, max_tokens)?),
+            None => Ok(self.tokenizer.encode(input, max_tokens)?),
+        }
     }
 }

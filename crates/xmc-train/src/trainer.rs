@@ -70,6 +70,12 @@ pub fn t5_config(model: &ModelConfig, vocab_size: usize) -> Result<T5Config> {
             cfg.vocab_size
         )));
     }
+    let cfg = match model.encoder {
+        xmc_model::EncoderKind::Bert => {
+            cfg.with_bert_encoder(Some(xmc_model::BertConfig::load(&Path::new(&model.encoder_dir).join("config.json"))?))
+        }
+        xmc_model::EncoderKind::T5 => cfg,
+    };
     Ok(cfg.with_dropout_rate(model.dropout))
 }
 
@@ -139,6 +145,9 @@ pub fn train(
         Some(dir) => t5_cfg.init(&device).load_hf_weights(&Path::new(dir).join("model.safetensors"))?,
         None => t5_cfg.init_seeded(&device, cfg.seed),
     };
+    if model_cfg.encoder == xmc_model::EncoderKind::Bert {
+        model = model.load_bert_encoder(&Path::new(&model_cfg.encoder_dir).join("model.safetensors"))?;
+    }
     let parameters = model.num_params();
     let mut optim_cfg = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(cfg.weight_decay as f32);
     if cfg.grad_clip > 0.0 {

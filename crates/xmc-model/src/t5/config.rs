@@ -38,6 +38,10 @@ pub struct T5Config {
     pub eos_token_id: usize,
     #[config(default = 0)]
     pub decoder_start_token_id: usize,
+    /// A BERT encoder (e.g. the pretrained sentence encoder) in place of T5's encoder stack, its
+    /// states projected to `d_model`; `num_layers` is then ignored.
+    #[config(default = "None")]
+    pub bert_encoder: Option<crate::bert::BertConfig>,
 }
 
 /// The named sizes: `tiny` for tests, `small-cpu` for CPU training, `t5-small` as the reference.

@@ -134,7 +134,11 @@ struct Stack {
 
 impl Stack {
     fn new(cfg: &T5Config, decoder: bool, device: &Device) -> Self {
-        let layers = if decoder { cfg.num_decoder_layers } else { cfg.num_layers };
+        let layers = match (decoder, &cfg.bert_encoder) {
+            (true, _) => cfg.num_decoder_layers,
+            (false, Some(_)) => 0,
+            (false, None) => cfg.num_layers,
+        };
         Stack {
             blocks: (0..layers).map(|_| Block::new(cfg, decoder, device)).collect(),
             relative_attention_bias: EmbeddingConfig::new(cfg.relative_attention_num_buckets, cfg.num_heads)
@@ -208,10 +212,19 @@ impl DecoderCache {
     }
 }
 
+/// A BERT encoder whose states are projected to the decoder's width.
+#[derive(Module, Debug)]
+struct BertBridge {
+    bert: crate::bert::Bert,
+    proj: Linear,
+}
+
 #[derive(Module, Debug)]
 pub struct T5 {
     shared: Embedding,
     encoder: Stack,
+    /// Replaces the encoder stack's blocks when set (`T5Config::bert_encoder`).
+    bert: Option<BertBridge>,
     decoder: Stack,
     lm_head: Option<Linear>,
     d_model: usize,
@@ -254,6 +267,10 @@ impl T5Config {
                 .with_initializer(Initializer::Normal { mean: 0.0, std: 1.0 })
                 .init(device),
             encoder: Stack::new(self, false, device),
+            bert: self.bert_encoder.as_ref().map(|b| BertBridge {
+                bert: b.init(device),
+                proj: linear(b.hidden_size, self.d_model, (b.hidden_size as f64).powf(-0.5), device),
+            }),
             decoder: Stack::new(self, true, device),
             lm_head: (!self.tie_word_embeddings).then(|| linear(self.d_model, self.vocab_size, 1.0, device)),
             d_model: self.d_model,
@@ -266,6 +283,12 @@ impl T5Config {
 impl T5 {
     /// Encodes `ids` [b, s] with `mask` [b, s] (1 = token, 0 = padding).
     pub fn encode(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> EncoderOutput {
+        if let Some(bridge) = &self.bert {
+            let mask_bias = mask_bias(mask.clone());
+            let states = bridge.proj.forward(bridge.bert.forward(ids, mask));
+            let hidden = self.encoder.dropout.forward(self.encoder.final_layer_norm.forward(states));
+            return EncoderOutput { hidden, mask_bias };
+        }
         let [_, s] = ids.dims();
         let device = ids.device();
         let mask_bias = mask_bias(mask);
@@ -384,6 +407,15 @@ impl T5 {
                 (r"^decoder\.block\.(\d+)\.layer\.2\.layer_norm\.", "decoder.blocks.$1.ff_norm."),
             ],
         )
+    }
+
+    /// Loads pretrained BERT weights (a Hugging Face `model.safetensors`) into the BERT encoder.
+    pub fn load_bert_encoder(mut self, path: &Path) -> Result<Self> {
+        let Some(bridge) = self.bert.take() else {
+            return Err(crate::ModelError::BadFile { path: path.into(), message: "this T5 has no BERT encoder to load".into() });
+        };
+        self.bert = Some(BertBridge { bert: bridge.bert.load_safetensors(path)?, proj: bridge.proj });
+        Ok(self)
     }
 
     /// Loads a Hugging Face T5 folder (`config.json` + `model.safetensors`).

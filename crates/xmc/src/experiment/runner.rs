@@ -278,6 +278,10 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
     if let Some(dir) = &cfg.model.init_from {
         inputs.insert("init_weights".into(), file_sha256(&Path::new(dir).join("model.safetensors"))?);
     }
+    if cfg.model.encoder == xmc_model::EncoderKind::Bert {
+        let weights = Path::new(&cfg.model.encoder_dir).join("model.safetensors");
+        inputs.insert("bert_encoder_weights".into(), file_sha256(&weights).with_context(|| format!("the BERT encoder {}", weights.display()))?);
+    }
     if let Some(path) = &cfg.model.tokenizer {
         inputs.insert("tokenizer".into(), file_sha256(Path::new(path))?);
     }
