@@ -16,3 +16,21 @@ pub fn xmc(args: &[&str]) -> Result<ExitCode, String> {
     let cli = xmc::cli::Cli::try_parse_from(std::iter::once("xmc").chain(args.iter().copied())).map_err(|e| e.to_string())?;
     xmc::cli::run(cli).map_err(|e| format!("{e:#}"))
 }
+
+/// One HTTP/1.1 request over loopback with a plain TCP stream: `(status, body)`.
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}

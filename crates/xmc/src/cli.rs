@@ -32,6 +32,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Predict a labelled file with a trained model and write its metrics.
     Evaluate(EvaluateArgs),
+    /// Serve a trained model over HTTP (POST /predict, GET /health).
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +199,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compare(args) => compare(args),
         Command::Predict(args) => predict(args),
         Command::Evaluate(args) => evaluate(args),
+        Command::Serve(args) => crate::serve::serve(args),
     }
 }
 

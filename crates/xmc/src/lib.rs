@@ -7,3 +7,4 @@ pub mod evaluate;
 pub mod experiment;
 pub mod fingerprint;
 pub mod predict;
+pub mod serve;
