@@ -21,6 +21,8 @@ pub enum BenchCommand {
     /// fastText, Omikuji and PECOS XR-Linear on xmc's split, scored with xmc's metrics, next to
     /// finished xmc runs.
     Peers(crate::peers::PeersBenchArgs),
+    /// Records/s and p50/p99 latency of `xmc serve` over loopback, batch sizes 1 and 32.
+    Serve(crate::serve_bench::ServeBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +118,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Train(args) => bench_train(args),
         BenchCommand::Predict(args) => bench_predict(args),
         BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
+        BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
     }
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod models;
 mod peers;
+mod serve_bench;
 
 use std::process::ExitCode;
 

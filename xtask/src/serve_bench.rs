@@ -1,0 +1,99 @@
+//! `cargo xtask bench serve`: records/s and latency of `xmc serve` over loopback at batch sizes 1
+//! and 32, with a bounded number of requests from a few client threads.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ServeBenchArgs {
+    /// A trained model folder (e.g. experiments/hkmeans_t5/train).
+    model: PathBuf,
+    /// Prepared data whose test records are sent (default: the data stage beside the model).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Requests per batch size.
+    #[arg(long, default_value_t = 64)]
+    requests: usize,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+}
+
+fn post(addr: SocketAddr, body: &str) -> Result<(u16, Duration)> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(
+        stream,
+        "POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).context("no status line")?;
+    Ok((status, started.elapsed()))
+}
+
+fn record_json(r: &xmc_data::ProductRecord) -> serde_json::Value {
+    serde_json::json!({ "id": r.id, "title": r.title, "store": r.store, "manufacturer": r.manufacturer, "brand": r.brand, "price": r.price })
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+pub fn bench_serve(args: ServeBenchArgs) -> Result<ExitCode> {
+    let data_dir = args.data.clone().unwrap_or_else(|| args.model.parent().unwrap_or(Path::new(".")).join("data"));
+    let data = xmc_data::PreparedData::load(&data_dir)?;
+    let records: Vec<serde_json::Value> = data.split(xmc_data::Split::Test).map(|r| record_json(&r.record)).collect();
+    if records.is_empty() {
+        bail!("{} has no test records", data_dir.display());
+    }
+    let server = xmc::serve::start(&args.model, "127.0.0.1:0".parse()?, xmc::serve::ServeOptions::default())?;
+    let addr = server.addr;
+    println!("| batch | requests | clients | records/s | p50 latency | p99 latency |");
+    println!("|---|---|---|---|---|---|");
+    for batch in [1usize, 32] {
+        let bodies: Vec<String> = (0..args.requests)
+            .map(|i| {
+                let items: Vec<_> = (0..batch).map(|j| records[(i * batch + j) % records.len()].clone()).collect();
+                serde_json::json!({ "records": items }).to_string()
+            })
+            .collect();
+        post(addr, &bodies[0])?; // warm-up
+        let started = Instant::now();
+        let chunks: Vec<Vec<String>> = (0..args.clients.max(1))
+            .map(|c| bodies.iter().skip(c).step_by(args.clients.max(1)).cloned().collect())
+            .collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|mine| std::thread::spawn(move || mine.iter().map(|b| post(addr, b)).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut latencies = Vec::new();
+        for h in handles {
+            for (status, took) in h.join().expect("client thread")? {
+                if status != 200 {
+                    bail!("the server answered {status}");
+                }
+                latencies.push(took);
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        latencies.sort();
+        println!(
+            "| {batch} | {} | {} | {:.0} | {:.1} ms | {:.1} ms |",
+            args.requests,
+            args.clients,
+            (args.requests * batch) as f64 / wall,
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
