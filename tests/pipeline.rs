@@ -331,3 +331,30 @@ fn bert_encoder_option_trains_saves_and_predicts() {
 fn xmc_train_model(dir: &Path) -> xmc_train::TrainedModel {
     xmc_train::TrainedModel::load(dir, &xmc_model::inference_device()).unwrap()
 }
+
+/// `method = "cluster-search"`: predictions come from the level-by-level search (only real labels),
+/// are scored by the same eval stage, with code-prefix credit; PIFA label vectors are refused.
+#[test]
+fn cluster_search_runs_through_eval_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "[search]\nbeam = 3\ntop_k = 3\n");
+    let code = xmc(&["experiment", &config, "--set", "method=cluster-search"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    assert!(run.join("train/method.json").is_file() && !run.join("train/model.bpk").exists(), "nothing is trained");
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let rows = std::fs::read_to_string(run.join("predict/predictions.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), data.split(xmc_data::Split::Test).count());
+    for line in rows.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let top = row["top_k"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert!(top.iter().all(|t| data.labels.labels.iter().any(|l| l.path == t[0].as_str().unwrap())));
+    }
+    let metrics = xmc_eval::Metrics::load(&run.join("report/metrics.json")).unwrap();
+    assert!(metrics.code_prefix.is_some());
+    let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("cluster search"), "{report}");
+    let err = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", "embed.kind=pifa"]).unwrap_err();
+    assert!(err.contains("embed.kind"), "{err}");
+}

@@ -23,6 +23,9 @@ pub enum BenchCommand {
     Peers(crate::peers::PeersBenchArgs),
     /// Records/s and p50/p99 latency of `xmc serve` over loopback, batch sizes 1 and 32.
     Serve(crate::serve_bench::ServeBenchArgs),
+    /// Zero-shot labels: hold labels out of a cluster-search run's tree, insert them by nearest
+    /// centroid, and measure how often their test records are found.
+    ZeroShot(crate::zero_shot::ZeroShotArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +122,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Predict(args) => bench_predict(args),
         BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
+        BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
     }
 }
 

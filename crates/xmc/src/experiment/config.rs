@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use xmc_cluster::{EmbedConfig, TreeConfig};
+use xmc_cluster::{EmbedConfig, EmbeddingKind, SearchConfig, TreeConfig};
 use xmc_codes::CodesConfig;
 use xmc_data::DataConfig;
 use xmc_eval::EvalConfig;
@@ -23,6 +23,9 @@ pub struct ExperimentConfig {
     /// The run's folder name under `output_dir`.
     pub name: String,
     pub output_dir: PathBuf,
+    /// `generative`: a T5 generates the label (`[model]`, `[train]`). `cluster-search`: the
+    /// sentence encoder scores the record against the label tree level by level (`[search]`).
+    pub method: Method,
     pub data: DataConfig,
     pub embed: EmbedConfig,
     pub tree: TreeConfig,
@@ -30,6 +33,15 @@ pub struct ExperimentConfig {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub eval: EvalConfig,
+    pub search: SearchConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    #[default]
+    Generative,
+    ClusterSearch,
 }
 
 impl Default for ExperimentConfig {
@@ -44,6 +56,8 @@ impl Default for ExperimentConfig {
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
+            search: SearchConfig::default(),
+            method: Method::Generative,
         }
     }
 }
@@ -97,9 +111,13 @@ impl ExperimentConfig {
             self.model.validate(),
             self.train.validate(),
             self.eval.validate(),
+            self.search.validate(),
         ];
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;
+        }
+        if self.method == Method::ClusterSearch && self.embed.kind != EmbeddingKind::Sentence {
+            bail!("`method = \"cluster-search\"` scores records against sentence-encoder label vectors: set `embed.kind = \"sentence\"`");
         }
         Ok(())
     }
@@ -151,6 +169,7 @@ fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
         .or_else(|| section::<ModelConfig>(merged, "model"))
         .or_else(|| section::<TrainConfig>(merged, "train"))
         .or_else(|| section::<EvalConfig>(merged, "eval"))
+        .or_else(|| section::<SearchConfig>(merged, "search"))
         .unwrap_or_else(|| error.to_string())
 }
 

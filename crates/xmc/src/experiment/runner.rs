@@ -270,6 +270,9 @@ fn run_codes(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 
 fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
+    if cfg.method == super::config::Method::ClusterSearch {
+        return run_search_setup(ctx);
+    }
     let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical;
     let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data)]);
     if hierarchical {
@@ -314,7 +317,76 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
     })
 }
 
+/// The train stage of a cluster-search run: the pretrained sentence encoder is used as it is
+/// (fine-tuning it with a contrastive loss is not built yet); the stage records that.
+fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let weights = Path::new(&cfg.embed.encoder_dir).join(xmc_model::SentenceEncoder::WEIGHTS);
+    let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ("encoder_weights".to_string(), file_sha256(&weights)?)]);
+    let config = serde_json::json!({ "method": cfg.method, "encoder_dir": cfg.embed.encoder_dir });
+    ctx.run(StageName::Train, &config, inputs, |out| {
+        let note = serde_json::json!({
+            "method": "cluster-search",
+            "encoder_dir": cfg.embed.encoder_dir,
+            "fine_tuned": false,
+            "note": "the pretrained sentence encoder scores records against label vectors as it is",
+        });
+        std::fs::write(out.join("method.json"), serde_json::to_string_pretty(&note)? + "\n")?;
+        Ok(BTreeMap::from([("fine_tuned".into(), serde_json::json!(false))]))
+    })
+}
+
+/// The predict stage of a cluster-search run: level-by-level search through the label tree.
+fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let inputs = BTreeMap::from([
+        ctx.upstream(StageName::Data),
+        ctx.upstream(StageName::Embed),
+        ctx.upstream(StageName::Tree),
+        ctx.upstream(StageName::Train),
+    ]);
+    ctx.run(StageName::Predict, &cfg.search, inputs, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let embeddings = xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?;
+        let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+        let index = xmc_cluster::ClusterIndex::new(tree, &embeddings);
+        let encoder = xmc_model::SentenceEncoder::load(Path::new(&cfg.embed.encoder_dir), &xmc_model::inference_device())?;
+        let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
+        let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
+        let bar = progress_bar(texts.len() as u64, "searching");
+        let started = Instant::now();
+        let queries = encoder.encode(&texts, cfg.search.batch_size, |n| bar.inc(n as u64))?;
+        let hits: Vec<Vec<(u32, f32)>> = queries.iter().map(|q| index.search(q, cfg.search.beam, cfg.search.top_k)).collect();
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let path = |l: u32| data.labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
+        let rows: Vec<crate::predict::PredictionRow> = test
+            .iter()
+            .zip(&hits)
+            .map(|(r, h)| crate::predict::PredictionRow {
+                id: r.record.id.clone(),
+                path: h.first().map(|&(l, _)| path(l)),
+                score: h.first().map(|&(_, s)| s),
+                top_k: h.iter().map(|&(l, s)| (path(l), s)).collect(),
+                label: Some(path(r.label)),
+                correct: Some(h.first().is_some_and(|&(l, _)| l == r.label)),
+            })
+            .collect();
+        crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
+        let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
+        let accuracy = correct as f64 / rows.len().max(1) as f64;
+        eprintln!("predict (cluster search): test accuracy (top 1) {accuracy:.4} on {} records, {:.0} records/s", rows.len(), rows.len() as f64 / seconds);
+        Ok(BTreeMap::from([
+            ("test_accuracy".into(), serde_json::json!(accuracy)),
+            ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
+        ]))
+    })
+}
+
 fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    if ctx.cfg.method == super::config::Method::ClusterSearch {
+        return run_cluster_search(ctx);
+    }
     let cfg = &ctx.cfg.model;
     let config = serde_json::json!({ "beam_width": cfg.beam_width, "top_k": cfg.top_k });
     let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
@@ -346,7 +418,8 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 
 fn run_eval(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
-    let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical;
+    let hierarchical =
+        cfg.model.mode == xmc_model::TargetMode::Hierarchical || cfg.method == super::config::Method::ClusterSearch;
     let eval_cfg = xmc_eval::EvalConfig { baseline: None, ..cfg.eval.clone() };
     let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Predict)]);
     if hierarchical {
@@ -404,7 +477,13 @@ fn run_report(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 
 fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     let cfg = ctx.cfg;
-    let method = match cfg.model.mode {
+    let method = match (cfg.method, cfg.model.mode) {
+        (super::config::Method::ClusterSearch, _) => format!(
+            "multi-level cluster search: the pretrained sentence encoder ({}) scores each record against the children of the \
+             current tree nodes, level by level, beam {} (k = {} tree; not fine-tuned)",
+            cfg.embed.encoder_dir, cfg.search.beam, cfg.tree.branching
+        ),
+        (_, mode) => match mode {
         xmc_model::TargetMode::Hierarchical => format!(
             "T5 ({}) generating hierarchical codes; label tree by recursive k-means (k = {}) over {} label embeddings",
             cfg.model.preset,
@@ -412,6 +491,7 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
             serde_json::to_value(cfg.embed.kind)?.as_str().unwrap_or("?")
         ),
         xmc_model::TargetMode::Plain => format!("T5 ({}) generating the label path as text (plain)", cfg.model.preset),
+        },
     };
     let mut facts = Vec::new();
     let figure = |stage: StageName, key: &str| StageRecord::load(&ctx.dir(stage)).and_then(|r| r.report.get(key).cloned());
