@@ -235,6 +235,11 @@ fn metrics_agree_with_predictions_and_evaluate_reports_unseen_labels() {
     assert!(metrics.levels[0].accuracy >= metrics.accuracy, "an ancestor is right whenever the leaf is");
     let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains(&format!("| accuracy (top 1) | {:.1}", 100.0 * metrics.accuracy)), "{report}");
+    // The brand target (the sample's manufacturer column) has its own scores in the report.
+    let brand = xmc_brand::BrandMetrics::load(&run.join("brand/brand_metrics.json")).expect("brand metrics");
+    assert_eq!(brand.records, metrics.records);
+    assert!(brand.accuracy > 0.3, "manufacturers are mostly named in the titles: {brand:?}");
+    assert!(report.contains("## Brand (second target)"), "{report}");
 
     // A labelled file with one category the model never saw.
     let sample = std::fs::read_to_string(repo_root().join("datasets/amazon-uk-sample/products.csv")).unwrap();

@@ -18,6 +18,8 @@ pub struct ReportContext {
     /// Extra `(name, value)` facts: train time, prediction speed, parameters.
     pub facts: Vec<(String, String)>,
     pub curve: Vec<EpochPoint>,
+    /// Further `(title, markdown)` sections, e.g. the brand target's scores.
+    pub sections: Vec<(String, String)>,
 }
 
 /// Writes the report folder; returns the files written.
@@ -112,6 +114,9 @@ pub fn render_markdown(m: &Metrics, ctx: &ReportContext, files: &[String]) -> St
         if m.unseen.labels.len() > 20 {
             let _ = writeln!(s, "| ... {} more (all in metrics.json) | |", m.unseen.labels.len() - 20);
         }
+    }
+    for (title, body) in &ctx.sections {
+        let _ = writeln!(s, "\n## {title}\n\n{body}");
     }
     let plots: Vec<&String> = files.iter().filter(|f| f.ends_with(".png")).collect();
     if !plots.is_empty() {

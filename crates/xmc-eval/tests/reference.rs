@@ -81,6 +81,7 @@ fn report_writes_tables_and_plots() {
             xmc_eval::EpochPoint { epoch: 1, train_loss: 2.0, valid_accuracy: 0.1 },
             xmc_eval::EpochPoint { epoch: 2, train_loss: 1.0, valid_accuracy: 0.5 },
         ],
+        sections: vec![("Extra".into(), "| a | b |".into())],
     };
     let files = xmc_eval::write_report(dir.path(), &m, &ctx).unwrap();
     for f in &files {

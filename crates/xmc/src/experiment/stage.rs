@@ -20,18 +20,20 @@ pub enum StageName {
     Codes,
     Train,
     Predict,
+    Brand,
     Eval,
     Report,
 }
 
 impl StageName {
-    pub const ALL: [StageName; 8] = [
+    pub const ALL: [StageName; 9] = [
         StageName::Data,
         StageName::Embed,
         StageName::Tree,
         StageName::Codes,
         StageName::Train,
         StageName::Predict,
+        StageName::Brand,
         StageName::Eval,
         StageName::Report,
     ];
@@ -44,6 +46,7 @@ impl StageName {
             StageName::Codes => "codes",
             StageName::Train => "train",
             StageName::Predict => "predict",
+            StageName::Brand => "brand",
             StageName::Eval => "eval",
             StageName::Report => "report",
         }
