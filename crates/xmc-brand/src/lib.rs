@@ -1,7 +1,8 @@
 //! Brand prediction, the second target: which brand (Flipkart) or manufacturer (Amazon UK) a
-//! product is, from its title and description. Each brand is the normalised sum of its training
-//! records' TF-IDF vectors (word unigrams and bigrams); a record gets the brand with the most
-//! similar vector. A record without a brand belongs to the class [`NO_BRAND`], which is predicted
+//! product is, from its title and description. A brand seen in training whose name appears in the
+//! title (as whole words) is taken, the longest name first, then the one with more training
+//! records. Otherwise each brand is the normalised sum of its training records' TF-IDF vectors
+//! (word unigrams and bigrams), and the record gets the brand with the most similar vector. A record without a brand belongs to the class [`NO_BRAND`], which is predicted
 //! like any other.
 
 use std::collections::HashMap;
@@ -27,8 +28,7 @@ pub fn brand_of(record: &ProductRecord) -> String {
 }
 
 fn terms(record: &ProductRecord) -> HashMap<String, f32> {
-    let text = format!("{} {}", record.title, record.description.as_deref().unwrap_or(""));
-    let words: Vec<String> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    let words = words(&format!("{} {}", record.title, record.description.as_deref().unwrap_or("")));
     let mut tf: HashMap<String, f32> = HashMap::new();
     for w in &words {
         *tf.entry(w.clone()).or_default() += 1.0;
@@ -46,6 +46,14 @@ pub struct BrandModel {
     pub brands: Vec<String>,
     /// term -> (brand index, weight)
     postings: HashMap<String, Vec<(u32, f32)>>,
+    /// A brand's name as lower-case words joined by spaces -> (brand index, training records).
+    names: HashMap<String, (u32, u32)>,
+    longest_name: usize,
+}
+
+/// Lower-case alphanumeric words.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 impl BrandModel {
@@ -73,6 +81,21 @@ impl BrandModel {
                 *sums[b as usize].entry(t).or_default() += w;
             }
         }
+        let mut names: HashMap<String, (u32, u32)> = HashMap::new();
+        for (brand, _) in &docs {
+            if brand == NO_BRAND {
+                continue;
+            }
+            let key = words(brand).join(" ");
+            if !key.is_empty() {
+                let b = brand_index[brand];
+                let entry = names.entry(key).or_insert((b, 0));
+                if entry.0 == b {
+                    entry.1 += 1;
+                }
+            }
+        }
+        let longest_name = names.keys().map(|k| k.split(' ').count()).max().unwrap_or(0);
         let mut postings: HashMap<String, Vec<(u32, f32)>> = HashMap::new();
         for (b, sum) in sums.into_iter().enumerate() {
             let norm = sum.values().map(|w| w * w).sum::<f32>().sqrt().max(1e-12);
@@ -80,11 +103,28 @@ impl BrandModel {
                 postings.entry(t).or_default().push((b as u32, w / norm));
             }
         }
-        BrandModel { idf, brands, postings }
+        BrandModel { idf, brands, postings, names, longest_name }
     }
 
     /// The most similar brand (`NO_BRAND` when nothing matches and that class exists).
     pub fn predict(&self, record: &ProductRecord) -> String {
+        let title = words(&record.title);
+        let mut best: Option<(usize, u32, u32)> = None; // (name length, count, brand)
+        for n in (1..=self.longest_name.min(title.len())).rev() {
+            for gram in title.windows(n) {
+                if let Some(&(b, count)) = self.names.get(&gram.join(" ")) {
+                    if best.is_none_or(|(bn, bc, _)| (n, count) > (bn, bc)) {
+                        best = Some((n, count, b));
+                    }
+                }
+            }
+            if best.is_some() {
+                break;
+            }
+        }
+        if let Some((_, _, b)) = best {
+            return self.brands[b as usize].clone();
+        }
         let v = weigh(&terms(record), &self.idf);
         let mut scores: HashMap<u32, f32> = HashMap::new();
         for (t, w) in &v {
@@ -178,6 +218,7 @@ mod tests {
             rec("plain white plate", Some("  ")),
         ];
         let model = BrandModel::train(train.iter());
+        assert_eq!(model.predict(&rec("A coach by bachmann, like hornby's", None)), "bachmann", "the longer/commoner named brand");
         assert_eq!(model.brands.len(), 3, "case-insensitive brands plus the no-brand class: {:?}", model.brands);
         assert_eq!(model.predict(&rec("Hornby class 37 locomotive", None)), "hornby");
         assert_eq!(model.predict(&rec("Bachmann coal wagon", None)), "bachmann");

@@ -419,7 +419,7 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 
 /// The second target: the product's brand (or manufacturer) from its title and description.
 fn run_brand(ctx: &StageContext) -> Result<(StageOutcome, String)> {
-    ctx.run(StageName::Brand, &serde_json::json!({ "classifier": "tf-idf centroids" }), BTreeMap::from([ctx.upstream(StageName::Data)]), |out| {
+    ctx.run(StageName::Brand, &serde_json::json!({ "classifier": "brand names in the title, then tf-idf centroids" }), BTreeMap::from([ctx.upstream(StageName::Data)]), |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let m = xmc_brand::train_and_evaluate(&data);
         m.save(&out.join(xmc_brand::METRICS_FILE))?;
@@ -439,7 +439,7 @@ fn brand_section(ctx: &StageContext) -> Option<(String, String)> {
     let m = xmc_brand::BrandMetrics::load(&ctx.dir(StageName::Brand).join(xmc_brand::METRICS_FILE))?;
     let pct = |x: f64| format!("{:.1}", 100.0 * x);
     let body = format!(
-        "TF-IDF centroid classifier over {} brands seen in training (brand, else manufacturer; an empty one is the class `{}`).\n\n\
+        "Brand names found in the title, else a TF-IDF centroid classifier, over {} brands seen in training (brand, else manufacturer; an empty one is the class `{}`).\n\n\
          | metric | value |\n|---|---|\n| accuracy | {} |\n| macro F1 | {} |\n| micro F1 | {} |\n| weighted F1 | {} |\n\
          | accuracy on records with a brand | {} |\n| test records without a brand | {} |\n| test records with a brand unseen in training | {} |\n| prediction speed | {:.0} records/s |",
         m.brands_in_training,
