@@ -305,19 +305,33 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    let trained = xmc_train::TrainedModel::load(&args.model, &xmc_model::inference_device())?;
-    let desc = xmc_data::DatasetDescriptor::load(&args.dataset)?;
-    let loaded = xmc_data::load_records(&desc, &args.input, args.skip_bad_rows, false)?;
+/// Reads `input` with the descriptor's rules and predicts every record with a progress bar.
+fn read_and_predict(
+    trained: &xmc_train::TrainedModel,
+    desc: &xmc_data::DatasetDescriptor,
+    input: &std::path::Path,
+    skip_bad_rows: bool,
+    require_label: bool,
+    beam: usize,
+    top_k: usize,
+) -> Result<(xmc_data::LoadedRecords, Vec<Vec<xmc_model::Hypothesis>>)> {
+    let loaded = xmc_data::load_records(desc, input, skip_bad_rows, require_label)?;
     if !loaded.skipped_by_kind.is_empty() {
         eprintln!("skipped rows: {:?} (first: {:?})", loaded.skipped_by_kind, loaded.skipped.first());
     }
     let texts: Vec<String> = loaded.records.iter().map(|r| trained.meta.template.render(r)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let beam = args.beam_width.unwrap_or(trained.meta.model.beam_width).max(args.top_k);
     let bar = indicatif::ProgressBar::new(refs.len() as u64);
-    let predictions = crate::predict::predict_texts(&trained, &refs, beam, args.top_k, |n| bar.inc(n as u64))?;
+    let predictions = crate::predict::predict_texts(trained, &refs, beam, top_k, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
+    Ok((loaded, predictions))
+}
+
+pub fn predict(args: PredictArgs) -> Result<ExitCode> {
+    let trained = xmc_train::TrainedModel::load(&args.model, &xmc_model::inference_device())?;
+    let desc = xmc_data::DatasetDescriptor::load(&args.dataset)?;
+    let beam = args.beam_width.unwrap_or(trained.meta.model.beam_width).max(args.top_k);
+    let (loaded, predictions) = read_and_predict(&trained, &desc, &args.input, args.skip_bad_rows, false, beam, args.top_k)?;
     let rows: Vec<_> = loaded
         .records
         .iter()
@@ -335,17 +349,9 @@ pub fn evaluate(args: EvaluateArgs) -> Result<ExitCode> {
     let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
         format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
     })?;
-    let loaded = xmc_data::load_records(&desc, &args.input, args.skip_bad_rows, true)?;
-    if !loaded.skipped_by_kind.is_empty() {
-        eprintln!("skipped rows: {:?} (first: {:?})", loaded.skipped_by_kind, loaded.skipped.first());
-    }
-    anyhow::ensure!(!loaded.records.is_empty(), "{} has no labelled records to evaluate", args.input.display());
-    let texts: Vec<String> = loaded.records.iter().map(|r| trained.meta.template.render(r)).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let beam = args.beam_width.unwrap_or(trained.meta.model.beam_width);
-    let bar = indicatif::ProgressBar::new(refs.len() as u64);
-    let predictions = crate::predict::predict_texts(&trained, &refs, beam, beam, |n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
+    let (loaded, predictions) = read_and_predict(&trained, &desc, &args.input, args.skip_bad_rows, true, beam, beam)?;
+    anyhow::ensure!(!loaded.records.is_empty(), "{} has no labelled records to evaluate", args.input.display());
     let rows: Vec<_> = loaded
         .records
         .iter()
