@@ -49,10 +49,7 @@ pub struct ClusterIndex {
 }
 
 fn normalised(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
+    crate::pifa::normalise(&mut v);
     v
 }
 

@@ -35,6 +35,16 @@ fn metrics_match_the_reference_table() {
     }
     assert_eq!(m.leaf.classes as u64, e["classes"].as_u64().unwrap());
     close("tail accuracy", m.tail_accuracy.unwrap(), &e["tail_accuracy"]);
+    let buckets = e["buckets"].as_array().unwrap();
+    assert_eq!(m.buckets.len(), buckets.len());
+    for (got, want) in m.buckets.iter().zip(buckets) {
+        assert_eq!(got.bucket, want["bucket"].as_str().unwrap());
+        assert_eq!(got.records as u64, want["records"].as_u64().unwrap(), "{}", got.bucket);
+        match got.accuracy {
+            Some(a) => close(&format!("bucket {}", got.bucket), a, &want["accuracy"]),
+            None => assert!(want["accuracy"].is_null(), "{}", got.bucket),
+        }
+    }
     let levels = e["levels"].as_array().unwrap();
     assert_eq!(m.levels.len(), levels.len());
     for (got, want) in m.levels.iter().zip(levels) {
