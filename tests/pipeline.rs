@@ -337,16 +337,21 @@ fn xmc_train_model(dir: &Path) -> xmc_train::TrainedModel {
     xmc_train::TrainedModel::load(dir, &xmc_model::inference_device()).unwrap()
 }
 
-/// `method = "cluster-search"`: predictions come from the level-by-level search (only real labels),
-/// are scored by the same eval stage, with code-prefix credit; PIFA label vectors are refused.
+/// `method = "cluster-search"`: the train stage fine-tunes the sentence encoder (contrastive),
+/// predictions come from the level-by-level search (only real labels), are scored by the same
+/// eval stage, with code-prefix credit; PIFA label vectors are refused; `contrastive.epochs = 0`
+/// searches with the pretrained encoder.
 #[test]
 fn cluster_search_runs_through_eval_and_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), "[search]\nbeam = 3\ntop_k = 3\n");
+    let config = write_config(tmp.path(), "[search]\nbeam = 3\ntop_k = 3\n[contrastive]\nepochs = 1\nmax_per_label = 2\nbatch_size = 16\n");
     let code = xmc(&["experiment", &config, "--set", "method=cluster-search"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     let run = tmp.path().join("experiments/e2e");
-    assert!(run.join("train/method.json").is_file() && !run.join("train/model.bpk").exists(), "nothing is trained");
+    assert!(!run.join("train/model.bpk").exists(), "no T5 is trained");
+    assert!(run.join("train/encoder/model.bpk").is_file(), "the fine-tuned encoder is in the train stage");
+    let epochs = std::fs::read_to_string(run.join("train/encoder/metrics.jsonl")).unwrap();
+    assert_eq!(epochs.lines().count(), 1);
     let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
     let rows = std::fs::read_to_string(run.join("predict/predictions.jsonl")).unwrap();
     assert_eq!(rows.lines().count(), data.split(xmc_data::Split::Test).count());
@@ -359,7 +364,12 @@ fn cluster_search_runs_through_eval_and_report() {
     let metrics = xmc_eval::Metrics::load(&run.join("report/metrics.json")).unwrap();
     assert!(metrics.code_prefix.is_some());
     let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
-    assert!(report.contains("cluster search"), "{report}");
+    assert!(report.contains("cluster search") && report.contains("contrastive"), "{report}");
     let err = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", "embed.kind=pifa"]).unwrap_err();
     assert!(err.contains("embed.kind"), "{err}");
+    let code = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", "contrastive.epochs=0"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(run.join("train/method.json").is_file() && !run.join("train/encoder").exists(), "the pretrained encoder is used as it is");
+    let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("not fine-tuned"), "{report}");
 }

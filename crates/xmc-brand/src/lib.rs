@@ -1,9 +1,9 @@
 //! Brand prediction, the second target: which brand (Flipkart) or manufacturer (Amazon UK) a
-//! product is, from its title and description. A brand seen in training whose name appears in the
-//! title (as whole words) is taken, the longest name first, then the one with more training
-//! records. Otherwise each brand is the normalised sum of its training records' TF-IDF vectors
-//! (word unigrams and bigrams), and the record gets the brand with the most similar vector. A record without a brand belongs to the class [`NO_BRAND`], which is predicted
-//! like any other.
+//! product is, from its title. Sellers put the brand first: the title's first one to three words
+//! are looked up in a table built from the training records (the longest prefix seen in training
+//! wins; it maps to the brand most often seen with it, [`NO_BRAND`] included). A title whose first
+//! word was never seen names a brand the model does not know, and its first word is extracted as
+//! the brand. A record without a brand belongs to the class [`NO_BRAND`], predicted like any other.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +14,8 @@ use xmc_data::{PreparedData, ProductRecord, Split};
 /// The class of records whose brand is empty or missing.
 pub const NO_BRAND: &str = "(no brand)";
 pub const METRICS_FILE: &str = "brand_metrics.json";
+/// The longest title prefix, in words, looked up.
+const PREFIX_WORDS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrandError {
@@ -21,34 +23,12 @@ pub enum BrandError {
     Io { path: std::path::PathBuf, source: std::io::Error },
 }
 
-/// The brand of a record: `brand`, else `manufacturer`, trimmed; matched case-insensitively.
+/// The brand of a record: `brand`, else `manufacturer`, as lower-case words joined by single
+/// spaces (`Black & Decker` and `BLACK+DECKER` are one brand); [`NO_BRAND`] when empty.
 pub fn brand_of(record: &ProductRecord) -> String {
-    let raw = record.brand.as_deref().or(record.manufacturer.as_deref()).unwrap_or("").trim();
-    if raw.is_empty() { NO_BRAND.to_string() } else { raw.to_lowercase() }
-}
-
-fn terms(record: &ProductRecord) -> HashMap<String, f32> {
-    let words = words(&format!("{} {}", record.title, record.description.as_deref().unwrap_or("")));
-    let mut tf: HashMap<String, f32> = HashMap::new();
-    for w in &words {
-        *tf.entry(w.clone()).or_default() += 1.0;
-    }
-    for pair in words.windows(2) {
-        *tf.entry(format!("{} {}", pair[0], pair[1])).or_default() += 1.0;
-    }
-    tf
-}
-
-/// The trained classifier: idf weights and one sparse unit vector per brand.
-#[derive(Debug, Clone)]
-pub struct BrandModel {
-    idf: HashMap<String, f32>,
-    pub brands: Vec<String>,
-    /// term -> (brand index, weight)
-    postings: HashMap<String, Vec<(u32, f32)>>,
-    /// A brand's name as lower-case words joined by spaces -> (brand index, training records).
-    names: HashMap<String, (u32, u32)>,
-    longest_name: usize,
+    let raw = record.brand.as_deref().or(record.manufacturer.as_deref()).unwrap_or("");
+    let name = words(raw).join(" ");
+    if name.is_empty() { NO_BRAND.to_string() } else { name }
 }
 
 /// Lower-case alphanumeric words.
@@ -56,95 +36,69 @@ fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
-impl BrandModel {
-    pub fn train<'a>(records: impl IntoIterator<Item = &'a ProductRecord>) -> BrandModel {
-        let docs: Vec<(String, HashMap<String, f32>)> = records.into_iter().map(|r| (brand_of(r), terms(r))).collect();
-        let mut df: HashMap<&str, f32> = HashMap::new();
-        for (_, tf) in &docs {
-            for t in tf.keys() {
-                *df.entry(t.as_str()).or_default() += 1.0;
-            }
-        }
-        let n = docs.len() as f32;
-        let idf: HashMap<String, f32> = df.iter().map(|(t, d)| (t.to_string(), ((1.0 + n) / (1.0 + d)).ln() + 1.0)).collect();
-        let mut brand_index: HashMap<String, u32> = HashMap::new();
-        let mut brands = Vec::new();
-        let mut sums: Vec<HashMap<String, f32>> = Vec::new();
-        for (brand, tf) in &docs {
-            let b = *brand_index.entry(brand.clone()).or_insert_with(|| {
-                brands.push(brand.clone());
-                sums.push(HashMap::new());
-                (brands.len() - 1) as u32
-            });
-            let v = weigh(tf, &idf);
-            for (t, w) in v {
-                *sums[b as usize].entry(t).or_default() += w;
-            }
-        }
-        let mut names: HashMap<String, (u32, u32)> = HashMap::new();
-        for (brand, _) in &docs {
-            if brand == NO_BRAND {
-                continue;
-            }
-            let key = words(brand).join(" ");
-            if !key.is_empty() {
-                let b = brand_index[brand];
-                let entry = names.entry(key).or_insert((b, 0));
-                if entry.0 == b {
-                    entry.1 += 1;
-                }
-            }
-        }
-        let longest_name = names.keys().map(|k| k.split(' ').count()).max().unwrap_or(0);
-        let mut postings: HashMap<String, Vec<(u32, f32)>> = HashMap::new();
-        for (b, sum) in sums.into_iter().enumerate() {
-            let norm = sum.values().map(|w| w * w).sum::<f32>().sqrt().max(1e-12);
-            for (t, w) in sum {
-                postings.entry(t).or_default().push((b as u32, w / norm));
-            }
-        }
-        BrandModel { idf, brands, postings, names, longest_name }
-    }
-
-    /// The most similar brand (`NO_BRAND` when nothing matches and that class exists).
-    pub fn predict(&self, record: &ProductRecord) -> String {
-        let title = words(&record.title);
-        let mut best: Option<(usize, u32, u32)> = None; // (name length, count, brand)
-        for n in (1..=self.longest_name.min(title.len())).rev() {
-            for gram in title.windows(n) {
-                if let Some(&(b, count)) = self.names.get(&gram.join(" ")) {
-                    if best.is_none_or(|(bn, bc, _)| (n, count) > (bn, bc)) {
-                        best = Some((n, count, b));
-                    }
-                }
-            }
-            if best.is_some() {
-                break;
-            }
-        }
-        if let Some((_, _, b)) = best {
-            return self.brands[b as usize].clone();
-        }
-        let v = weigh(&terms(record), &self.idf);
-        let mut scores: HashMap<u32, f32> = HashMap::new();
-        for (t, w) in &v {
-            for &(b, bw) in self.postings.get(t).map(Vec::as_slice).unwrap_or(&[]) {
-                *scores.entry(b).or_default() += w * bw;
-            }
-        }
-        scores
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|(b, _)| self.brands[b as usize].clone())
-            .unwrap_or_else(|| NO_BRAND.to_string())
-    }
+/// How a brand was predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// The title starts with words seen in training.
+    KnownPrefix,
+    /// The title's first word was never seen: it is taken as a new brand.
+    FirstWord,
+    /// An empty title.
+    Nothing,
 }
 
-/// A unit TF-IDF vector (terms unknown to the idf table are dropped).
-fn weigh(tf: &HashMap<String, f32>, idf: &HashMap<String, f32>) -> Vec<(String, f32)> {
-    let v: Vec<(String, f32)> = tf.iter().filter_map(|(t, c)| idf.get(t).map(|i| (t.clone(), c * i))).collect();
-    let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt().max(1e-12);
-    v.into_iter().map(|(t, w)| (t, w / norm)).collect()
+/// The trained model: title prefixes (1 to 3 words) -> the brand seen most often with them.
+#[derive(Debug, Clone)]
+pub struct BrandModel {
+    /// Every brand of the training records ([`NO_BRAND`] included), in order of first appearance.
+    pub brands: Vec<String>,
+    prefixes: HashMap<String, u32>,
+}
+
+impl BrandModel {
+    pub fn train<'a>(records: impl IntoIterator<Item = &'a ProductRecord>) -> BrandModel {
+        let mut brand_index: HashMap<String, u32> = HashMap::new();
+        let mut brands = Vec::new();
+        let mut counts: HashMap<String, HashMap<u32, u32>> = HashMap::new();
+        for record in records {
+            let brand = brand_of(record);
+            let b = *brand_index.entry(brand.clone()).or_insert_with(|| {
+                brands.push(brand);
+                (brands.len() - 1) as u32
+            });
+            let title = words(&record.title);
+            for k in 1..=PREFIX_WORDS.min(title.len()) {
+                *counts.entry(title[..k].join(" ")).or_default().entry(b).or_default() += 1;
+            }
+        }
+        // The commonest brand per prefix; ties go to the brand seen first.
+        let prefixes = counts
+            .into_iter()
+            .map(|(prefix, by_brand)| {
+                let best = by_brand.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).expect("counted").0;
+                (prefix, best)
+            })
+            .collect();
+        BrandModel { brands, prefixes }
+    }
+
+    /// The predicted brand (lower-case words, or [`NO_BRAND`]) and what it rests on.
+    pub fn predict_with_evidence(&self, record: &ProductRecord) -> (String, Evidence) {
+        let title = words(&record.title);
+        for k in (1..=PREFIX_WORDS.min(title.len())).rev() {
+            if let Some(&b) = self.prefixes.get(&title[..k].join(" ")) {
+                return (self.brands[b as usize].clone(), Evidence::KnownPrefix);
+            }
+        }
+        match title.first() {
+            Some(word) => (word.clone(), Evidence::FirstWord),
+            None => (NO_BRAND.to_string(), Evidence::Nothing),
+        }
+    }
+
+    pub fn predict(&self, record: &ProductRecord) -> String {
+        self.predict_with_evidence(record).0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,8 +111,17 @@ pub struct BrandMetrics {
     /// Test records whose true brand is [`NO_BRAND`], and the accuracy on the others.
     pub no_brand_records: usize,
     pub known_brand_accuracy: Option<f64>,
-    /// Test records whose brand never occurs in training (always errors).
+    /// Test records whose brand never occurs in training.
     pub unseen_brand_records: usize,
+    /// Of those, the ones whose brand the title's first word gave.
+    #[serde(default)]
+    pub unseen_brand_found: usize,
+    /// Test records whose title starts with a word never seen in training, and the accuracy of
+    /// taking that word as the brand.
+    #[serde(default)]
+    pub first_word_records: usize,
+    #[serde(default)]
+    pub first_word_accuracy: Option<f64>,
     pub seconds_train: f64,
     pub records_per_s: f64,
 }
@@ -170,8 +133,15 @@ pub fn train_and_evaluate(data: &PreparedData) -> BrandMetrics {
     let seconds_train = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
     let test: Vec<&ProductRecord> = data.split(Split::Test).map(|r| &r.record).collect();
-    let pairs: Vec<(String, Option<String>)> = test.iter().map(|r| (brand_of(r), Some(model.predict(r)))).collect();
+    let predicted: Vec<(String, Evidence)> = test.iter().map(|r| model.predict_with_evidence(r)).collect();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let pairs: Vec<(String, Option<String>)> = test.iter().zip(&predicted).map(|(r, p)| (brand_of(r), Some(p.0.clone()))).collect();
+    let first_word: Vec<bool> = pairs
+        .iter()
+        .zip(&predicted)
+        .filter(|(_, p)| p.1 == Evidence::FirstWord)
+        .map(|(pair, _)| pair.1.as_deref() == Some(pair.0.as_str()))
+        .collect();
     let known: std::collections::HashSet<&str> = model.brands.iter().map(String::as_str).collect();
     let correct = |p: &(String, Option<String>)| p.1.as_deref() == Some(p.0.as_str());
     let branded: Vec<_> = pairs.iter().filter(|p| p.0 != NO_BRAND).collect();
@@ -183,6 +153,9 @@ pub fn train_and_evaluate(data: &PreparedData) -> BrandMetrics {
         no_brand_records: pairs.len() - branded.len(),
         known_brand_accuracy: (!branded.is_empty()).then(|| branded.iter().filter(|p| correct(p)).count() as f64 / branded.len() as f64),
         unseen_brand_records: pairs.iter().filter(|p| !known.contains(p.0.as_str())).count(),
+        unseen_brand_found: pairs.iter().filter(|p| !known.contains(p.0.as_str()) && correct(p)).count(),
+        first_word_records: first_word.len(),
+        first_word_accuracy: (!first_word.is_empty()).then(|| first_word.iter().filter(|&&c| c).count() as f64 / first_word.len() as f64),
         seconds_train,
         records_per_s: pairs.len() as f64 / seconds,
     }
@@ -208,21 +181,24 @@ mod tests {
     }
 
     #[test]
-    fn brands_are_found_in_titles_and_missing_brands_are_a_class() {
+    fn brands_come_from_title_prefixes_and_missing_brands_are_a_class() {
         let train = [
             rec("Hornby R4410 coach 00 gauge", Some("Hornby")),
             rec("Hornby locomotive class 08", Some("HORNBY")),
             rec("Bachmann wagon 00 gauge", Some("Bachmann")),
             rec("Bachmann branchline coach", Some("Bachmann")),
-            rec("plain white mug", None),
-            rec("plain white plate", Some("  ")),
+            rec("Plain white mug", None),
+            rec("Plain white plate", Some("  ")),
+            rec("Plain red jug", Some("Jugs & Co.")),
         ];
         let model = BrandModel::train(train.iter());
-        assert_eq!(model.predict(&rec("A coach by bachmann, like hornby's", None)), "bachmann", "the longer/commoner named brand");
-        assert_eq!(model.brands.len(), 3, "case-insensitive brands plus the no-brand class: {:?}", model.brands);
-        assert_eq!(model.predict(&rec("Hornby class 37 locomotive", None)), "hornby");
-        assert_eq!(model.predict(&rec("Bachmann coal wagon", None)), "bachmann");
-        assert_eq!(model.predict(&rec("white mug", None)), NO_BRAND);
-        assert_eq!(model.predict(&rec("zzz qqq", None)), NO_BRAND, "nothing in common");
+        assert_eq!(model.brands, vec!["hornby", "bachmann", NO_BRAND, "jugs co"], "case and punctuation do not split a brand");
+        assert_eq!(model.predict_with_evidence(&rec("Hornby class 37 locomotive", None)), ("hornby".into(), Evidence::KnownPrefix));
+        assert_eq!(model.predict(&rec("bachmann: coal wagon", None)), "bachmann");
+        assert_eq!(model.predict(&rec("Plain white cup", None)), NO_BRAND, "`plain white` is seen twice without a brand");
+        assert_eq!(model.predict(&rec("Plain red jug, large", None)), "jugs co", "the longest seen prefix decides");
+        assert_eq!(model.predict(&rec("Plain blue bowl", None)), NO_BRAND, "`plain` alone: 2 records without a brand, 1 with");
+        assert_eq!(model.predict_with_evidence(&rec("Peco track set", None)), ("peco".into(), Evidence::FirstWord), "an unseen brand is extracted");
+        assert_eq!(model.predict_with_evidence(&rec(" - ", None)), (NO_BRAND.into(), Evidence::Nothing));
     }
 }

@@ -15,6 +15,17 @@ pub trait PrefixConstraint {
     fn is_complete(&self, prefix: &[u32]) -> bool {
         self.label_of(prefix).is_some()
     }
+    /// When exactly one label's sequence starts with `prefix`: that label and the tokens that
+    /// complete its sequence (empty when `prefix` is the whole sequence). A decoder may stop
+    /// there: every further token is forced.
+    fn unique_completion(&self, _prefix: &[u32]) -> Option<(u32, Vec<u32>)> {
+        None
+    }
+    /// Every token that occurs in some sequence, sorted; `None` when not known. A decoder may
+    /// normalise its scores over these tokens only.
+    fn alphabet(&self) -> Option<Vec<u32>> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +138,28 @@ impl PrefixConstraint for PrefixTrie {
     fn label_of(&self, sequence: &[u32]) -> Option<u32> {
         self.find(sequence)?.label
     }
+
+    fn unique_completion(&self, prefix: &[u32]) -> Option<(u32, Vec<u32>)> {
+        let mut node = self.find(prefix)?;
+        let mut rest = Vec::new();
+        loop {
+            if let Some(label) = node.label {
+                return Some((label, rest));
+            }
+            if node.tokens.len() != 1 {
+                return None;
+            }
+            rest.push(node.tokens[0]);
+            node = &self.nodes[node.next[0] as usize];
+        }
+    }
+
+    fn alphabet(&self) -> Option<Vec<u32>> {
+        let mut tokens: Vec<u32> = self.nodes.iter().flat_map(|n| n.tokens.iter().copied()).collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        Some(tokens)
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +182,19 @@ mod tests {
         let mut all = trie.sequences();
         all.sort();
         assert_eq!(all, vec![(vec![0, 0], 0), (vec![0, 1], 3), (vec![1], 2), (vec![2, 0], 1)]);
+    }
+
+    #[test]
+    fn unique_completions_and_the_alphabet() {
+        // 9 ends every sequence, as `</s>` does.
+        let trie = PrefixTrie::from_codes(&[vec![0, 1, 9], vec![0, 2, 9], vec![3, 4, 5, 9]]).unwrap();
+        assert_eq!(trie.unique_completion(&[0, 1]), Some((0, vec![9])));
+        assert_eq!(trie.unique_completion(&[0, 1, 9]), Some((0, vec![])));
+        assert_eq!(trie.unique_completion(&[3]), Some((2, vec![4, 5, 9])));
+        assert_eq!(trie.unique_completion(&[0]), None, "two labels start with 0");
+        assert_eq!(trie.unique_completion(&[]), None);
+        assert_eq!(trie.unique_completion(&[8]), None, "no label starts with 8");
+        assert_eq!(trie.alphabet(), Some(vec![0, 1, 2, 3, 4, 5, 9]));
     }
 
     #[test]

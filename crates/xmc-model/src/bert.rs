@@ -190,21 +190,27 @@ pub struct SentenceEncoder {
     config: BertConfig,
     device: Device,
     max_tokens: usize,
+    /// The folder it was loaded from (its config and tokenizer files are copied by [`SentenceEncoder::save`]).
+    source: PathBuf,
 }
 
 impl SentenceEncoder {
     pub const WEIGHTS: &'static str = "model.safetensors";
+    /// Fine-tuned weights in burn's format; preferred over [`Self::WEIGHTS`] when both exist.
+    pub const FINE_TUNED_WEIGHTS: &'static str = "model.bpk";
     pub const CONFIG: &'static str = "config.json";
     pub const TOKENIZER: &'static str = "tokenizer.json";
+    const SENTENCE_CONFIG: &'static str = "sentence_bert_config.json";
 
-    /// Loads a sentence-transformers / Hugging Face folder.
+    /// Loads a sentence-transformers / Hugging Face folder, or one written by [`Self::save`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        for file in [Self::WEIGHTS, Self::CONFIG, Self::TOKENIZER] {
-            let path = dir.join(file);
+        let fine_tuned = dir.join(Self::FINE_TUNED_WEIGHTS);
+        let weights = if fine_tuned.is_file() { fine_tuned } else { dir.join(Self::WEIGHTS) };
+        for path in [weights.clone(), dir.join(Self::CONFIG), dir.join(Self::TOKENIZER)] {
             if !path.is_file() {
                 return Err(ModelError::BadFile {
                     path,
-                    message: "missing: a sentence encoder folder needs model.safetensors, config.json and tokenizer.json".into(),
+                    message: "missing: a sentence encoder folder needs model.safetensors (or model.bpk), config.json and tokenizer.json".into(),
                 });
             }
         }
@@ -215,8 +221,59 @@ impl SentenceEncoder {
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        let model = config.init(device).load_safetensors(&dir.join(Self::WEIGHTS))?;
-        Ok(SentenceEncoder { model, tokenizer, config, device: device.clone(), max_tokens })
+        let model = if weights.extension().is_some_and(|e| e == "bpk") {
+            config
+                .init(device)
+                .try_load_file(&weights)
+                .map_err(|e| ModelError::BadFile { path: weights.clone(), message: e.to_string() })?
+        } else {
+            config.init(device).load_safetensors(&weights)?
+        };
+        Ok(SentenceEncoder { model, tokenizer, config, device: device.clone(), max_tokens, source: dir.to_path_buf() })
+    }
+
+    /// Writes a folder [`Self::load`] reads: the weights as `model.bpk`, the source's config and
+    /// tokenizer, and the token limit.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let io = |path: &Path, source| ModelError::Io { path: path.to_path_buf(), source };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        for file in [Self::CONFIG, Self::TOKENIZER] {
+            std::fs::copy(self.source.join(file), dir.join(file)).map_err(|e| io(&self.source.join(file), e))?;
+        }
+        let limits = serde_json::json!({ "max_seq_length": self.max_tokens });
+        let path = dir.join(Self::SENTENCE_CONFIG);
+        std::fs::write(&path, limits.to_string() + "\n").map_err(|e| io(&path, e))?;
+        let weights = dir.join(Self::FINE_TUNED_WEIGHTS);
+        self.model.clone().save_file(&weights).map_err(|e| ModelError::BadFile { path: weights, message: e.to_string() })
+    }
+
+    pub fn model(&self) -> &Bert {
+        &self.model
+    }
+
+    /// The same tokenizer with other weights (e.g. after a training step).
+    pub fn with_model(mut self, model: Bert) -> Self {
+        self.device = model.devices().into_iter().next().unwrap_or(self.device);
+        self.model = model;
+        self
+    }
+
+    /// A copy without autodiff, for evaluation during training.
+    pub fn valid(&self) -> Self {
+        let model = self.model.valid();
+        let device = model.devices().into_iter().next().unwrap_or_else(crate::inference_device);
+        SentenceEncoder {
+            model,
+            tokenizer: self.tokenizer.clone(),
+            config: self.config.clone(),
+            device,
+            max_tokens: self.max_tokens,
+            source: self.source.clone(),
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     pub fn dim(&self) -> usize {
@@ -233,6 +290,24 @@ impl SentenceEncoder {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// Unit vectors [batch, d] of tokenised texts, padded to the longest; differentiable when the
+    /// encoder sits on an autodiff device.
+    pub fn embed_tokens(&self, tokens: &[&[u32]]) -> Tensor<2> {
+        let len = tokens.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
+        let mut ids = Vec::with_capacity(tokens.len() * len);
+        let mut mask = Vec::with_capacity(tokens.len() * len);
+        for t in tokens {
+            ids.extend(t.iter().map(|&id| id as i64));
+            ids.extend(std::iter::repeat_n(0i64, len - t.len()));
+            mask.extend(std::iter::repeat_n(1.0f32, t.len()));
+            mask.extend(std::iter::repeat_n(0.0f32, len - t.len()));
+        }
+        let shape = [tokens.len(), len];
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &self.device);
+        mean_pool_normalised(self.model.forward(ids, mask.clone()), mask)
+    }
+
     /// Unit vectors for `texts`, in order. Texts are batched by length to keep padding small;
     /// `on_batch` is told how many texts each finished batch held.
     pub fn encode(&self, texts: &[&str], batch_size: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
@@ -241,20 +316,8 @@ impl SentenceEncoder {
         order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(batch_size.max(1)) {
-            let len = chunk.iter().map(|&i| tokens[i].len()).max().unwrap_or(1).max(1);
-            let mut ids = Vec::with_capacity(chunk.len() * len);
-            let mut mask = Vec::with_capacity(chunk.len() * len);
-            for &i in chunk {
-                let t = &tokens[i];
-                ids.extend(t.iter().map(|&id| id as i64));
-                ids.extend(std::iter::repeat_n(0i64, len - t.len()));
-                mask.extend(std::iter::repeat_n(1.0f32, t.len()));
-                mask.extend(std::iter::repeat_n(0.0f32, len - t.len()));
-            }
-            let shape = [chunk.len(), len];
-            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
-            let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &self.device);
-            let pooled = mean_pool_normalised(self.model.forward(ids, mask.clone()), mask);
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].as_slice()).collect();
+            let pooled = self.embed_tokens(&batch);
             let values = pooled.into_data().try_to_vec::<f32>().map_err(|e| ModelError::Tokenizer(format!("{e:?}")))?;
             let d = self.dim();
             for (row, &i) in chunk.iter().enumerate() {

@@ -17,11 +17,25 @@ pub struct DecodeConfig {
     pub start_token: u32,
     /// A safety bound on the number of steps; a finite trie ends every beam before it.
     pub max_steps: usize,
+    /// Softmax over the tokens that occur in some label's sequence (the constraint's alphabet)
+    /// rather than the whole vocabulary: the output layer then costs a few columns, not
+    /// thousands. A trained model puts nearly all its mass on these tokens anyway.
+    pub normalise_over_alphabet: bool,
+    /// Finish a beam as soon as its prefix names a single label: the remaining tokens (at least
+    /// the closing `</s>`) are forced, so their steps are skipped and not scored.
+    pub stop_when_unique: bool,
 }
 
 impl Default for DecodeConfig {
     fn default() -> Self {
-        DecodeConfig { beam_width: 5, top_k: 5, start_token: 0, max_steps: 64 }
+        DecodeConfig { beam_width: 5, top_k: 5, start_token: 0, max_steps: 64, normalise_over_alphabet: true, stop_when_unique: true }
+    }
+}
+
+impl DecodeConfig {
+    /// Every label scored by its full sequence's log-probability under the whole vocabulary.
+    pub fn exact(self) -> Self {
+        DecodeConfig { normalise_over_alphabet: false, stop_when_unique: false, ..self }
     }
 }
 
@@ -29,14 +43,15 @@ impl Default for DecodeConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hypothesis {
     pub label: u32,
+    /// The label's whole sequence (forced tokens that were not decoded included).
     pub tokens: Vec<u32>,
-    /// Sum of the token log-probabilities.
+    /// Sum of the decoded tokens' log-probabilities.
     pub log_prob: f32,
     /// Softmax of the log-probabilities over the returned hypotheses of the record.
     pub score: f32,
 }
 
-/// One row of the search: rows `record * width .. (record + 1) * width` belong to one record.
+/// One row of the search.
 #[derive(Clone)]
 struct Beam {
     tokens: Vec<u32>,
@@ -47,34 +62,42 @@ struct Beam {
 
 /// Decodes every record of `enc`; returns, per record, up to `top_k` labels best first.
 ///
-/// Every record keeps exactly `beam_width` rows, so the encoder states are expanded once and the
-/// cache only reorders the decoder's past within each record's block.
+/// The first step runs one row per record (every beam starts from the same token); then every
+/// record keeps exactly `beam_width` rows, so the encoder's keys and values are expanded once
+/// and the cache only reorders the decoder's past within each record's block.
 pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConstraint, cfg: &DecodeConfig) -> Vec<Vec<Hypothesis>> {
     let [records, _, _] = enc.hidden.dims();
     let device = enc.hidden.device();
     let width = cfg.beam_width.max(1);
     let top_k = cfg.top_k.clamp(1, width);
-    let expand: Vec<i64> = (0..records * width).map(|row| (row / width) as i64).collect();
-    let expand = Tensor::<1, Int>::from_data(TensorData::new(expand, [records * width]), &device);
-    let wide = EncoderOutput { hidden: enc.hidden.clone().select(0, expand.clone()), mask_bias: enc.mask_bias.clone().select(0, expand) };
-    let mut cache = model.start_cache(&wide);
+    let alphabet = if cfg.normalise_over_alphabet { constraint.alphabet() } else { None };
+    let projection = model.output_projection(alphabet.as_deref(), &device);
+    let [_, columns] = projection.dims();
+    let column = |token: u32| match &alphabet {
+        Some(a) => a.binary_search(&token).ok(),
+        None => ((token as usize) < columns).then_some(token as usize),
+    };
+    let finish = |tokens: &[u32]| match constraint.label_of(tokens) {
+        Some(label) => Some((label, Vec::new())),
+        None if cfg.stop_when_unique => constraint.unique_completion(tokens),
+        None => None,
+    };
+    let mut cache = model.start_cache(enc);
     let mut finished: Vec<Vec<(Vec<u32>, f32, u32)>> = vec![Vec::new(); records];
-    // At the start only the first row of each record is live: the others would repeat it.
-    let mut beams: Vec<Beam> =
-        (0..records * width).map(|row| Beam { tokens: Vec::new(), log_prob: 0.0, dead: row % width != 0 }).collect();
-    let mut inputs: Vec<i64> = vec![cfg.start_token as i64; records * width];
+    let mut rows_per_record = 1;
+    let mut beams: Vec<Beam> = (0..records).map(|_| Beam { tokens: Vec::new(), log_prob: 0.0, dead: false }).collect();
+    let mut inputs: Vec<i64> = vec![cfg.start_token as i64; records];
     for _ in 0..cfg.max_steps {
         if beams.iter().all(|b| b.dead) {
             break;
         }
         let tokens = Tensor::<1, Int>::from_data(TensorData::new(inputs.clone(), [inputs.len()]), &device);
-        let logits = model.decode_step(tokens, &mut cache);
-        let [_, vocab] = logits.dims();
+        let logits = model.decode_step_hidden(tokens, &mut cache).matmul(projection.clone());
         let log_probs = log_softmax(logits, 1).into_data().try_to_vec::<f32>().expect("float logits");
-        let mut next_beams = Vec::with_capacity(beams.len());
-        let mut parents: Vec<i64> = Vec::with_capacity(beams.len());
+        let mut next_beams = Vec::with_capacity(records * width);
+        let mut parents: Vec<i64> = Vec::with_capacity(records * width);
         for record in 0..records {
-            let block = record * width..(record + 1) * width;
+            let block = record * rows_per_record..(record + 1) * rows_per_record;
             // Candidates: (log prob, parent row, token).
             let mut cands: Vec<(f32, usize, u32)> = Vec::new();
             for row in block.clone() {
@@ -83,8 +106,8 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
                     continue;
                 }
                 for &token in constraint.allowed_next(&beam.tokens) {
-                    if (token as usize) < vocab {
-                        cands.push((beam.log_prob + log_probs[row * vocab + token as usize], row, token));
+                    if let Some(c) = column(token) {
+                        cands.push((beam.log_prob + log_probs[row * columns + c], row, token));
                     }
                 }
             }
@@ -96,7 +119,8 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
                 }
                 let mut tokens = beams[parent].tokens.clone();
                 tokens.push(token);
-                if let Some(label) = constraint.label_of(&tokens) {
+                if let Some((label, rest)) = finish(&tokens) {
+                    tokens.extend(rest);
                     finished[record].push((tokens, log_prob, label));
                     continue;
                 }
@@ -119,7 +143,9 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
         }
         inputs = next_beams.iter().map(|b| b.tokens.last().map_or(cfg.start_token as i64, |&t| t as i64)).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(parents.clone(), [parents.len()]), &device);
-        cache = cache.select_self(rows);
+        // After the first step each record's block widens: the encoder's keys and values follow.
+        cache = if rows_per_record == width { cache.select_self(rows) } else { cache.select(rows) };
+        rows_per_record = width;
         beams = next_beams;
     }
     finished

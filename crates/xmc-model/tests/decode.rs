@@ -35,6 +35,25 @@ fn trie() -> PrefixTrie {
 
 /// Teacher-forced log-probability of `tokens` for record `row`.
 fn sequence_log_prob(model: &T5, enc: &EncoderOutput, row: usize, tokens: &[u32]) -> f32 {
+    let lp = teacher_forced_logits(model, enc, row, tokens);
+    let lp = log_softmax(lp, 1).into_data().try_to_vec::<f32>().unwrap();
+    let vocab = lp.len() / tokens.len();
+    tokens.iter().enumerate().map(|(i, &t)| lp[i * vocab + t as usize]).sum()
+}
+
+/// The fast decoder's score of `tokens`: softmax over the trie's alphabet, tokens counted up to
+/// the first prefix that names a single label.
+fn alphabet_log_prob(model: &T5, enc: &EncoderOutput, row: usize, tokens: &[u32], trie: &PrefixTrie) -> f32 {
+    let alphabet = trie.alphabet().unwrap();
+    let ids = Tensor::<1, Int>::from_data(TensorData::new(alphabet.iter().map(|&t| t as i64).collect::<Vec<_>>(), [alphabet.len()]), &inference_device());
+    let lp = log_softmax(teacher_forced_logits(model, enc, row, tokens).select(1, ids), 1).into_data().try_to_vec::<f32>().unwrap();
+    let decoded = (1..=tokens.len()).find(|&n| trie.unique_completion(&tokens[..n]).is_some()).unwrap();
+    let n = alphabet.len();
+    tokens[..decoded].iter().enumerate().map(|(i, t)| lp[i * n + alphabet.binary_search(t).unwrap()]).sum()
+}
+
+/// Logits [len, vocab] of the decoder fed the start token and `tokens` but the last.
+fn teacher_forced_logits(model: &T5, enc: &EncoderOutput, row: usize, tokens: &[u32]) -> Tensor<2> {
     let device = inference_device();
     let enc_row = EncoderOutput {
         hidden: enc.hidden.clone().narrow(0, row, 1),
@@ -43,9 +62,9 @@ fn sequence_log_prob(model: &T5, enc: &EncoderOutput, row: usize, tokens: &[u32]
     let mut input = vec![0i64];
     input.extend(tokens[..tokens.len() - 1].iter().map(|&t| t as i64));
     let ids = Tensor::<2, Int>::from_data(TensorData::new(input.clone(), [1, input.len()]), &device);
-    let lp = log_softmax(model.decode(&enc_row, ids), 2).into_data().try_to_vec::<f32>().unwrap();
-    let vocab = lp.len() / tokens.len();
-    tokens.iter().enumerate().map(|(i, &t)| lp[i * vocab + t as usize]).sum()
+    let logits = model.decode(&enc_row, ids);
+    let [_, t, vocab] = logits.dims();
+    logits.reshape([t, vocab])
 }
 
 #[test]
@@ -83,7 +102,7 @@ fn a_wide_beam_finds_the_best_scored_label_with_its_true_log_prob() {
     let rows = vec![vec![3i64, 4, 5, 6], vec![9, 8, 7, 6], vec![12, 2, 19, 25]];
     let enc = encode(&model, &rows);
     let labels = label_sequences();
-    let cfg = DecodeConfig { beam_width: labels.len(), top_k: labels.len(), ..DecodeConfig::default() };
+    let cfg = DecodeConfig { beam_width: labels.len(), top_k: labels.len(), ..DecodeConfig::default() }.exact();
     let results = beam_search(&model, &enc, &trie, &cfg);
     for (row, hyps) in results.iter().enumerate() {
         assert_eq!(hyps.len(), labels.len(), "a beam as wide as the label set returns every label");
@@ -92,6 +111,29 @@ fn a_wide_beam_finds_the_best_scored_label_with_its_true_log_prob() {
         assert_eq!(hyps[0].label as usize, best);
         for h in hyps {
             assert!((h.log_prob - exact[h.label as usize]).abs() < 1e-4, "label {}: {} vs {}", h.label, h.log_prob, exact[h.label as usize]);
+        }
+    }
+}
+
+/// The default (fast) decoder: scores over the alphabet, forced tails not decoded; a wide beam
+/// still returns every label, with exactly that score, and the full token sequence.
+#[test]
+fn the_fast_decoder_scores_what_it_decodes() {
+    let model = model();
+    let trie = trie();
+    let rows = vec![vec![3i64, 4, 5, 6], vec![9, 8, 7, 6], vec![12, 2, 19, 25]];
+    let enc = encode(&model, &rows);
+    let labels = label_sequences();
+    let cfg = DecodeConfig { beam_width: labels.len(), top_k: labels.len(), ..DecodeConfig::default() };
+    assert!(cfg.normalise_over_alphabet && cfg.stop_when_unique, "the default is the fast decoder");
+    for (row, hyps) in beam_search(&model, &enc, &trie, &cfg).iter().enumerate() {
+        assert_eq!(hyps.len(), labels.len());
+        let expected: Vec<f32> = labels.iter().map(|seq| alphabet_log_prob(&model, &enc, row, seq, &trie)).collect();
+        let best = expected.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        assert_eq!(hyps[0].label as usize, best);
+        for h in hyps {
+            assert_eq!(h.tokens, labels[h.label as usize], "the whole sequence comes back");
+            assert!((h.log_prob - expected[h.label as usize]).abs() < 1e-4, "label {}: {} vs {}", h.label, h.log_prob, expected[h.label as usize]);
         }
     }
 }

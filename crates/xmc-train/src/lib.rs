@@ -1,11 +1,13 @@
 //! Training the sequence-to-sequence label generator: the task (tokenizer, each label's target
 //! sequence, the trie over them), teacher-forced cross-entropy with AdamW, per-epoch validation
 //! with constrained decoding, early stopping, resumable checkpoints, the model folder, and
-//! prediction with a trained model.
+//! prediction with a trained model; and the contrastive fine-tuning of the sentence encoder that
+//! multi-level cluster search uses.
 
 mod artifact;
 mod batch;
 mod config;
+mod contrastive;
 mod error;
 mod predict;
 mod task;
@@ -13,6 +15,7 @@ mod trainer;
 
 pub use artifact::{MODEL_FORMAT, ModelMeta, TrainedModel};
 pub use config::{Schedule, TrainConfig};
+pub use contrastive::{ContrastiveConfig, ContrastiveEpoch, ContrastiveOutcome, contrastive_loss, finetune_encoder, retrieval_accuracy};
 pub use error::{Result, TrainError};
 pub use predict::predict_inputs;
 pub use task::Seq2SeqTask;

@@ -364,6 +364,34 @@ impl T5 {
     pub fn decode_step(&self, tokens: Tensor<1, Int>, cache: &mut DecoderCache) -> Tensor<2> {
         let [b] = tokens.dims();
         let device = tokens.device();
+        let hidden = self.decode_step_hidden(tokens, cache);
+        let logits = hidden.matmul(self.output_projection(None, &device));
+        let [_, vocab] = logits.dims();
+        logits.reshape([b, vocab])
+    }
+
+    /// The output layer as a matrix [d_model, n] (the d_model^-0.5 rescale folded in): over the
+    /// whole vocabulary, or over `tokens` only (column `i` scores `tokens[i]`), so that a decoder
+    /// that can only emit a few tokens does not pay for the rest.
+    pub fn output_projection(&self, tokens: Option<&[u32]>, device: &Device) -> Tensor<2> {
+        let ids = tokens.map(|t| Tensor::<1, Int>::from_data(TensorData::new(t.iter().map(|&x| x as i64).collect::<Vec<_>>(), [t.len()]), device));
+        let w = match &self.lm_head {
+            Some(head) => {
+                let w = head.weight.val(); // [d, vocab]
+                ids.map_or(w.clone(), |ids| w.select(1, ids))
+            }
+            None => {
+                let w = self.shared.weight.val(); // [vocab, d]
+                ids.map_or(w.clone(), |ids| w.select(0, ids)).transpose()
+            }
+        };
+        if self.scale_decoder_outputs { w.mul_scalar((self.d_model as f64).powf(-0.5)) } else { w }
+    }
+
+    /// [`T5::decode_step`] up to the output layer: the final decoder states [b, d_model].
+    pub fn decode_step_hidden(&self, tokens: Tensor<1, Int>, cache: &mut DecoderCache) -> Tensor<2> {
+        let [b] = tokens.dims();
+        let device = tokens.device();
         let position = cache.len;
         let bias = self.decoder.position_bias(position..position + 1, position + 1, &device);
         let mut y = self.shared.forward(tokens.reshape([b, 1]));
@@ -385,9 +413,8 @@ impl T5 {
             y = block.feed_forward(y);
         }
         cache.len += 1;
-        let logits = self.logits(self.decoder.final_layer_norm.forward(y));
-        let [_, _, vocab] = logits.dims();
-        logits.reshape([b, vocab])
+        let [_, _, d] = y.dims();
+        self.decoder.final_layer_norm.forward(y).reshape([b, d])
     }
 
     /// Loads Hugging Face T5 weights (`model.safetensors`) into this model.

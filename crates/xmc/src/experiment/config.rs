@@ -11,7 +11,7 @@ use xmc_codes::CodesConfig;
 use xmc_data::DataConfig;
 use xmc_eval::EvalConfig;
 use xmc_model::ModelConfig;
-use xmc_train::TrainConfig;
+use xmc_train::{ContrastiveConfig, TrainConfig};
 
 /// Environment variables with this prefix and a `__` override config keys:
 /// `XMC_TREE__BRANCHING=8` sets `tree.branching`.
@@ -34,6 +34,8 @@ pub struct ExperimentConfig {
     pub train: TrainConfig,
     pub eval: EvalConfig,
     pub search: SearchConfig,
+    /// Cluster search's fine-tuning of the sentence encoder (in-batch contrastive loss).
+    pub contrastive: ContrastiveConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +59,7 @@ impl Default for ExperimentConfig {
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
             search: SearchConfig::default(),
+            contrastive: ContrastiveConfig::default(),
             method: Method::Generative,
         }
     }
@@ -112,6 +115,7 @@ impl ExperimentConfig {
             self.train.validate(),
             self.eval.validate(),
             self.search.validate(),
+            self.contrastive.validate(),
         ];
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;

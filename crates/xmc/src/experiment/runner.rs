@@ -318,24 +318,63 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
     })
 }
 
-/// The train stage of a cluster-search run: the pretrained sentence encoder is used as it is
-/// (fine-tuning it with a contrastive loss is not built yet); the stage records that.
+/// The train stage of a cluster-search run: the sentence encoder fine-tuned with the in-batch
+/// contrastive loss (record text vs label text) into `encoder/`, or, with
+/// `contrastive.epochs = 0`, the pretrained encoder as it is.
 fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
     let weights = Path::new(&cfg.embed.encoder_dir).join(xmc_model::SentenceEncoder::WEIGHTS);
     let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ("encoder_weights".to_string(), file_sha256(&weights)?)]);
-    let config = serde_json::json!({ "method": cfg.method, "encoder_dir": cfg.embed.encoder_dir });
+    let config = serde_json::json!({
+        "method": cfg.method,
+        "encoder_dir": cfg.embed.encoder_dir,
+        "label_text": cfg.embed.text,
+        "contrastive": cfg.contrastive,
+    });
     ctx.run(StageName::Train, &config, inputs, |out| {
+        let fine_tuned = cfg.contrastive.epochs > 0;
+        let mut report = BTreeMap::from([("fine_tuned".into(), serde_json::json!(fine_tuned))]);
+        if fine_tuned {
+            let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+            let examples = |split| data.split(split).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
+            let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+            let outcome = xmc_train::finetune_encoder(
+                Path::new(&cfg.embed.encoder_dir),
+                &examples(xmc_data::Split::Train),
+                &examples(xmc_data::Split::Valid),
+                &label_texts,
+                &cfg.contrastive,
+                &out.join(SEARCH_ENCODER_DIR),
+            )?;
+            eprintln!(
+                "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {}), {:.0} records/s",
+                outcome.pretrained_valid_accuracy,
+                outcome.best_valid_accuracy,
+                outcome.best_epoch,
+                outcome.epochs,
+                outcome.records_per_s
+            );
+            report.extend([
+                ("pretrained_valid_accuracy".into(), serde_json::json!(outcome.pretrained_valid_accuracy)),
+                ("best_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy)),
+                ("best_epoch".into(), serde_json::json!(outcome.best_epoch)),
+                ("epochs".into(), serde_json::json!(outcome.epochs)),
+                ("train_seconds".into(), serde_json::json!(outcome.train_seconds)),
+            ]);
+        }
         let note = serde_json::json!({
             "method": "cluster-search",
             "encoder_dir": cfg.embed.encoder_dir,
-            "fine_tuned": false,
-            "note": "the pretrained sentence encoder scores records against label vectors as it is",
+            "fine_tuned": fine_tuned,
+            "encoder": if fine_tuned { SEARCH_ENCODER_DIR } else { cfg.embed.encoder_dir.as_str() },
         });
         std::fs::write(out.join("method.json"), serde_json::to_string_pretty(&note)? + "\n")?;
-        Ok(BTreeMap::from([("fine_tuned".into(), serde_json::json!(false))]))
+        Ok(report)
     })
 }
+
+/// The fine-tuned sentence encoder's folder inside a cluster-search train stage.
+const SEARCH_ENCODER_DIR: &str = "encoder";
 
 /// The predict stage of a cluster-search run: level-by-level search through the label tree.
 fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
@@ -348,10 +387,19 @@ fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     ]);
     ctx.run(StageName::Predict, &cfg.search, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let embeddings = xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?;
         let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+        // The tree stays the one built from the pretrained embeddings; a fine-tuned encoder
+        // re-embeds the labels, and the node vectors are recomputed from them.
+        let fine_tuned = ctx.dir(StageName::Train).join(SEARCH_ENCODER_DIR);
+        let (encoder, embeddings) = if fine_tuned.is_dir() {
+            let encoder = xmc_model::SentenceEncoder::load(&fine_tuned, &xmc_model::inference_device())?;
+            let embeddings = xmc_cluster::embed_labels(&data, &cfg.embed, Some(&encoder), |_| {})?;
+            (encoder, embeddings)
+        } else {
+            let encoder = xmc_model::SentenceEncoder::load(Path::new(&cfg.embed.encoder_dir), &xmc_model::inference_device())?;
+            (encoder, xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?)
+        };
         let index = xmc_cluster::ClusterIndex::new(tree, &embeddings);
-        let encoder = xmc_model::SentenceEncoder::load(Path::new(&cfg.embed.encoder_dir), &xmc_model::inference_device())?;
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let bar = progress_bar(texts.len() as u64, "searching");
@@ -439,9 +487,10 @@ fn brand_section(ctx: &StageContext) -> Option<(String, String)> {
     let m = xmc_brand::BrandMetrics::load(&ctx.dir(StageName::Brand).join(xmc_brand::METRICS_FILE))?;
     let pct = |x: f64| format!("{:.1}", 100.0 * x);
     let body = format!(
-        "Brand names found in the title, else a TF-IDF centroid classifier, over {} brands seen in training (brand, else manufacturer; an empty one is the class `{}`).\n\n\
+        "The brand most often seen in training with the title's first 1-3 words (longest seen prefix), else the title's first word as a new brand; {} brands seen in training (brand, else manufacturer; an empty one is the class `{}`).\n\n\
          | metric | value |\n|---|---|\n| accuracy | {} |\n| macro F1 | {} |\n| micro F1 | {} |\n| weighted F1 | {} |\n\
-         | accuracy on records with a brand | {} |\n| test records without a brand | {} |\n| test records with a brand unseen in training | {} |\n| prediction speed | {:.0} records/s |",
+         | accuracy on records with a brand | {} |\n| test records without a brand | {} |\n| test records with a brand unseen in training (found) | {} ({}) |\n\
+         | titles starting with an unseen word (first word right) | {} ({}) |\n| prediction speed | {:.0} records/s |",
         m.brands_in_training,
         xmc_brand::NO_BRAND,
         pct(m.accuracy),
@@ -451,6 +500,9 @@ fn brand_section(ctx: &StageContext) -> Option<(String, String)> {
         m.known_brand_accuracy.map_or("-".into(), pct),
         m.no_brand_records,
         m.unseen_brand_records,
+        m.unseen_brand_found,
+        m.first_word_records,
+        m.first_word_accuracy.map_or("-".into(), pct),
         m.records_per_s
     );
     Some(("Brand (second target)".into(), body))
@@ -524,9 +576,16 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     let cfg = ctx.cfg;
     let method = match (cfg.method, cfg.model.mode) {
         (super::config::Method::ClusterSearch, _) => format!(
-            "multi-level cluster search: the pretrained sentence encoder ({}) scores each record against the children of the \
-             current tree nodes, level by level, beam {} (k = {} tree; not fine-tuned)",
-            cfg.embed.encoder_dir, cfg.search.beam, cfg.tree.branching
+            "multi-level cluster search: the sentence encoder ({}, {}) scores each record against the children of the \
+             current tree nodes, level by level, beam {} (k = {} tree)",
+            cfg.embed.encoder_dir,
+            if cfg.contrastive.epochs > 0 {
+                format!("fine-tuned {} epochs with an in-batch contrastive loss", cfg.contrastive.epochs)
+            } else {
+                "pretrained, not fine-tuned".to_string()
+            },
+            cfg.search.beam,
+            cfg.tree.branching
         ),
         (_, mode) => match mode {
         xmc_model::TargetMode::Hierarchical => format!(
@@ -549,19 +608,34 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     if let Some(s) = figure(StageName::Train, "train_seconds").and_then(|v| v.as_f64()) {
         facts.push(("training time".into(), format!("{:.1} min", s / 60.0)));
     }
-    if let Some(r) = figure(StageName::Predict, "records_per_s").and_then(|v| v.as_f64()) {
-        facts.push(("prediction speed".into(), format!("{r:.0} records/s (beam {})", cfg.model.beam_width)));
+    if let (Some(before), Some(after)) = (
+        figure(StageName::Train, "pretrained_valid_accuracy").and_then(|v| v.as_f64()),
+        figure(StageName::Train, "best_valid_accuracy").and_then(|v| v.as_f64()),
+    ) {
+        facts.push(("validation retrieval accuracy (pretrained -> fine-tuned)".into(), format!("{before:.4} -> {after:.4}")));
     }
-    let curve_path = ctx.dir(StageName::Train).join("metrics.jsonl");
+    if let Some(r) = figure(StageName::Predict, "records_per_s").and_then(|v| v.as_f64()) {
+        let beam = if cfg.method == super::config::Method::ClusterSearch { cfg.search.beam } else { cfg.model.beam_width };
+        facts.push(("prediction speed".into(), format!("{r:.0} records/s (beam {beam})")));
+    }
+    // The T5's epochs, or the contrastive fine-tuning's (valid accuracy: retrieval among all labels).
+    let train_dir = ctx.dir(StageName::Train);
+    let (curve_path, contrastive) = match train_dir.join(SEARCH_ENCODER_DIR).join("metrics.jsonl") {
+        p if p.is_file() => (p, true),
+        _ => (train_dir.join("metrics.jsonl"), false),
+    };
+    let point = |l: &str| -> Result<xmc_eval::EpochPoint> {
+        let context = || format!("parsing {}", curve_path.display());
+        Ok(if contrastive {
+            let e: xmc_train::ContrastiveEpoch = serde_json::from_str(l).with_context(context)?;
+            xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy }
+        } else {
+            let e: xmc_train::EpochMetrics = serde_json::from_str(l).with_context(context)?;
+            xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy }
+        })
+    };
     let curve = match std::fs::read_to_string(&curve_path) {
-        Ok(text) => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let e: xmc_train::EpochMetrics = serde_json::from_str(l).with_context(|| format!("parsing {}", curve_path.display()))?;
-                Ok(xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy })
-            })
-            .collect::<Result<Vec<_>>>()?,
+        Ok(text) => text.lines().filter(|l| !l.trim().is_empty()).map(point).collect::<Result<Vec<_>>>()?,
         Err(_) => Vec::new(),
     };
     Ok(xmc_eval::ReportContext { name: cfg.name.clone(), method, facts, curve, sections: brand_section(ctx).into_iter().collect() })

@@ -1,0 +1,326 @@
+//! Fine-tuning the sentence encoder for cluster search: an in-batch contrastive loss (InfoNCE,
+//! both directions) between a record's text and its label's text. In a batch of `b` pairs each
+//! record must pick its own label's text among the `b` label texts and each label text its
+//! record; other records of the same label are not counted as negatives.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use xmc_data::SplitMix64;
+use xmc_model::SentenceEncoder;
+
+use crate::error::{Result, TrainError};
+
+/// The `[contrastive]` section of an experiment config (used by `method = "cluster-search"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContrastiveConfig {
+    /// Epochs over the training records; 0 uses the pretrained encoder as it is.
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Linear warm-up steps, then linear decay to zero at the last step.
+    pub warmup_steps: usize,
+    /// Softmax temperature of the cosine similarities.
+    pub temperature: f64,
+    /// Record tokens kept (label texts are short).
+    pub max_tokens: usize,
+    /// At most this many records of one label per epoch (0 = all), so that head labels do not
+    /// crowd the tail out of the batches.
+    pub max_per_label: usize,
+    pub weight_decay: f64,
+    pub grad_clip: f64,
+    pub seed: u64,
+}
+
+impl Default for ContrastiveConfig {
+    fn default() -> Self {
+        ContrastiveConfig {
+            epochs: 2,
+            batch_size: 32,
+            learning_rate: 3e-5,
+            warmup_steps: 50,
+            temperature: 0.05,
+            max_tokens: 64,
+            max_per_label: 0,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            seed: 42,
+        }
+    }
+}
+
+impl ContrastiveConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!("`contrastive.learning_rate` = {} must be a positive number", self.learning_rate));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(format!("`contrastive.temperature` = {} must be a positive number", self.temperature));
+        }
+        if self.batch_size < 2 {
+            return Err("`contrastive.batch_size` must be at least 2 (the other pairs of a batch are the negatives)".into());
+        }
+        if self.max_tokens < 2 {
+            return Err("`contrastive.max_tokens` must be at least 2".into());
+        }
+        if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
+            return Err("`contrastive.weight_decay` and `contrastive.grad_clip` must not be negative".into());
+        }
+        Ok(())
+    }
+
+    fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
+        self.learning_rate * (1.0 - ((step - self.warmup_steps) as f64 / span).min(1.0))
+    }
+}
+
+/// One line of the fine-tuning `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContrastiveEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Validation records whose nearest label text (among all labels) is their own.
+    pub valid_accuracy: f64,
+    pub seconds: f64,
+    pub records_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContrastiveOutcome {
+    /// Validation retrieval accuracy of the pretrained encoder, before any step.
+    pub pretrained_valid_accuracy: f64,
+    pub best_valid_accuracy: f64,
+    /// 0 when no epoch beat the pretrained encoder (which is then kept).
+    pub best_epoch: usize,
+    pub epochs: usize,
+    pub train_seconds: f64,
+    pub records_per_s: f64,
+}
+
+/// A labelled text: the record's model input and its label id.
+pub type Example<'a> = (&'a str, u32);
+
+/// The records of one epoch, shuffled, at most `max_per_label` of each label (0 = all).
+fn epoch_order(labels: &[u32], cfg: &ContrastiveConfig, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    let mut rng = SplitMix64::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.shuffle(&mut order);
+    if cfg.max_per_label > 0 {
+        let mut seen = std::collections::HashMap::<u32, usize>::new();
+        order.retain(|&i| {
+            let n = seen.entry(labels[i]).or_default();
+            *n += 1;
+            *n <= cfg.max_per_label
+        });
+    }
+    order
+}
+
+/// Additive logit bias [b, b]: a large negative number where two different pairs share a label,
+/// so that a record is not pushed away from its own label's text held by another pair.
+fn same_label_bias(labels: &[u32], device: &Device) -> Tensor<2> {
+    let b = labels.len();
+    let mut bias = vec![0f32; b * b];
+    for i in 0..b {
+        for j in 0..b {
+            if i != j && labels[i] == labels[j] {
+                bias[i * b + j] = -1e4;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(bias, [b, b]), device)
+}
+
+/// The symmetric in-batch contrastive loss of unit vectors `records` and `labels` [b, d].
+pub fn contrastive_loss(records: Tensor<2>, labels: Tensor<2>, label_ids: &[u32], temperature: f64) -> Tensor<1> {
+    let device = records.device();
+    let b = label_ids.len();
+    let bias = same_label_bias(label_ids, &device);
+    let logits = records.matmul(labels.transpose()).div_scalar(temperature) + bias;
+    let targets = Tensor::<1, Int>::arange(0..b as i64, &device);
+    let loss = CrossEntropyLossConfig::new().init(&device);
+    (loss.forward(logits.clone(), targets.clone()) + loss.forward(logits.transpose(), targets)).div_scalar(2.0)
+}
+
+/// Token ids cut to `max` tokens, keeping the closing special token.
+fn truncate(mut ids: Vec<u32>, max: usize) -> Vec<u32> {
+    if ids.len() > max {
+        let last = *ids.last().expect("non-empty");
+        ids.truncate(max - 1);
+        ids.push(last);
+    }
+    ids
+}
+
+/// How often a record's nearest label text (cosine, among all labels) is its own label's.
+pub fn retrieval_accuracy(encoder: &SentenceEncoder, examples: &[Example], label_texts: &[String], batch_size: usize) -> Result<f64> {
+    if examples.is_empty() {
+        return Ok(0.0);
+    }
+    let labels: Vec<&str> = label_texts.iter().map(String::as_str).collect();
+    let label_vectors = encoder.encode(&labels, batch_size, |_| {})?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.0).collect();
+    let queries = encoder.encode(&texts, batch_size, |_| {})?;
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let correct = queries
+        .iter()
+        .zip(examples)
+        .filter(|(q, e)| {
+            let best = label_vectors.iter().enumerate().max_by(|a, b| dot(q, a.1).total_cmp(&dot(q, b.1)).then(b.0.cmp(&a.0)));
+            best.is_some_and(|(l, _)| l as u32 == e.1)
+        })
+        .count();
+    Ok(correct as f64 / examples.len() as f64)
+}
+
+/// Fine-tunes the sentence encoder in `encoder_dir` on `train` pairs and writes the best epoch's
+/// encoder (by validation retrieval accuracy; the pretrained one if no epoch beats it) to `out`
+/// as a folder [`SentenceEncoder::load`] reads, with `metrics.jsonl`.
+pub fn finetune_encoder(
+    encoder_dir: &Path,
+    train: &[Example],
+    valid: &[Example],
+    label_texts: &[String],
+    cfg: &ContrastiveConfig,
+    out: &Path,
+) -> Result<ContrastiveOutcome> {
+    cfg.validate().map_err(TrainError::Config)?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let mut encoder = SentenceEncoder::load(encoder_dir, &xmc_model::training_device())?;
+    let eval_batch = 64;
+    let pretrained_valid_accuracy = retrieval_accuracy(&encoder.valid(), valid, label_texts, eval_batch)?;
+    tracing::info!("contrastive: pretrained encoder, validation retrieval accuracy {pretrained_valid_accuracy:.4}");
+    encoder.valid().save(out)?;
+
+    let record_tokens: Vec<Vec<u32>> = train.iter().map(|e| Ok(truncate(encoder.tokenize(e.0)?, cfg.max_tokens))).collect::<Result<_>>()?;
+    let label_tokens: Vec<Vec<u32>> = label_texts.iter().map(|t| Ok(truncate(encoder.tokenize(t)?, cfg.max_tokens))).collect::<Result<_>>()?;
+    let train_labels: Vec<u32> = train.iter().map(|e| e.1).collect();
+    let mut optim_cfg = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(cfg.weight_decay as f32);
+    if cfg.grad_clip > 0.0 {
+        optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
+    }
+    let mut optim = optim_cfg.init();
+    let steps_per_epoch = epoch_order(&train_labels, cfg, 0).len().div_ceil(cfg.batch_size);
+    let total_steps = steps_per_epoch * cfg.epochs;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| TrainError::io(&metrics_path, e))?;
+    let mut outcome = ContrastiveOutcome {
+        pretrained_valid_accuracy,
+        best_valid_accuracy: pretrained_valid_accuracy,
+        best_epoch: 0,
+        epochs: 0,
+        train_seconds: 0.0,
+        records_per_s: 0.0,
+    };
+    let (mut step, mut records_seen) = (0usize, 0usize);
+    let started = Instant::now();
+    for epoch in 0..cfg.epochs {
+        let epoch_started = Instant::now();
+        let order = epoch_order(&train_labels, cfg, epoch);
+        let bar = ProgressBar::new(order.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("contrastive epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+        let (mut loss_sum, mut batches) = (0.0, 0usize);
+        for chunk in order.chunks(cfg.batch_size).filter(|c| c.len() >= 2) {
+            let labels: Vec<u32> = chunk.iter().map(|&i| train_labels[i]).collect();
+            let records: Vec<&[u32]> = chunk.iter().map(|&i| record_tokens[i].as_slice()).collect();
+            let targets: Vec<&[u32]> = labels.iter().map(|&l| label_tokens[l as usize].as_slice()).collect();
+            let loss = contrastive_loss(encoder.embed_tokens(&records), encoder.embed_tokens(&targets), &labels, cfg.temperature);
+            let loss_value = loss.clone().into_scalar::<f32>() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), encoder.model());
+            let lr = cfg.learning_rate_at(step, total_steps);
+            let model = optim.step(lr, encoder.model().clone(), grads);
+            encoder = encoder.with_model(model);
+            step += 1;
+            loss_sum += loss_value;
+            batches += 1;
+            bar.inc(chunk.len() as u64);
+            bar.set_message(format!("loss {:.4}", loss_sum / batches as f64));
+        }
+        bar.finish_and_clear();
+        let train_seconds = epoch_started.elapsed().as_secs_f64();
+        records_seen += order.len();
+        let valid_encoder = encoder.valid();
+        let valid_accuracy = retrieval_accuracy(&valid_encoder, valid, label_texts, eval_batch)?;
+        let line = ContrastiveEpoch {
+            epoch: epoch + 1,
+            train_loss: loss_sum / batches.max(1) as f64,
+            valid_accuracy,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+            records_per_s: order.len() as f64 / train_seconds.max(1e-9),
+        };
+        tracing::info!(
+            "contrastive epoch {}: loss {:.4}, validation retrieval accuracy {:.4}, {:.0} records/s",
+            line.epoch,
+            line.train_loss,
+            line.valid_accuracy,
+            line.records_per_s
+        );
+        writeln!(metrics, "{}", serde_json::to_string(&line).expect("serialises")).map_err(|e| TrainError::io(&metrics_path, e))?;
+        outcome.epochs = epoch + 1;
+        if valid_accuracy > outcome.best_valid_accuracy {
+            outcome.best_valid_accuracy = valid_accuracy;
+            outcome.best_epoch = epoch + 1;
+            valid_encoder.save(out)?;
+        }
+    }
+    outcome.train_seconds = started.elapsed().as_secs_f64();
+    outcome.records_per_s = records_seen as f64 / outcome.train_seconds.max(1e-9);
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_epochs_keep_at_most_max_per_label() {
+        let labels = [0u32, 0, 0, 0, 1, 2, 2];
+        let cfg = ContrastiveConfig { max_per_label: 2, ..ContrastiveConfig::default() };
+        let order = epoch_order(&labels, &cfg, 0);
+        let count = |l: u32| order.iter().filter(|&&i| labels[i] == l).count();
+        assert_eq!((count(0), count(1), count(2)), (2, 1, 2));
+        assert_eq!(epoch_order(&labels, &ContrastiveConfig::default(), 0).len(), labels.len());
+    }
+
+    #[test]
+    fn loss_is_low_when_pairs_match_and_ignores_shared_labels() {
+        let device = xmc_model::inference_device();
+        let unit = |rows: Vec<[f32; 2]>| {
+            let n = rows.len();
+            Tensor::<2>::from_data(TensorData::new(rows.concat(), [n, 2]), &device)
+        };
+        let records = unit(vec![[1.0, 0.0], [0.0, 1.0]]);
+        let matched = contrastive_loss(records.clone(), unit(vec![[1.0, 0.0], [0.0, 1.0]]), &[0, 1], 0.05).into_scalar::<f32>();
+        let swapped = contrastive_loss(records.clone(), unit(vec![[0.0, 1.0], [1.0, 0.0]]), &[0, 1], 0.05).into_scalar::<f32>();
+        assert!(matched < 1e-3, "matched pairs: {matched}");
+        assert!(swapped > 10.0, "swapped pairs: {swapped}");
+        // Two records of one label: the other copy of their label text is not a negative.
+        let same = contrastive_loss(unit(vec![[1.0, 0.0], [1.0, 0.0]]), unit(vec![[1.0, 0.0], [1.0, 0.0]]), &[3, 3], 0.05).into_scalar::<f32>();
+        assert!(same < 1e-3, "shared label: {same}");
+        let counted = contrastive_loss(unit(vec![[1.0, 0.0], [1.0, 0.0]]), unit(vec![[1.0, 0.0], [1.0, 0.0]]), &[3, 4], 0.05).into_scalar::<f32>();
+        assert!((counted - std::f32::consts::LN_2).abs() < 1e-3, "distinct labels with equal vectors: {counted}");
+    }
+
+    #[test]
+    fn truncation_keeps_the_closing_token() {
+        assert_eq!(truncate(vec![101, 5, 6, 7, 102], 3), vec![101, 5, 102]);
+        assert_eq!(truncate(vec![101, 102], 3), vec![101, 102]);
+    }
+}

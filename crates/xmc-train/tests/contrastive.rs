@@ -1,0 +1,64 @@
+//! Contrastive fine-tuning of a (tiny, random) sentence encoder: records whose words say nothing
+//! about their label's name end up nearest to their own label after training, and the folder it
+//! writes loads back to the same encoder.
+
+use std::path::{Path, PathBuf};
+
+use xmc_model::{SentenceEncoder, inference_device};
+use xmc_train::{ContrastiveConfig, finetune_encoder, retrieval_accuracy};
+
+fn tiny_bert() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../xmc-model/tests/fixtures/tiny-bert")
+}
+
+/// Six labels, three records each; a record's words (all in the tiny vocabulary) are unrelated
+/// to its label's text.
+fn examples() -> (Vec<String>, Vec<(String, u32)>) {
+    let labels = ["arts", "bead", "fiction", "hobbies", "jewellery", "uk"].map(String::from).to_vec();
+    let words = [
+        ["model trains", "model rail", "trains rail"],
+        ["science kits", "science sets", "kits sets"],
+        ["toy vehicles", "toy figures", "vehicles figures"],
+        ["children playsets", "children craft", "playsets craft"],
+        ["amazon catalogue", "amazon making", "catalogue making"],
+        ["railway price", "railway retailer", "price retailer"],
+    ];
+    let records = words.iter().enumerate().flat_map(|(l, ws)| ws.iter().map(move |w| (w.to_string(), l as u32))).collect();
+    (labels, records)
+}
+
+#[test]
+fn fine_tuning_pulls_records_to_their_labels_and_saves_a_loadable_encoder() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = ContrastiveConfig { epochs: 30, batch_size: 6, learning_rate: 3e-3, warmup_steps: 0, temperature: 0.1, ..ContrastiveConfig::default() };
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path()).unwrap();
+    assert!(outcome.pretrained_valid_accuracy < 0.5, "a random encoder should not already know: {outcome:?}");
+    assert!(outcome.best_valid_accuracy >= 0.9, "{outcome:?}");
+    assert!(outcome.best_epoch > 0);
+    let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 30);
+    let losses: Vec<f64> = lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap()).collect();
+    assert!(losses[29] < losses[0] * 0.5, "loss {} -> {}", losses[0], losses[29]);
+
+    let reloaded = SentenceEncoder::load(out.path(), &inference_device()).unwrap();
+    let again = retrieval_accuracy(&reloaded, &pairs, &labels, 8).unwrap();
+    assert_eq!(again, outcome.best_valid_accuracy, "the saved folder is the best epoch's encoder");
+    let pretrained = SentenceEncoder::load(&tiny_bert(), &inference_device()).unwrap();
+    assert_eq!(retrieval_accuracy(&pretrained, &pairs, &labels, 8).unwrap(), outcome.pretrained_valid_accuracy);
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_work() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let out = tempfile::tempdir().unwrap();
+    for (cfg, key) in [
+        (ContrastiveConfig { batch_size: 1, ..ContrastiveConfig::default() }, "batch_size"),
+        (ContrastiveConfig { temperature: 0.0, ..ContrastiveConfig::default() }, "temperature"),
+    ] {
+        let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path()).unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}
