@@ -17,9 +17,9 @@ pub struct DecodeConfig {
     pub start_token: u32,
     /// A safety bound on the number of steps; a finite trie ends every beam before it.
     pub max_steps: usize,
-    /// Softmax over the tokens that occur in some label's sequence (the constraint's alphabet)
-    /// rather than the whole vocabulary: the output layer then costs a few columns, not
-    /// thousands. A trained model puts nearly all its mass on these tokens anyway.
+    /// Softmax over [`output_tokens`] (the tokens that occur in some label's sequence, and the
+    /// start token) rather than the whole vocabulary: the output layer then costs a few columns,
+    /// not thousands. Exact for a model trained that way (`ModelConfig::softmax_over_targets`).
     pub normalise_over_alphabet: bool,
     /// Finish a beam as soon as its prefix names a single label: the remaining tokens (at least
     /// the closing `</s>`) are forced, so their steps are skipped and not scored.
@@ -30,6 +30,16 @@ impl Default for DecodeConfig {
     fn default() -> Self {
         DecodeConfig { beam_width: 5, top_k: 5, start_token: 0, max_steps: 64, normalise_over_alphabet: true, stop_when_unique: true }
     }
+}
+
+/// The output columns of a model whose softmax covers only its targets: every token of the
+/// constraint's sequences and the start token (the padding of training batches), sorted.
+pub fn output_tokens(constraint: &dyn PrefixConstraint, start_token: u32) -> Option<Vec<u32>> {
+    let mut tokens = constraint.alphabet()?;
+    if let Err(i) = tokens.binary_search(&start_token) {
+        tokens.insert(i, start_token);
+    }
+    Some(tokens)
 }
 
 impl DecodeConfig {
@@ -70,7 +80,7 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
     let device = enc.hidden.device();
     let width = cfg.beam_width.max(1);
     let top_k = cfg.top_k.clamp(1, width);
-    let alphabet = if cfg.normalise_over_alphabet { constraint.alphabet() } else { None };
+    let alphabet = if cfg.normalise_over_alphabet { output_tokens(constraint, cfg.start_token) } else { None };
     let projection = model.output_projection(alphabet.as_deref(), &device);
     let [_, columns] = projection.dims();
     let column = |token: u32| match &alphabet {

@@ -18,7 +18,7 @@ pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
 pub use tokenizer::{InputTokenizer, TextTokenizer};
-pub use decode::{DecodeConfig, Hypothesis, beam_search, greedy};
+pub use decode::{DecodeConfig, Hypothesis, beam_search, greedy, output_tokens};
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,10 @@ pub struct ModelConfig {
     /// decoder's width, with the preset's T5 decoder on top.
     pub encoder: EncoderKind,
     pub encoder_dir: String,
+    /// The decoder's softmax covers only the tokens that occur in some label's target (and the
+    /// start token), in training and decoding: in hierarchical mode a few dozen code tokens
+    /// instead of the whole vocabulary. `false`: the whole vocabulary.
+    pub softmax_over_targets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +82,7 @@ impl Default for ModelConfig {
             init_from: None,
             dropout: 0.1,
             max_target_tokens: 32,
+            softmax_over_targets: true,
             encoder: EncoderKind::T5,
             encoder_dir: "models/all-MiniLM-L6-v2".into(),
         }

@@ -41,10 +41,10 @@ fn sequence_log_prob(model: &T5, enc: &EncoderOutput, row: usize, tokens: &[u32]
     tokens.iter().enumerate().map(|(i, &t)| lp[i * vocab + t as usize]).sum()
 }
 
-/// The fast decoder's score of `tokens`: softmax over the trie's alphabet, tokens counted up to
+/// The fast decoder's score of `tokens`: softmax over the trie's alphabet and the start token, tokens counted up to
 /// the first prefix that names a single label.
 fn alphabet_log_prob(model: &T5, enc: &EncoderOutput, row: usize, tokens: &[u32], trie: &PrefixTrie) -> f32 {
-    let alphabet = trie.alphabet().unwrap();
+    let alphabet = xmc_model::output_tokens(trie, 0).unwrap();
     let ids = Tensor::<1, Int>::from_data(TensorData::new(alphabet.iter().map(|&t| t as i64).collect::<Vec<_>>(), [alphabet.len()]), &inference_device());
     let lp = log_softmax(teacher_forced_logits(model, enc, row, tokens).select(1, ids), 1).into_data().try_to_vec::<f32>().unwrap();
     let decoded = (1..=tokens.len()).find(|&n| trie.unique_completion(&tokens[..n]).is_some()).unwrap();

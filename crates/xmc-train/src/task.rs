@@ -20,6 +20,10 @@ pub struct Seq2SeqTask {
     /// The pretrained encoder's own tokenizer for the inputs (`model.encoder = "bert"`); the
     /// inputs otherwise go through `tokenizer`.
     pub input_tokenizer: Option<InputTokenizer>,
+    /// The decoder's output columns when its softmax covers only the targets
+    /// (`ModelConfig::softmax_over_targets`): every target token and `<pad>` (the start token),
+    /// sorted. `None`: the whole vocabulary.
+    pub output_tokens: Option<Vec<u32>>,
 }
 
 /// Every code token the codes use, in (level, index) order.
@@ -86,7 +90,27 @@ impl Seq2SeqTask {
                 "two labels have the same target sequence ({e}); in plain mode raise `model.max_target_tokens` or the vocabulary"
             ))
         })?;
-        Ok(Seq2SeqTask { mode: cfg.mode, tokenizer, targets, trie, input_tokenizer: None })
+        let output_tokens = if cfg.softmax_over_targets { xmc_model::output_tokens(&trie, tokenizer.pad_id) } else { None };
+        Ok(Seq2SeqTask { mode: cfg.mode, tokenizer, targets, trie, input_tokenizer: None, output_tokens })
+    }
+
+    /// The decoder settings that match how the model was trained.
+    pub fn decode_config(&self, beam_width: usize, top_k: usize) -> xmc_model::DecodeConfig {
+        xmc_model::DecodeConfig {
+            beam_width,
+            top_k: top_k.min(beam_width),
+            start_token: self.tokenizer.pad_id,
+            normalise_over_alphabet: self.output_tokens.is_some(),
+            ..xmc_model::DecodeConfig::default()
+        }
+    }
+
+    /// `token`'s column in the decoder's output layer.
+    pub fn output_column(&self, token: u32) -> u32 {
+        match &self.output_tokens {
+            Some(tokens) => tokens.binary_search(&token).expect("every target token and <pad> are output tokens") as u32,
+            None => token,
+        }
     }
 
     /// Encoder ids of a record's input.

@@ -13,7 +13,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use xmc_data::{PreparedData, Split, SplitMix64};
-use xmc_model::{DecodeConfig, ModelConfig, T5, T5Config};
+use xmc_model::{ModelConfig, T5, T5Config};
 
 use crate::artifact::{MODEL_FORMAT, ModelMeta, save_model_files};
 use crate::batch::{decoder_batch, pad_batch};
@@ -106,7 +106,7 @@ pub fn accuracy(model: &T5, task: &Seq2SeqTask, inputs: &[&str], labels: &[u32],
     if inputs.is_empty() {
         return Ok(0.0);
     }
-    let decode = DecodeConfig { beam_width: 1, top_k: 1, start_token: task.tokenizer.pad_id, ..DecodeConfig::default() };
+    let decode = task.decode_config(1, 1);
     let predictions = predict_inputs(model, task, inputs, max_input_tokens, &decode, 64, |_| {})?;
     let correct = predictions.iter().zip(labels).filter(|(p, l)| p.first().is_some_and(|h| h.label == **l)).count();
     Ok(correct as f64 / inputs.len() as f64)
@@ -170,7 +170,10 @@ pub fn train(
         let _ = std::fs::remove_file(out.join("metrics.jsonl"));
     }
 
-    let loss_fn = CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![task.tokenizer.pad_id as usize])).init(&device);
+    // Targets in output-column space (the same ids when the softmax covers the whole vocabulary).
+    let pad_column = task.output_column(task.tokenizer.pad_id);
+    let column_targets: Vec<Vec<u32>> = task.targets.iter().map(|t| t.iter().map(|&x| task.output_column(x)).collect()).collect();
+    let loss_fn = CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![pad_column as usize])).init(&device);
     let steps_per_epoch = epoch_order(&train_labels, data.labels.len(), cfg, 0).len().div_ceil(cfg.batch_size);
     let total_steps = steps_per_epoch * cfg.max_epochs;
     let started = Instant::now();
@@ -199,8 +202,10 @@ pub fn train(
             let inputs: Vec<&[u32]> = chunk.iter().map(|&i| train_ids[i].as_slice()).collect();
             let targets: Vec<&[u32]> = chunk.iter().map(|&i| task.targets[train_labels[i] as usize].as_slice()).collect();
             let (ids, mask) = pad_batch(&inputs, task.tokenizer.pad_id, &device);
-            let (dec_in, dec_out) = decoder_batch(&targets, task.tokenizer.pad_id, task.tokenizer.pad_id, &device);
-            let logits = model.forward(ids, mask, dec_in);
+            let (dec_in, _) = decoder_batch(&targets, task.tokenizer.pad_id, task.tokenizer.pad_id, &device);
+            let columns: Vec<&[u32]> = chunk.iter().map(|&i| column_targets[train_labels[i] as usize].as_slice()).collect();
+            let (_, dec_out) = decoder_batch(&columns, pad_column, pad_column, &device);
+            let logits = model.forward_over(ids, mask, dec_in, task.output_tokens.as_deref());
             let [b, t, v] = logits.dims();
             let loss = loss_fn.forward(logits.reshape([b * t, v]), dec_out.reshape([b * t]));
             let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;

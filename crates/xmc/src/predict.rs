@@ -37,10 +37,28 @@ impl PredictionRow {
     }
 }
 
+/// Records encoded and decoded together.
+pub const PREDICT_BATCH: usize = 32;
+
+/// The decoder settings for a trained model (the fast decoder: see [`DecodeConfig`]).
+pub fn decode_config(trained: &TrainedModel, beam_width: usize, top_k: usize) -> DecodeConfig {
+    trained.task.decode_config(beam_width, top_k)
+}
+
 /// Beam search over `texts` (already rendered inputs).
 pub fn predict_texts(trained: &TrainedModel, texts: &[&str], beam_width: usize, top_k: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<Hypothesis>>> {
-    let decode = DecodeConfig { beam_width, top_k: top_k.min(beam_width), start_token: trained.task.tokenizer.pad_id, ..DecodeConfig::default() };
-    Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, &decode, 32, on_batch)?)
+    predict_texts_with(trained, texts, &decode_config(trained, beam_width, top_k), PREDICT_BATCH, on_batch)
+}
+
+/// [`predict_texts`] with explicit decoder settings and batch size.
+pub fn predict_texts_with(
+    trained: &TrainedModel,
+    texts: &[&str],
+    decode: &DecodeConfig,
+    batch_size: usize,
+    on_batch: impl FnMut(usize),
+) -> Result<Vec<Vec<Hypothesis>>> {
+    Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, decode, batch_size, on_batch)?)
 }
 
 /// Writes JSON lines, or CSV (`id,path,score,top_k` with top_k as a JSON array) for a `.csv` path.

@@ -319,6 +319,22 @@ impl T5 {
 
     /// Teacher-forced decoder pass: logits [b, t, vocab] for `decoder_ids` [b, t].
     pub fn decode(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
+        self.logits(self.decode_hidden(enc, decoder_ids))
+    }
+
+    /// [`T5::decode`] with the output layer over `tokens` only (all when `None`): logits
+    /// [b, t, n] where column `i` scores `tokens[i]` (see [`T5::output_projection`]).
+    pub fn decode_over(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>, tokens: Option<&[u32]>) -> Tensor<3> {
+        let device = decoder_ids.device();
+        let y = self.decode_hidden(enc, decoder_ids);
+        let [b, t, d] = y.dims();
+        let projection = self.output_projection(tokens, &device);
+        let [_, n] = projection.dims();
+        y.reshape([b * t, d]).matmul(projection).reshape([b, t, n])
+    }
+
+    /// The teacher-forced decoder's final states [b, t, d_model].
+    fn decode_hidden(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
         let [_, t] = decoder_ids.dims();
         let device = decoder_ids.device();
         let causal: Vec<f32> = (0..t).flat_map(|q| (0..t).map(move |k| if k > q { MASKED } else { 0.0 })).collect();
@@ -335,14 +351,19 @@ impl T5 {
             let out = c.attend(c.split(&c.q, h), c.split(&c.k, enc.hidden.clone()), c.split(&c.v, enc.hidden.clone()), enc.mask_bias.clone());
             y = block.feed_forward(y + block.dropout.forward(out));
         }
-        let y = self.decoder.dropout.forward(self.decoder.final_layer_norm.forward(y));
-        self.logits(y)
+        self.decoder.dropout.forward(self.decoder.final_layer_norm.forward(y))
     }
 
     /// Full forward pass for training: logits [b, t, vocab].
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
         let enc = self.encode(ids, mask);
         self.decode(&enc, decoder_ids)
+    }
+
+    /// [`T5::forward`] with the output layer over `tokens` only (see [`T5::decode_over`]).
+    pub fn forward_over(&self, ids: Tensor<2, Int>, mask: Tensor<2>, decoder_ids: Tensor<2, Int>, tokens: Option<&[u32]>) -> Tensor<3> {
+        let enc = self.encode(ids, mask);
+        self.decode_over(&enc, decoder_ids, tokens)
     }
 
     /// An empty cache for incremental decoding against `enc`.
