@@ -11,12 +11,11 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use xmc_data::SplitMix64;
 use xmc_model::SentenceEncoder;
 
 use crate::error::{Result, TrainError};
+use crate::trainer::{epoch_bar, epoch_rng};
 
 /// The `[contrastive]` section of an experiment config (used by `method = "cluster-search"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,8 +114,7 @@ pub type Example<'a> = (&'a str, u32);
 /// The records of one epoch, shuffled, at most `max_per_label` of each label (0 = all).
 fn epoch_order(labels: &[u32], cfg: &ContrastiveConfig, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..labels.len()).collect();
-    let mut rng = SplitMix64::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    rng.shuffle(&mut order);
+    epoch_rng(cfg.seed, epoch).shuffle(&mut order);
     if cfg.max_per_label > 0 {
         let mut seen = std::collections::HashMap::<u32, usize>::new();
         order.retain(|&i| {
@@ -229,13 +227,7 @@ pub fn finetune_encoder(
     for epoch in 0..cfg.epochs {
         let epoch_started = Instant::now();
         let order = epoch_order(&train_labels, cfg, epoch);
-        let bar = ProgressBar::new(order.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("contrastive epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, {eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+        let bar = epoch_bar("contrastive epoch", order.len(), epoch, cfg.epochs);
         let (mut loss_sum, mut batches) = (0.0, 0usize);
         for chunk in order.chunks(cfg.batch_size).filter(|c| c.len() >= 2) {
             let labels: Vec<u32> = chunk.iter().map(|&i| train_labels[i]).collect();

@@ -93,8 +93,25 @@ fn epoch_order(label_of: &[u32], n_labels: usize, cfg: &TrainConfig, epoch: usiz
             }
         }
     }
-    SplitMix64::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut order);
+    epoch_rng(cfg.seed, epoch).shuffle(&mut order);
     order
+}
+
+/// The random stream of one epoch: a seed gives the same data order per epoch, resumed or not.
+pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> SplitMix64 {
+    SplitMix64::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The progress bar of one training epoch over `len` records, with loss and throughput.
+pub(crate) fn epoch_bar(name: &str, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{name} {{prefix}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{per_sec}}, {{eta}})"))
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    bar
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -189,13 +206,7 @@ pub fn train(
         }
         let epoch_started = Instant::now();
         let order = epoch_order(&train_labels, data.labels.len(), cfg, epoch);
-        let bar = ProgressBar::new(order.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, {eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.max_epochs));
+        let bar = epoch_bar("epoch", order.len(), epoch, cfg.max_epochs);
         let (mut loss_sum, mut batches) = (0.0, 0usize);
         let mut lr = cfg.learning_rate;
         for chunk in order.chunks(cfg.batch_size) {
