@@ -367,6 +367,30 @@ fn cluster_search_runs_through_eval_and_report() {
     assert!(report.contains("cluster search") && report.contains("contrastive"), "{report}");
     let err = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", "embed.kind=pifa"]).unwrap_err();
     assert!(err.contains("embed.kind"), "{err}");
+    // Leaves added after training: near copies of existing labels' names, placed in the tree.
+    let added: Vec<String> = data.labels.labels.iter().take(30).map(|l| format!("{} Deluxe", l.path)).collect();
+    let labels_file = tmp.path().join("new-labels.txt");
+    std::fs::write(&labels_file, format!("{}\n\n", added.join("\n"))).unwrap();
+    let set_file = format!("search.new_labels={:?}", labels_file.display().to_string());
+    let code = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", &set_file]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let placed: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(run.join("predict/new_labels.json")).unwrap()).unwrap();
+    assert_eq!(placed.len(), 30);
+    let mut codes = xmc_codes::LabelCodes::load(&run.join("codes")).unwrap().codes;
+    for (i, p) in placed.iter().enumerate() {
+        assert_eq!(p["id"].as_u64().unwrap() as usize, data.labels.len() + i);
+        assert_eq!(p["path"].as_str().unwrap(), added[i]);
+        codes.push(p["code"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as u32).collect());
+    }
+    xmc_codes::PrefixTrie::from_codes(&codes).expect("the new codes are unique and prefix-free among the old ones");
+    let rows = std::fs::read_to_string(run.join("predict/predictions.jsonl")).unwrap();
+    assert!(rows.contains(" Deluxe\""), "an added label is predicted for some record");
+    assert!(xmc_eval::Metrics::load(&run.join("report/metrics.json")).is_ok(), "eval scores predictions of added labels");
+    std::fs::write(&labels_file, format!("Toys > Brand New\n{}\n", data.labels.labels[0].path)).unwrap();
+    let err = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", &set_file]).unwrap_err();
+    assert!(err.contains("line 2") && err.contains("already a label"), "{err}");
+    let err = xmc(&["experiment", &config, "--set", &set_file]).unwrap_err();
+    assert!(err.contains("cluster-search"), "{err}");
     let code = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", "contrastive.epochs=0"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     assert!(run.join("train/method.json").is_file() && !run.join("train/encoder").exists(), "the pretrained encoder is used as it is");

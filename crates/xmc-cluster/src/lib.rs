@@ -15,4 +15,4 @@ pub use embed::{EMBEDDINGS_FILE, EMBEDDINGS_META_FILE, LabelEmbeddings, embed_la
 pub use error::{ClusterError, Result};
 pub use kmeans_tree::{TREE_FILE, build_tree, load_tree, save_tree};
 pub use pifa::pifa_embeddings;
-pub use search::{ClusterIndex, SearchConfig};
+pub use search::{ClusterIndex, SearchConfig, read_new_labels};

@@ -22,11 +22,15 @@ pub struct SearchConfig {
     pub top_k: usize,
     /// Records encoded per batch.
     pub batch_size: usize,
+    /// Leaves added to the taxonomy after training: a text file, one path per line (levels
+    /// separated by ` > `). Each is embedded, placed in the tree by nearest centroid and can be
+    /// predicted at once, without retraining.
+    pub new_labels: Option<std::path::PathBuf>,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        SearchConfig { beam: 5, top_k: 5, batch_size: 64 }
+        SearchConfig { beam: 5, top_k: 5, batch_size: 64, new_labels: None }
     }
 }
 
@@ -37,6 +41,30 @@ impl SearchConfig {
         }
         Ok(())
     }
+}
+
+/// Reads a new-labels file: one path per line, levels separated by ` > ` (spaces around the
+/// segments are trimmed), blank lines skipped. A path that is already a label, a repeated one, or
+/// one with an empty level is an error naming its line.
+pub fn read_new_labels(path: &std::path::Path, known: &xmc_data::LabelSet) -> crate::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::ClusterError::io(path, e))?;
+    let bad = |line: usize, message: String| crate::ClusterError::Artifact { path: path.to_path_buf(), message: format!("line {line}: {message}") };
+    let mut out: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let levels: Vec<&str> = line.split('>').map(str::trim).collect();
+        if levels.iter().any(|l| l.is_empty()) {
+            return Err(bad(i + 1, format!("`{line}` has an empty level")));
+        }
+        let joined = levels.join(xmc_data::labels::PATH_SEPARATOR);
+        if known.labels.iter().any(|l| l.path == joined) {
+            return Err(bad(i + 1, format!("`{joined}` is already a label")));
+        }
+        if out.contains(&joined) {
+            return Err(bad(i + 1, format!("`{joined}` is listed twice")));
+        }
+        out.push(joined);
+    }
+    Ok(out)
 }
 
 /// The tree with a unit vector for every node and label.

@@ -68,6 +68,18 @@ impl LabelSet {
         LabelSet { tail_max, labels, by_path }
     }
 
+    /// This set with `paths` appended as labels that have no records (ids continue from the
+    /// last one): labels added after training, or true labels a model never saw.
+    pub fn with_added(&self, paths: &[String]) -> Self {
+        let mut labels = self.labels.clone();
+        for path in paths {
+            let id = labels.len() as u32;
+            let levels: Vec<String> = path.split(PATH_SEPARATOR).map(str::to_string).collect();
+            labels.push(Label { id, path: path.clone(), levels, train_count: 0, valid_count: 0, test_count: 0, tail: true });
+        }
+        LabelSet::from_labels(labels, self.tail_max)
+    }
+
     pub fn check(&self) -> Result<(), String> {
         for (i, label) in self.labels.iter().enumerate() {
             if label.id as usize != i {

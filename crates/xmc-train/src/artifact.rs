@@ -113,7 +113,7 @@ impl TrainedModel {
             }
             xmc_model::EncoderKind::T5 => None,
         };
-        let output_tokens = if meta.model.softmax_over_targets { xmc_model::output_tokens(&trie, tokenizer.pad_id) } else { None };
+        let output_tokens = crate::task::output_tokens(&trie, &tokenizer, &meta.model);
         let task = Seq2SeqTask { mode: meta.model.mode, tokenizer, targets, trie, input_tokenizer, output_tokens };
         Ok(TrainedModel { meta, t5_config, model, task, labels })
     }

@@ -200,7 +200,6 @@ pub fn finetune_encoder(
     let eval_batch = 64;
     let pretrained_valid_accuracy = retrieval_accuracy(&encoder.valid(), valid, label_texts, eval_batch)?;
     tracing::info!("contrastive: pretrained encoder, validation retrieval accuracy {pretrained_valid_accuracy:.4}");
-    encoder.valid().save(out)?;
 
     let record_tokens: Vec<Vec<u32>> = train.iter().map(|e| Ok(truncate(encoder.tokenize(e.0)?, cfg.max_tokens))).collect::<Result<_>>()?;
     let label_tokens: Vec<Vec<u32>> = label_texts.iter().map(|t| Ok(truncate(encoder.tokenize(t)?, cfg.max_tokens))).collect::<Result<_>>()?;
@@ -271,6 +270,9 @@ pub fn finetune_encoder(
             outcome.best_epoch = epoch + 1;
             valid_encoder.save(out)?;
         }
+    }
+    if outcome.best_epoch == 0 {
+        SentenceEncoder::load(encoder_dir, &xmc_model::inference_device())?.save(out)?;
     }
     outcome.train_seconds = started.elapsed().as_secs_f64();
     outcome.records_per_s = records_seen as f64 / outcome.train_seconds.max(1e-9);

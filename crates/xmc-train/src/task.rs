@@ -34,6 +34,11 @@ fn code_tokens(codes: &[Vec<u32>]) -> Vec<String> {
     pairs.into_iter().map(|(l, i)| code_token(l, i)).collect()
 }
 
+/// [`Seq2SeqTask::output_tokens`] for a model config.
+pub(crate) fn output_tokens(trie: &PrefixTrie, tokenizer: &TextTokenizer, cfg: &ModelConfig) -> Option<Vec<u32>> {
+    if cfg.softmax_over_targets { xmc_model::output_tokens(trie, tokenizer.pad_id) } else { None }
+}
+
 impl Seq2SeqTask {
     /// Builds the task: trains a tokenizer on the training inputs (and, in plain mode, the label
     /// paths) unless the config names one. `codes` is required in hierarchical mode.
@@ -90,7 +95,7 @@ impl Seq2SeqTask {
                 "two labels have the same target sequence ({e}); in plain mode raise `model.max_target_tokens` or the vocabulary"
             ))
         })?;
-        let output_tokens = if cfg.softmax_over_targets { xmc_model::output_tokens(&trie, tokenizer.pad_id) } else { None };
+        let output_tokens = output_tokens(&trie, &tokenizer, cfg);
         Ok(Seq2SeqTask { mode: cfg.mode, tokenizer, targets, trie, input_tokenizer: None, output_tokens })
     }
 

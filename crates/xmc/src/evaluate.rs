@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use xmc_data::{Label, LabelSet};
+use xmc_data::LabelSet;
 use xmc_eval::{EvalConfig, Metrics, Scored};
 
 use crate::predict::PredictionRow;
@@ -42,10 +42,7 @@ impl EvalLabels {
             return id;
         }
         let id = self.labels.len() as u32;
-        let levels: Vec<String> = path.split(xmc_data::labels::PATH_SEPARATOR).map(str::to_string).collect();
-        let mut all = std::mem::take(&mut self.labels.labels);
-        all.push(Label { id, path: path.to_string(), levels, train_count: 0, valid_count: 0, test_count: 0, tail: true });
-        self.labels = LabelSet::from_labels(all, self.labels.tail_max);
+        self.labels = self.labels.with_added(&[path.to_string()]);
         self.by_path.insert(path.to_string(), id);
         id
     }

@@ -120,6 +120,9 @@ impl ExperimentConfig {
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;
         }
+        if self.method != Method::ClusterSearch && self.search.new_labels.is_some() {
+            bail!("`search.new_labels` adds labels to the cluster search's tree: it needs `method = \"cluster-search\"`");
+        }
         if self.method == Method::ClusterSearch && self.embed.kind != EmbeddingKind::Sentence {
             bail!("`method = \"cluster-search\"` scores records against sentence-encoder label vectors: set `embed.kind = \"sentence\"`");
         }

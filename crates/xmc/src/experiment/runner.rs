@@ -373,18 +373,31 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     })
 }
 
+/// `predict/new_labels.json`: the labels of `search.new_labels`, with the ids and codes they got.
+const NEW_LABELS_FILE: &str = "new_labels.json";
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct NewLabel {
+    id: u32,
+    path: String,
+    code: Vec<u32>,
+}
+
 /// The fine-tuned sentence encoder's folder inside a cluster-search train stage.
 const SEARCH_ENCODER_DIR: &str = "encoder";
 
 /// The predict stage of a cluster-search run: level-by-level search through the label tree.
 fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
-    let inputs = BTreeMap::from([
+    let mut inputs = BTreeMap::from([
         ctx.upstream(StageName::Data),
         ctx.upstream(StageName::Embed),
         ctx.upstream(StageName::Tree),
         ctx.upstream(StageName::Train),
     ]);
+    if let Some(file) = &cfg.search.new_labels {
+        inputs.insert("new_labels".into(), file_sha256(file).with_context(|| format!("the new-labels file {}", file.display()))?);
+    }
     ctx.run(StageName::Predict, &cfg.search, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
@@ -399,7 +412,28 @@ fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             let encoder = xmc_model::SentenceEncoder::load(Path::new(&cfg.embed.encoder_dir), &xmc_model::inference_device())?;
             (encoder, xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?)
         };
-        let index = xmc_cluster::ClusterIndex::new(tree, &embeddings);
+        let mut index = xmc_cluster::ClusterIndex::new(tree, &embeddings);
+        // Leaves added after training: placed by nearest centroid, predictable at once.
+        let new_paths = match &cfg.search.new_labels {
+            Some(file) => xmc_cluster::read_new_labels(file, &data.labels)?,
+            None => Vec::new(),
+        };
+        let labels = data.labels.with_added(&new_paths);
+        if !new_paths.is_empty() {
+            let texts = xmc_cluster::label_texts(&labels, cfg.embed.text);
+            let texts: Vec<&str> = texts[data.labels.len()..].iter().map(String::as_str).collect();
+            let added: Vec<NewLabel> = encoder
+                .encode(&texts, cfg.search.batch_size, |_| {})?
+                .iter()
+                .zip(&new_paths)
+                .map(|(vector, path)| {
+                    let (id, code) = index.insert(vector);
+                    NewLabel { id, path: path.clone(), code }
+                })
+                .collect();
+            std::fs::write(out.join(NEW_LABELS_FILE), serde_json::to_string_pretty(&added)? + "\n")?;
+            eprintln!("predict (cluster search): {} new labels placed in the tree", added.len());
+        }
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let bar = progress_bar(texts.len() as u64, "searching");
@@ -408,7 +442,7 @@ fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let hits: Vec<Vec<(u32, f32)>> = queries.iter().map(|q| index.search(q, cfg.search.beam, cfg.search.top_k)).collect();
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let path = |l: u32| data.labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
+        let path = |l: u32| labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
         let rows: Vec<crate::predict::PredictionRow> = test
             .iter()
             .zip(&hits)
@@ -518,9 +552,19 @@ fn run_eval(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         inputs.extend([ctx.upstream(StageName::Codes)]);
     }
     ctx.run(StageName::Eval, &eval_cfg, inputs, |out| {
-        let labels = xmc_data::LabelSet::load(&ctx.dir(StageName::Data))?;
+        let mut labels = xmc_data::LabelSet::load(&ctx.dir(StageName::Data))?;
         let rows = crate::evaluate::read_predictions(&ctx.dir(StageName::Predict).join("predictions.jsonl"))?;
-        let codes = if hierarchical { Some(xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes) } else { None };
+        let mut codes = if hierarchical { Some(xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes) } else { None };
+        // Labels added after training (cluster search) can be predicted: they are labels too.
+        let added_file = ctx.dir(StageName::Predict).join(NEW_LABELS_FILE);
+        if added_file.is_file() {
+            let added: Vec<NewLabel> = serde_json::from_str(&std::fs::read_to_string(&added_file)?)
+                .with_context(|| format!("reading {}", added_file.display()))?;
+            labels = labels.with_added(&added.iter().map(|a| a.path.clone()).collect::<Vec<_>>());
+            if let Some(codes) = codes.as_mut() {
+                codes.extend(added.into_iter().map(|a| a.code));
+            }
+        }
         let metrics = crate::evaluate::score_rows(&labels, &rows, codes.as_deref(), &eval_cfg)?;
         metrics.save(&out.join(xmc_eval::report::METRICS_FILE))?;
         eprintln!(
