@@ -62,6 +62,9 @@ pub struct PredictBenchArgs {
     /// Records encoded and decoded together.
     #[arg(long, default_value_t = xmc::predict::PREDICT_BATCH)]
     batch_size: usize,
+    /// Batches decoded at once, one per thread (default: one per core, or $XMC_PREDICT_THREADS).
+    #[arg(long, default_value_t = xmc_train::default_threads())]
+    threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -266,8 +269,9 @@ fn bench_train(args: TrainBenchArgs) -> Result<ExitCode> {
 fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
     use xmc_model::DecodeConfig;
     let device = xmc_model::inference_device();
-    println!("| model | mode | records | beam | batch | decoder | records/s | test accuracy | target |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| model | mode | records | beam | batch | threads | decoder | records/s | test accuracy | target |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let batching = xmc_train::Batching::new(args.batch_size).with_threads(args.threads);
     let mut ok = true;
     for dir in &args.models {
         let trained = xmc_train::TrainedModel::load(dir, &device)?;
@@ -283,9 +287,9 @@ fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
         let variants = [("whole sequences", DecodeConfig { stop_when_unique: false, ..fast }), ("stop when unique (default)", fast)];
         let softmax = if trained.task.output_tokens.is_some() { "targets" } else { "vocabulary" };
         for (name, decode) in variants {
-            xmc::predict::predict_texts_with(&trained, &texts[..texts.len().min(32)], &decode, args.batch_size, |_| {})?; // warm-up
+            xmc::predict::predict_texts_with(&trained, &texts[..texts.len().min(32)], &decode, batching, |_| {})?; // warm-up
             let started = Instant::now();
-            let hyps = xmc::predict::predict_texts_with(&trained, &texts, &decode, args.batch_size, |_| {})?;
+            let hyps = xmc::predict::predict_texts_with(&trained, &texts, &decode, batching, |_| {})?;
             let rate = texts.len() as f64 / started.elapsed().as_secs_f64();
             let correct = hyps.iter().zip(&test).filter(|(h, r)| h.first().is_some_and(|h| h.label == r.label)).count();
             let accuracy = correct as f64 / test.len().max(1) as f64;
@@ -293,12 +297,13 @@ fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
                 ok &= rate >= 300.0;
             }
             println!(
-                "| {} | {:?}, softmax over {softmax} | {} | {} | {} | {name} | {rate:.0} | {accuracy:.4} | >= 300 |",
+                "| {} | {:?}, softmax over {softmax} | {} | {} | {} | {} | {name} | {rate:.0} | {accuracy:.4} | >= 300 |",
                 dir.display(),
                 trained.meta.model.mode,
                 texts.len(),
                 args.beam_width,
-                args.batch_size
+                args.batch_size,
+                args.threads
             );
         }
     }

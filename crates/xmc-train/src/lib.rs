@@ -17,6 +17,6 @@ pub use artifact::{MODEL_FORMAT, ModelMeta, TrainedModel};
 pub use config::{Schedule, TrainConfig};
 pub use contrastive::{ContrastiveConfig, ContrastiveEpoch, ContrastiveOutcome, contrastive_loss, finetune_encoder, retrieval_accuracy};
 pub use error::{Result, TrainError};
-pub use predict::predict_inputs;
+pub use predict::{Batching, default_threads, predict_inputs};
 pub use task::Seq2SeqTask;
 pub use trainer::{EpochMetrics, TrainOutcome, accuracy, t5_config, train};

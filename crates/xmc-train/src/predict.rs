@@ -1,5 +1,8 @@
 //! Predicting labels for input texts with a trained model.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
 use burn::prelude::*;
 use xmc_model::{DecodeConfig, Hypothesis, T5, beam_search};
 
@@ -7,27 +10,90 @@ use crate::batch::pad_batch;
 use crate::error::Result;
 use crate::task::Seq2SeqTask;
 
-/// Top labels for each input, best first. `on_batch` is told how many inputs each batch held.
+/// How inputs are split for prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Records encoded and decoded together.
+    pub batch_size: usize,
+    /// Batches decoded at the same time, each on its own thread. The CPU backend runs small
+    /// operations (a decoder step's element-wise work, the beam bookkeeping) on the calling
+    /// thread, so a second batch in flight keeps a second core busy.
+    pub threads: usize,
+}
+
+impl Batching {
+    /// Batches of `batch_size`, one thread per core.
+    pub fn new(batch_size: usize) -> Self {
+        Batching { batch_size, threads: default_threads() }
+    }
+
+    pub fn with_threads(self, threads: usize) -> Self {
+        Batching { threads, ..self }
+    }
+}
+
+/// The number of cores, or `XMC_PREDICT_THREADS` when set.
+pub fn default_threads() -> usize {
+    std::env::var("XMC_PREDICT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1)
+}
+
+/// Top labels for each input, best first, in input order. `on_batch` is told how many inputs
+/// each finished batch held (on the calling thread, in the order batches finish).
 pub fn predict_inputs(
     model: &T5,
     task: &Seq2SeqTask,
     inputs: &[&str],
     max_input_tokens: usize,
     decode: &DecodeConfig,
-    batch_size: usize,
+    batching: Batching,
     mut on_batch: impl FnMut(usize),
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let device = model_device(model);
     let ids: Vec<Vec<u32>> = inputs.iter().map(|t| task.input_ids(t, max_input_tokens)).collect::<Result<_>>()?;
-    let mut out = Vec::with_capacity(inputs.len());
-    for chunk in ids.chunks(batch_size.max(1)) {
+    let chunks: Vec<&[Vec<u32>]> = ids.chunks(batching.batch_size.max(1)).collect();
+    let run = |chunk: &[Vec<u32>]| {
         let rows: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
         let (ids, mask) = pad_batch(&rows, task.tokenizer.pad_id, &device);
         let enc = model.encode(ids, mask);
-        out.extend(beam_search(model, &enc, &task.trie, decode));
-        on_batch(chunk.len());
+        beam_search(model, &enc, &task.trie, decode)
+    };
+    let threads = batching.threads.clamp(1, chunks.len().max(1));
+    if threads == 1 {
+        let mut out = Vec::with_capacity(inputs.len());
+        for chunk in chunks {
+            out.extend(run(chunk));
+            on_batch(chunk.len());
+        }
+        return Ok(out);
     }
-    Ok(out)
+    // Workers take the next batch from a shared counter and send back (batch index, hypotheses).
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<Option<Vec<Vec<Hypothesis>>>> = vec![None; chunks.len()];
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..threads {
+            let (tx, next, chunks, run) = (tx.clone(), &next, &chunks, &run);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(i) else { break };
+                    if tx.send((i, run(chunk))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, hyps) in rx {
+            on_batch(chunks[i].len());
+            done[i] = Some(hyps);
+        }
+    });
+    Ok(done.into_iter().flat_map(|h| h.expect("every batch is decoded once")).collect())
 }
 
 fn model_device(model: &T5) -> Device {

@@ -19,7 +19,7 @@ use crate::artifact::{MODEL_FORMAT, ModelMeta, save_model_files};
 use crate::batch::{decoder_batch, pad_batch};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::predict::predict_inputs;
+use crate::predict::{Batching, predict_inputs};
 use crate::task::Seq2SeqTask;
 
 /// One line of `metrics.jsonl`.
@@ -124,7 +124,7 @@ pub fn accuracy(model: &T5, task: &Seq2SeqTask, inputs: &[&str], labels: &[u32],
         return Ok(0.0);
     }
     let decode = task.decode_config(1, 1);
-    let predictions = predict_inputs(model, task, inputs, max_input_tokens, &decode, 64, |_| {})?;
+    let predictions = predict_inputs(model, task, inputs, max_input_tokens, &decode, Batching::new(64), |_| {})?;
     let correct = predictions.iter().zip(labels).filter(|(p, l)| p.first().is_some_and(|h| h.label == **l)).count();
     Ok(correct as f64 / inputs.len() as f64)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use xmc_data::{DataConfig, DatasetDescriptor, PreparedData, SplitConfig};
 use xmc_model::{DecodeConfig, ModelConfig, TargetMode, inference_device};
-use xmc_train::{Seq2SeqTask, TrainConfig, TrainedModel, accuracy, predict_inputs, train};
+use xmc_train::{Batching, Seq2SeqTask, TrainConfig, TrainedModel, accuracy, predict_inputs, train};
 
 const WORDS: [&str; 4] = ["apple pear", "hammer nail", "violin cello", "tent rope"];
 const PATHS: [&str; 4] = ["Food > Fruit", "Tools > Hand Tools", "Music > Strings", "Outdoor > Camping"];
@@ -64,12 +64,22 @@ fn a_tiny_model_overfits_twenty_examples_in_both_modes() {
         let labels: Vec<u32> = data.records.iter().map(|r| r.label).collect();
         assert_eq!(accuracy(&loaded.model, &loaded.task, &inputs, &labels, 64).unwrap(), 1.0);
         let decode = DecodeConfig { beam_width: 2, top_k: 2, start_token: 0, ..DecodeConfig::default() };
-        let top = predict_inputs(&loaded.model, &loaded.task, &inputs[..4], 64, &decode, 4, |_| {}).unwrap();
+        let top = predict_inputs(&loaded.model, &loaded.task, &inputs[..4], 64, &decode, Batching::new(4), |_| {}).unwrap();
         for (hyps, label) in top.iter().zip(&labels) {
             assert_eq!(hyps.len(), 2);
             assert_eq!(hyps[0].label, *label);
             assert!(hyps[0].score > hyps[1].score);
         }
+        // Batches decoded on several threads come back in input order, each counted once.
+        let run = |threads| {
+            let mut seen = 0;
+            let out = predict_inputs(&loaded.model, &loaded.task, &inputs, 64, &decode, Batching::new(3).with_threads(threads), |n| seen += n).unwrap();
+            (out, seen)
+        };
+        let (serial, parallel) = (run(1), run(3));
+        assert_eq!(serial.1, inputs.len());
+        assert_eq!(parallel.1, inputs.len());
+        assert_eq!(parallel.0, serial.0, "{mode:?}");
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         assert_eq!(metrics.lines().count(), 80);
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use xmc_data::LabelSet;
 use xmc_model::{DecodeConfig, Hypothesis};
-use xmc_train::TrainedModel;
+use xmc_train::{Batching, TrainedModel};
 
 /// One output row: the record's id, the best label and the top k with scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,18 +47,18 @@ pub fn decode_config(trained: &TrainedModel, beam_width: usize, top_k: usize) ->
 
 /// Beam search over `texts` (already rendered inputs).
 pub fn predict_texts(trained: &TrainedModel, texts: &[&str], beam_width: usize, top_k: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<Hypothesis>>> {
-    predict_texts_with(trained, texts, &decode_config(trained, beam_width, top_k), PREDICT_BATCH, on_batch)
+    predict_texts_with(trained, texts, &decode_config(trained, beam_width, top_k), Batching::new(PREDICT_BATCH), on_batch)
 }
 
-/// [`predict_texts`] with explicit decoder settings and batch size.
+/// [`predict_texts`] with explicit decoder settings, batch size and threads.
 pub fn predict_texts_with(
     trained: &TrainedModel,
     texts: &[&str],
     decode: &DecodeConfig,
-    batch_size: usize,
+    batching: Batching,
     on_batch: impl FnMut(usize),
 ) -> Result<Vec<Vec<Hypothesis>>> {
-    Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, decode, batch_size, on_batch)?)
+    Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, decode, batching, on_batch)?)
 }
 
 /// Writes JSON lines, or CSV (`id,path,score,top_k` with top_k as a JSON array) for a `.csv` path.
