@@ -73,8 +73,8 @@ struct Beam {
 /// Decodes every record of `enc`; returns, per record, up to `top_k` labels best first.
 ///
 /// The first step runs one row per record (every beam starts from the same token); then every
-/// record keeps exactly `beam_width` rows, so the encoder's keys and values are expanded once
-/// and the cache only reorders the decoder's past within each record's block.
+/// record keeps exactly `beam_width` rows: a block of queries against its one copy of the encoder's
+/// keys and values, so the cache only reorders the decoder's past within each record's block.
 pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConstraint, cfg: &DecodeConfig) -> Vec<Vec<Hypothesis>> {
     let [records, _, _] = enc.hidden.dims();
     let device = enc.hidden.device();
@@ -101,11 +101,13 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
         if beams.iter().all(|b| b.dead) {
             break;
         }
+        let t0 = std::time::Instant::now();
         let tokens = Tensor::<1, Int>::from_data(TensorData::new(inputs.clone(), [inputs.len()]), &device);
         let logits = model.decode_step_hidden(tokens, &mut cache).matmul(projection.clone());
         let log_probs = log_softmax(logits, 1).into_data().try_to_vec::<f32>().expect("float logits");
+        let t1 = std::time::Instant::now();
         let mut next_beams = Vec::with_capacity(records * width);
-        let mut parents: Vec<i64> = Vec::with_capacity(records * width);
+        let mut parents: Vec<usize> = Vec::with_capacity(records * width);
         for record in 0..records {
             let block = record * rows_per_record..(record + 1) * rows_per_record;
             // Candidates: (log prob, parent row, token).
@@ -143,18 +145,18 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
                     }
                 }
                 next_beams.push(Beam { tokens, log_prob, dead: false });
-                parents.push(parent as i64);
+                parents.push(parent);
                 chosen += 1;
             }
             for _ in chosen..width {
                 next_beams.push(Beam { tokens: Vec::new(), log_prob: f32::NEG_INFINITY, dead: true });
-                parents.push(block.start as i64);
+                parents.push(block.start);
             }
         }
         inputs = next_beams.iter().map(|b| b.tokens.last().map_or(cfg.start_token as i64, |&t| t as i64)).collect();
-        let rows = Tensor::<1, Int>::from_data(TensorData::new(parents.clone(), [parents.len()]), &device);
-        // After the first step each record's block widens: the encoder's keys and values follow.
-        cache = if rows_per_record == width { cache.select_self(rows) } else { cache.select(rows) };
+        let t2 = std::time::Instant::now();
+        cache = cache.select(&parents, width);
+        if std::env::var("XMC_TRACE").is_ok() { eprintln!("TRACE rows {} step {:?} book {:?} select {:?}", parents.len(), t1-t0, t2-t1, t2.elapsed()); }
         rows_per_record = width;
         beams = next_beams;
     }

@@ -120,3 +120,77 @@ fn presets_have_the_documented_sizes() {
     assert!((55_000_000..=65_000_000).contains(&reference), "t5-small: {reference}");
     assert!(preset("huge", 10).is_none());
 }
+
+/// Training runs attention as matmul-softmax-matmul (dropout can act on the weights), inference
+/// through burn's fused kernel: the two must agree.
+#[test]
+fn training_and_inference_attention_agree() {
+    for tie in [true, false] {
+        let cfg = preset("tiny", 40).unwrap().with_tie_word_embeddings(tie).with_dropout_rate(0.0);
+        let train = cfg.init(&xmc_model::training_device());
+        let infer = train.valid();
+        let run = |model: &T5, device: &Device| {
+            let input = ints(&[vec![3, 4, 5, 6, 1], vec![7, 8, 1, 0, 0]], device);
+            let mask = floats(&[vec![1.0; 5], vec![1.0, 1.0, 1.0, 0.0, 0.0]], device);
+            to_vec(model.forward(input, mask, ints(&[vec![0, 9, 10, 11], vec![0, 12, 13, 14]], device)))
+        };
+        let (a, b) = (run(&train, &xmc_model::training_device()), run(&infer, &inference_device()));
+        assert_eq!(a.len(), b.len());
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "tie {tie}: {diff}");
+    }
+}
+
+/// A beam search widens the cache to several rows per input and reorders them; each row must
+/// decode as if it had its own copy of the encoder output.
+#[test]
+fn a_widened_and_reordered_cache_equals_the_full_pass() {
+    let device = inference_device();
+    let (cfg, model) = tiny(false);
+    let inputs = [vec![3i64, 4, 5, 6, 1], vec![7, 8, 1, 0, 0]];
+    let masks = [vec![1.0f32; 5], vec![1.0, 1.0, 1.0, 0.0, 0.0]];
+    let enc = model.encode(ints(&inputs, &device), floats(&masks, &device));
+    let mut cache = model.start_cache(&enc);
+    // Row histories: which input a row decodes and the tokens it was fed.
+    let mut rows: Vec<(usize, Vec<i64>)> = vec![(0, vec![0]), (1, vec![0])];
+    let feed = |rows: &[(usize, Vec<i64>)], cache: &mut xmc_model::t5::DecoderCache| {
+        let last: Vec<i64> = rows.iter().map(|r| *r.1.last().unwrap()).collect();
+        model.decode_step(Tensor::from_data(TensorData::new(last, [rows.len()]), &device), cache).into_data().try_to_vec::<f32>().unwrap()
+    };
+    feed(&rows, &mut cache);
+    // Widen to three rows per input, then reorder (and repeat) within each input.
+    let steps: [(&[usize], usize); 2] = [(&[0, 0, 0, 1, 1, 1], 3), (&[2, 0, 0, 5, 3, 4], 3)];
+    let mut next_token = 9;
+    let mut logits = Vec::new();
+    for (select, per_input) in steps {
+        cache = cache.select(select, per_input);
+        assert_eq!(cache.rows_per_input(), per_input);
+        rows = select.iter().map(|&r| rows[r].clone()).collect();
+        for row in &mut rows {
+            row.1.push(next_token);
+            next_token += 1;
+        }
+        logits = feed(&rows, &mut cache);
+    }
+    // The full pass, with each row's input repeated.
+    let enc_rows = model.encode(
+        ints(&rows.iter().map(|r| inputs[r.0].clone()).collect::<Vec<_>>(), &device),
+        floats(&rows.iter().map(|r| masks[r.0].clone()).collect::<Vec<_>>(), &device),
+    );
+    let full = to_vec(model.decode(&enc_rows, ints(&rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), &device)));
+    let (v, t) = (cfg.vocab_size, rows[0].1.len());
+    for row in 0..rows.len() {
+        let expected = &full[(row * t + t - 1) * v..][..v];
+        let diff = logits[row * v..][..v].iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "row {row}: {diff}");
+    }
+}
+
+#[test]
+#[should_panic(expected = "of another input")]
+fn a_row_cannot_move_to_another_input() {
+    let device = inference_device();
+    let (_, model) = tiny(false);
+    let enc = model.encode(ints(&[vec![3, 4, 1], vec![5, 6, 1]], &device), floats(&[vec![1.0; 3], vec![1.0; 3]], &device));
+    model.start_cache(&enc).select(&[0, 1, 1, 1], 2);
+}

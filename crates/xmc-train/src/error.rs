@@ -12,6 +12,12 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start {threads} prediction threads: {source}")]
+    Threads {
+        threads: usize,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
     #[error(transparent)]
     Model(#[from] xmc_model::ModelError),
     #[error(transparent)]

@@ -1,13 +1,12 @@
 //! Predicting labels for input texts with a trained model.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use burn::prelude::*;
 use xmc_model::{DecodeConfig, Hypothesis, T5, beam_search};
 
 use crate::batch::pad_batch;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::task::Seq2SeqTask;
 
 /// How inputs are split for prediction.
@@ -15,9 +14,10 @@ use crate::task::Seq2SeqTask;
 pub struct Batching {
     /// Records encoded and decoded together.
     pub batch_size: usize,
-    /// Batches decoded at the same time, each on its own thread. The CPU backend runs small
+    /// Threads of the pool that runs the batches, each batch a task: the CPU backend runs small
     /// operations (a decoder step's element-wise work, the beam bookkeeping) on the calling
-    /// thread, so a second batch in flight keeps a second core busy.
+    /// thread, so a second batch in flight keeps a second core busy. The backend's own parallel
+    /// work (large matmuls) runs in the same pool, so the cores are never oversubscribed.
     pub threads: usize,
 }
 
@@ -70,21 +70,20 @@ pub fn predict_inputs(
         }
         return Ok(out);
     }
-    // Workers take the next batch from a shared counter and send back (batch index, hypotheses).
-    let next = AtomicUsize::new(0);
+    // One task per batch; each sends back (batch index, hypotheses) to this thread.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("xmc-predict-{i}"))
+        .build()
+        .map_err(|source| TrainError::Threads { threads, source })?;
     let mut done: Vec<Option<Vec<Vec<Hypothesis>>>> = vec![None; chunks.len()];
-    std::thread::scope(|scope| {
+    pool.in_place_scope(|scope| {
         let (tx, rx) = mpsc::channel();
-        for _ in 0..threads {
-            let (tx, next, chunks, run) = (tx.clone(), &next, &chunks, &run);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(chunk) = chunks.get(i) else { break };
-                    if tx.send((i, run(chunk))).is_err() {
-                        break;
-                    }
-                }
+        for (i, chunk) in chunks.iter().enumerate() {
+            let (tx, run) = (tx.clone(), &run);
+            scope.spawn(move |_| {
+                // The receiver outlives the scope's tasks.
+                let _ = tx.send((i, run(chunk)));
             });
         }
         drop(tx);
