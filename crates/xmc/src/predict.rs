@@ -38,7 +38,7 @@ impl PredictionRow {
 }
 
 /// Records encoded and decoded together.
-pub const PREDICT_BATCH: usize = 64;
+pub const PREDICT_BATCH: usize = 32;
 
 /// The decoder settings for a trained model (the fast decoder: see [`DecodeConfig`]).
 pub fn decode_config(trained: &TrainedModel, beam_width: usize, top_k: usize) -> DecodeConfig {
