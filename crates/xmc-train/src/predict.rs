@@ -41,9 +41,8 @@ pub fn default_threads() -> usize {
         .max(1)
 }
 
-/// Top labels for each input, best first, in input order. Inputs are batched in order of length
-/// (a batch pads to its longest input). `on_batch` is told how many inputs each finished batch
-/// held (on the calling thread, in the order batches finish).
+/// Top labels for each input, best first, in input order. `on_batch` is told how many inputs
+/// each finished batch held (on the calling thread, in the order batches finish).
 pub fn predict_inputs(
     model: &T5,
     task: &Seq2SeqTask,
@@ -55,27 +54,19 @@ pub fn predict_inputs(
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let device = model_device(model);
     let ids: Vec<Vec<u32>> = inputs.iter().map(|t| task.input_ids(t, max_input_tokens)).collect::<Result<_>>()?;
-    // Batches of similar lengths pad less: inputs go in order of length, results back in input order.
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i].len());
-    let chunks: Vec<&[usize]> = order.chunks(batching.batch_size.max(1)).collect();
-    let run = |chunk: &[usize]| {
-        let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+    let chunks: Vec<&[Vec<u32>]> = ids.chunks(batching.batch_size.max(1)).collect();
+    let run = |chunk: &[Vec<u32>]| {
+        let rows: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
         let (ids, mask) = pad_batch(&rows, task.tokenizer.pad_id, &device);
         let enc = model.encode(ids, mask);
         beam_search(model, &enc, &task.trie, decode)
     };
-    let mut out: Vec<Vec<Hypothesis>> = vec![Vec::new(); inputs.len()];
-    let mut place = |chunk: &[usize], hyps: Vec<Vec<Hypothesis>>| {
-        for (&i, h) in chunk.iter().zip(hyps) {
-            out[i] = h;
-        }
-        on_batch(chunk.len());
-    };
     let threads = batching.threads.clamp(1, chunks.len().max(1));
     if threads == 1 {
+        let mut out = Vec::with_capacity(inputs.len());
         for chunk in chunks {
-            place(chunk, run(chunk));
+            out.extend(run(chunk));
+            on_batch(chunk.len());
         }
         return Ok(out);
     }
@@ -85,6 +76,7 @@ pub fn predict_inputs(
         .thread_name(|i| format!("xmc-predict-{i}"))
         .build()
         .map_err(|source| TrainError::Threads { threads, source })?;
+    let mut done: Vec<Option<Vec<Vec<Hypothesis>>>> = vec![None; chunks.len()];
     pool.in_place_scope(|scope| {
         let (tx, rx) = mpsc::channel();
         for (i, chunk) in chunks.iter().enumerate() {
@@ -96,10 +88,11 @@ pub fn predict_inputs(
         }
         drop(tx);
         for (i, hyps) in rx {
-            place(chunks[i], hyps);
+            on_batch(chunks[i].len());
+            done[i] = Some(hyps);
         }
     });
-    Ok(out)
+    Ok(done.into_iter().flat_map(|h| h.expect("every batch is decoded once")).collect())
 }
 
 fn model_device(model: &T5) -> Device {
