@@ -1,6 +1,6 @@
 //! Predicting labels for input texts with a trained model.
 
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 
 use burn::prelude::*;
 use xmc_model::{DecodeConfig, Hypothesis, T5, beam_search};
@@ -32,13 +32,23 @@ impl Batching {
     }
 }
 
-/// The number of cores, or `XMC_PREDICT_THREADS` when set.
+/// The number of cores, or `XMC_PREDICT_THREADS` when set (read once per process; a value that
+/// is not a positive number is reported and ignored).
 pub fn default_threads() -> usize {
-    std::env::var("XMC_PREDICT_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .max(1)
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        match std::env::var("XMC_PREDICT_THREADS") {
+            Ok(value) => match value.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    tracing::warn!("XMC_PREDICT_THREADS={value:?} is not a positive number of threads; using {cores} (one per core)");
+                    cores
+                }
+            },
+            Err(_) => cores,
+        }
+    })
 }
 
 /// Top labels for each input, best first, in input order. `on_batch` is told how many inputs
