@@ -57,6 +57,23 @@ fn serves_predictions_and_refuses_bad_requests() {
         assert!(top.iter().all(|t| known(t["path"].as_str().unwrap())));
     }
 
+    // Requests in flight at once (they predict concurrently) get the sequential answer.
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (status, body) = http(addr, "POST", "/predict", batch);
+                    assert_eq!(status, 200, "{body}");
+                    serde_json::from_str::<Value>(&body).unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for answer in answers {
+        assert_eq!(answer["predictions"], out["predictions"]);
+    }
+
     // Bad requests get a 4xx with a message, and the server keeps serving.
     let cases = [
         ("{not json", 400, "not valid JSON"),

@@ -6,12 +6,13 @@
 //!   "top_k": [{"path", "score"}]}]}` in request order.
 //!
 //! Bad JSON, a record without a title, a wrong field type, too many records or too large a body
-//! get a 4xx with `{"error": message}`; prediction runs on a blocking thread, one batch at a time
-//! (a batch already uses every core).
+//! get a 4xx with `{"error": message}`. Requests predict concurrently in one rayon pool of
+//! `XMC_PREDICT_THREADS` threads (default one per core): on the CPU backend a small batch keeps
+//! about one core busy, and the backend's parallel matmuls share the same pool.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -40,7 +41,8 @@ impl Default for ServeOptions {
 }
 
 struct AppState {
-    model: Mutex<TrainedModel>,
+    model: TrainedModel,
+    pool: rayon::ThreadPool,
     name: String,
     opts: ServeOptions,
 }
@@ -158,11 +160,14 @@ fn product(record: &RecordIn) -> ProductRecord {
 }
 
 fn predict(state: &AppState, records: &[RecordIn], top_k: usize) -> Result<Vec<PredictionOut>> {
-    let model = state.model.lock().unwrap_or_else(|e| e.into_inner());
+    state.pool.install(|| predict_in_pool(&state.model, records, top_k))
+}
+
+fn predict_in_pool(model: &TrainedModel, records: &[RecordIn], top_k: usize) -> Result<Vec<PredictionOut>> {
     let texts: Vec<String> = records.iter().map(|r| model.meta.template.render(&product(r))).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let beam = model.meta.model.beam_width.max(top_k);
-    let hyps = crate::predict::predict_texts(&model, &refs, beam, top_k, |_| {})?;
+    let hyps = crate::predict::predict_texts(model, &refs, beam, top_k, |_| {})?;
     let path = |l: u32| model.labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
     Ok(records
         .iter()
@@ -191,7 +196,7 @@ async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Res
 }
 
 async fn health_handler(State(state): State<Arc<AppState>>) -> Response {
-    let model = state.model.lock().unwrap_or_else(|e| e.into_inner());
+    let model = &state.model;
     axum::Json(json!({
         "status": "ok",
         "model": state.name,
@@ -207,15 +212,21 @@ async fn fallback() -> Response {
 }
 
 /// The router over a loaded model.
-pub fn router(model: TrainedModel, name: String, opts: ServeOptions) -> Router {
+pub fn router(model: TrainedModel, name: String, opts: ServeOptions) -> Result<Router> {
     let limit = opts.max_body_bytes;
-    let state = Arc::new(AppState { model: Mutex::new(model), name, opts });
-    Router::new()
+    let threads = xmc_train::default_threads();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("xmc-serve-{i}"))
+        .build()
+        .with_context(|| format!("starting {threads} prediction threads"))?;
+    let state = Arc::new(AppState { model, pool, name, opts });
+    Ok(Router::new()
         .route("/health", get(health_handler))
         .route("/predict", post(predict_handler))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// A running server: its address, and a handle that stops it when dropped.
@@ -240,7 +251,7 @@ impl Drop for Server {
 pub fn start(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions) -> Result<Server> {
     let model = TrainedModel::load(model_dir, &xmc_model::inference_device())?;
     let name = model_dir.display().to_string();
-    let app = router(model, name, opts);
+    let app = router(model, name, opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
