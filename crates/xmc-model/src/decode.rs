@@ -94,20 +94,18 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
     };
     let mut cache = model.start_cache(enc);
     let mut finished: Vec<Vec<(Vec<u32>, f32, u32)>> = vec![Vec::new(); records];
-    let mut rows_per_record = 1;
     let mut beams: Vec<Beam> = (0..records).map(|_| Beam { tokens: Vec::new(), log_prob: 0.0, dead: false }).collect();
     let mut inputs: Vec<i64> = vec![cfg.start_token as i64; records];
     for _ in 0..cfg.max_steps {
         if beams.iter().all(|b| b.dead) {
             break;
         }
-        let t0 = std::time::Instant::now();
         let tokens = Tensor::<1, Int>::from_data(TensorData::new(inputs.clone(), [inputs.len()]), &device);
         let logits = model.decode_step_hidden(tokens, &mut cache).matmul(projection.clone());
         let log_probs = log_softmax(logits, 1).into_data().try_to_vec::<f32>().expect("float logits");
-        let t1 = std::time::Instant::now();
         let mut next_beams = Vec::with_capacity(records * width);
         let mut parents: Vec<usize> = Vec::with_capacity(records * width);
+        let rows_per_record = cache.rows_per_input();
         for record in 0..records {
             let block = record * rows_per_record..(record + 1) * rows_per_record;
             // Candidates: (log prob, parent row, token).
@@ -154,10 +152,7 @@ pub fn beam_search(model: &T5, enc: &EncoderOutput, constraint: &dyn PrefixConst
             }
         }
         inputs = next_beams.iter().map(|b| b.tokens.last().map_or(cfg.start_token as i64, |&t| t as i64)).collect();
-        let t2 = std::time::Instant::now();
         cache = cache.select(&parents, width);
-        if std::env::var("XMC_TRACE").is_ok() { eprintln!("TRACE rows {} step {:?} book {:?} select {:?}", parents.len(), t1-t0, t2-t1, t2.elapsed()); }
-        rows_per_record = width;
         beams = next_beams;
     }
     finished

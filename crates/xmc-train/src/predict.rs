@@ -17,7 +17,8 @@ pub struct Batching {
     /// Threads of the pool that runs the batches, each batch a task: the CPU backend runs small
     /// operations (a decoder step's element-wise work, the beam bookkeeping) on the calling
     /// thread, so a second batch in flight keeps a second core busy. The backend's own parallel
-    /// work (large matmuls) runs in the same pool, so the cores are never oversubscribed.
+    /// work (large matmuls) runs in the same pool, so the cores are never oversubscribed. Called
+    /// from a thread of a rayon pool (the server's), batches run one after another on that thread.
     pub threads: usize,
 }
 
@@ -71,7 +72,10 @@ pub fn predict_inputs(
         let enc = model.encode(ids, mask);
         beam_search(model, &enc, &task.trie, decode)
     };
-    let threads = batching.threads.clamp(1, chunks.len().max(1));
+    // Called from a rayon pool (the server's, which runs requests concurrently), batches run on
+    // the calling thread: blocking a pool thread on its own tasks could leave none to run them.
+    let in_pool = rayon::current_thread_index().is_some();
+    let threads = if in_pool { 1 } else { batching.threads.clamp(1, chunks.len().max(1)) };
     if threads == 1 {
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in chunks {

@@ -80,6 +80,10 @@ fn a_tiny_model_overfits_twenty_examples_in_both_modes() {
         assert_eq!(serial.1, inputs.len());
         assert_eq!(parallel.1, inputs.len());
         assert_eq!(parallel.0, serial.0, "{mode:?}");
+        // Called from a rayon pool (as the server does), the batches run on the calling thread.
+        let in_pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| run(3));
+        assert_eq!(in_pool.1, inputs.len());
+        assert_eq!(in_pool.0, serial.0, "{mode:?}");
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         assert_eq!(metrics.lines().count(), 80);
     }
