@@ -25,7 +25,9 @@ fn data_prepare_on_the_bundled_sample() {
     assert_eq!(stats.train_records + stats.valid_records + stats.test_records, stats.records);
     assert!(stats.labels > 100 && stats.tail_labels > 0 && stats.tail_labels < stats.labels);
     let first = &prepared.records[0];
-    assert!(first.input.starts_with("Retailer: Amazon UK Price: "), "{}", first.input);
+    // The sample's descriptor puts the manufacturer in the input.
+    let maker = first.record.manufacturer.clone().unwrap_or_default();
+    assert!(first.input.starts_with(&format!("Retailer: Amazon UK Manufacturer: {maker} Price: ")), "{}", first.input);
     assert!(first.input.contains(&format!("Description: {}", first.record.title)));
     assert!(prepared.records.iter().all(|r| !r.input.contains("null")));
     // Every leaf with at least two records is trained on.
@@ -396,4 +398,72 @@ fn cluster_search_runs_through_eval_and_report() {
     assert!(run.join("train/method.json").is_file() && !run.join("train/encoder").exists(), "the pretrained encoder is used as it is");
     let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("not fine-tuned"), "{report}");
+}
+
+/// `method = "xr"`: TF-IDF features, linear scorers at every node of the tree, beam over levels;
+/// scored by the same eval stage; the train folder is a model folder that `xmc predict` and
+/// `xmc evaluate` load (with the model's own descriptor) and predicts what the predict stage did.
+/// With `features = "both"` the folder carries its sentence encoder.
+#[test]
+fn xr_ranker_runs_through_eval_report_and_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "[ranker]\nbeam = 5\ntop_k = 4\n");
+    let code = xmc(&["experiment", &config, "--set", "method=xr"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    assert!(run.join("train/xr.json").is_file() && !run.join("train/model.bpk").exists(), "no T5 is trained");
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let rows = std::fs::read_to_string(run.join("predict/predictions.jsonl")).unwrap();
+    let test: Vec<_> = data.split(xmc_data::Split::Test).collect();
+    assert_eq!(rows.lines().count(), test.len());
+    let mut stage_top: std::collections::HashMap<String, String> = Default::default();
+    for line in rows.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let top = row["top_k"].as_array().unwrap();
+        assert_eq!(top.len(), 4);
+        assert!(top.iter().all(|t| data.labels.labels.iter().any(|l| l.path == t[0].as_str().unwrap())));
+        let scores: Vec<f64> = top.iter().map(|t| t[1].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        stage_top.insert(row["id"].as_str().unwrap().to_string(), row["path"].as_str().unwrap().to_string());
+    }
+    let metrics = xmc_eval::Metrics::load(&run.join("report/metrics.json")).unwrap();
+    assert!(metrics.code_prefix.is_some());
+    // TF-IDF on the sample's titles is far above chance (162 labels).
+    assert!(metrics.accuracy > 0.3, "accuracy {}", metrics.accuracy);
+    let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(report.contains("XR ranker"), "{report}");
+
+    // The command line: no --dataset (the model's own), the same predictions as the stage.
+    let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
+    let out = tmp.path().join("pred.jsonl");
+    let model = run.join("train");
+    let code = xmc(&["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "4", "--skip-bad-rows"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let mut matched = 0;
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(path) = stage_top.get(row["id"].as_str().unwrap()) {
+            assert_eq!(row["path"].as_str().unwrap(), path);
+            matched += 1;
+        }
+    }
+    assert_eq!(matched, test.len());
+    let metrics_out = tmp.path().join("metrics.json");
+    let code = xmc(&["evaluate", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", metrics_out.to_str().unwrap(), "--skip-bad-rows"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let all = xmc_eval::Metrics::load(&metrics_out).unwrap();
+    assert_eq!(all.records, data.records.len());
+    assert!(all.accuracy > metrics.accuracy, "the whole file includes the training records");
+
+    // Dense features beside TF-IDF: the folder carries the encoder and predicts on its own.
+    let code = xmc(&["experiment", &config, "--set", "method=xr", "--set", "ranker.features=both", "--set", "contrastive.epochs=0"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(run.join("train/encoder/model.safetensors").is_file());
+    let p = xmc::predictor::Predictor::load(&model).unwrap();
+    assert_eq!(p.method(), "xr");
+    let ranked = p.predict_texts(&[test[0].input.as_str()], 5, 2, |_| {}).unwrap();
+    assert_eq!(ranked[0].len(), 2);
+    // A folder of no method is refused, naming what it lacks.
+    let err = xmc::predictor::Predictor::load(&run.join("data")).err().unwrap().to_string();
+    assert!(err.contains("not a model folder") && err.contains("xr.json"), "{err}");
 }

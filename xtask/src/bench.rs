@@ -23,6 +23,9 @@ pub enum BenchCommand {
     Peers(crate::peers::PeersBenchArgs),
     /// Records/s and p50/p99 latency of `xmc serve` over loopback, batch sizes 1 and 32.
     Serve(crate::serve_bench::ServeBenchArgs),
+    /// Train the XR ranker at the reference scale (1.68M synthetic records, 14,262 labels): TF-IDF,
+    /// PIFA tree and node scorers in a child process, timed, with its peak memory.
+    Ranker(RankerBenchArgs),
     /// Zero-shot labels: hold labels out of a cluster-search run's tree, insert them by nearest
     /// centroid, and measure how often their test records are found.
     ZeroShot(crate::zero_shot::ZeroShotArgs),
@@ -111,8 +114,22 @@ pub struct DataBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RankerBenchArgs {
+    #[arg(long, default_value_t = 1_680_000)]
+    records: usize,
+    #[arg(long, default_value_t = 14_262)]
+    labels: usize,
+    /// Branching factor of the PIFA k-means tree.
+    #[arg(long, default_value_t = 16)]
+    branching: usize,
+    /// Google taxonomy file (default: taxonomy-with-ids.en-US.txt under the data folder).
+    #[arg(long)]
+    taxonomy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ChildArgs {
-    /// What to run: `data-prepare`.
+    /// What to run: `data-prepare`, or `ranker-train-<k>` (the ranker bench's work).
     task: String,
     descriptor: PathBuf,
     out: PathBuf,
@@ -132,6 +149,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
+        BenchCommand::Ranker(args) => bench_ranker(args),
     }
 }
 
@@ -147,6 +165,10 @@ pub fn child(args: ChildArgs) -> Result<ExitCode> {
             tracing::info!("prepare {:.2?}, save {:.2?}", prepared_at, started.elapsed() - prepared_at);
             eprint!("{}", prepared.stats.summary());
             Ok(ExitCode::SUCCESS)
+        }
+        task if task.starts_with("ranker-train-") => {
+            let branching: usize = task["ranker-train-".len()..].parse().context("ranker-train-<k>")?;
+            ranker_child(&args.descriptor, branching, &args.out)
         }
         other => bail!("unknown bench task {other}"),
     }
@@ -415,19 +437,19 @@ fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {
     Ok(if ok && tree_seconds < 5.0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir)?;
-    let taxonomy = default_taxonomy(args.taxonomy)?;
-    let csv = dir.join(format!("synthetic-{}-{}.csv", args.records, args.labels));
+/// The synthetic CSV (written once) and its descriptor, under the bench folder.
+fn synthetic_dataset(dir: &Path, records: usize, labels: usize, taxonomy: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let taxonomy = default_taxonomy(taxonomy)?;
+    let csv = dir.join(format!("synthetic-{records}-{labels}.csv"));
     if !csv.exists() {
-        eprintln!("writing {} synthetic records to {}", args.records, csv.display());
-        let cfg = xmc_data::synth::SynthConfig { records: args.records, labels: args.labels, ..Default::default() };
+        eprintln!("writing {records} synthetic records to {}", csv.display());
+        let cfg = xmc_data::synth::SynthConfig { records, labels, ..Default::default() };
         let partial = csv.with_extension("csv.partial");
         xmc_data::synth::write_synthetic_csv(&taxonomy, &partial, &cfg)?;
         std::fs::rename(&partial, &csv)?;
     }
-    let descriptor = dir.join("synthetic.toml");
+    let descriptor = dir.join(format!("synthetic-{records}-{labels}.toml"));
     let csv_abs = std::fs::canonicalize(&csv)?;
     std::fs::write(
         &descriptor,
@@ -436,6 +458,12 @@ fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
             csv_abs.display().to_string()
         ),
     )?;
+    Ok((csv, descriptor))
+}
+
+fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
+    let dir = bench_dir();
+    let (csv, descriptor) = synthetic_dataset(&dir, args.records, args.labels, args.taxonomy)?;
     let exe = std::env::current_exe()?;
     let mut times = Vec::new();
     let mut peak = 0u64;
@@ -461,4 +489,85 @@ fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
     );
     let ok = median <= 15.0 && peak <= 3_000_000_000;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The ranker bench's child: prepare the synthetic data, PIFA label vectors, the k-means tree,
+/// TF-IDF, the ranker; each step timed (JSON on stdout), the model saved to `out`.
+fn ranker_child(descriptor: &Path, branching: usize, out: &Path) -> Result<ExitCode> {
+    let mut times = serde_json::Map::new();
+    let mut lap = {
+        let mut last = Instant::now();
+        move |name: &str, times: &mut serde_json::Map<String, serde_json::Value>| {
+            let s = last.elapsed().as_secs_f64();
+            eprintln!("{name}: {s:.1} s");
+            times.insert(name.into(), serde_json::json!(s));
+            last = Instant::now();
+        }
+    };
+    let desc = xmc_data::DatasetDescriptor::load(descriptor)?;
+    let data = xmc_data::prepare(&desc, &xmc_data::DataConfig { dataset: descriptor.to_path_buf(), ..Default::default() })?;
+    lap("prepare", &mut times);
+    let embed_cfg = xmc_cluster::EmbedConfig { kind: xmc_cluster::EmbeddingKind::Pifa, ..Default::default() };
+    let embeddings = xmc_cluster::embed_labels(&data, &embed_cfg, None, |_| {})?;
+    lap("pifa", &mut times);
+    let tree = xmc_cluster::build_tree(&embeddings, &xmc_cluster::TreeConfig { branching, ..Default::default() })?;
+    drop(embeddings);
+    lap("tree", &mut times);
+    let (texts, labels): (Vec<&str>, Vec<u32>) = data.split(xmc_data::Split::Train).map(|r| (r.input.as_str(), r.label)).unzip();
+    let cfg = xmc_ranker::RankerConfig::default();
+    let training = xmc_ranker::TrainingData { texts: &texts, labels: &labels, dense: None };
+    let template = data_template(&desc);
+    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &data.labels, &cfg, &template, |_| {})?;
+    lap("tfidf_and_ranker", &mut times);
+    model.save(out)?;
+    lap("save", &mut times);
+    let (test_texts, test_labels): (Vec<&str>, Vec<u32>) = data.split(xmc_data::Split::Test).take(20_000).map(|r| (r.input.as_str(), r.label)).unzip();
+    let x = model.features(&test_texts, None)?;
+    let predicted = model.predict(&x, None, 1);
+    lap("predict_20k", &mut times);
+    let correct = predicted.iter().zip(&test_labels).filter(|(p, l)| p.first().is_some_and(|&(x, _)| x == **l)).count();
+    times.insert("test_accuracy_20k".into(), serde_json::json!(correct as f64 / test_labels.len().max(1) as f64));
+    times.insert("features".into(), serde_json::json!(model.meta.layout.dim()));
+    times.insert("weights".into(), serde_json::json!(summary.weights_kept));
+    times.insert("internal_nodes".into(), serde_json::json!(tree.nodes.len()));
+    times.insert("train_records".into(), serde_json::json!(texts.len()));
+    println!("{}", serde_json::Value::Object(times));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data_template(desc: &xmc_data::DatasetDescriptor) -> xmc_data::InputTemplate {
+    xmc_data::DataConfig::default().template_for(desc)
+}
+
+fn bench_ranker(args: RankerBenchArgs) -> Result<ExitCode> {
+    let dir = bench_dir();
+    let (_, descriptor) = synthetic_dataset(&dir, args.records, args.labels, args.taxonomy)?;
+    let out = dir.join("ranker-model");
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["bench-child", &format!("ranker-train-{}", args.branching)]).arg(&descriptor).arg(&out);
+    command.stdout(std::process::Stdio::piped());
+    let child_out = dir.join("ranker-child.json");
+    command.stdout(std::fs::File::create(&child_out)?);
+    let (seconds, rss) = measure(command)?;
+    let figures: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&child_out)?.trim())?;
+    let f = |k: &str| figures[k].as_f64().unwrap_or(f64::NAN);
+    let train = f("tfidf_and_ranker");
+    println!("| benchmark | records (train) | labels | k | features | weights | prepare | PIFA + tree | TF-IDF + ranker training | predict 20k test | test accuracy (20k) | whole child | peak RSS | target |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| ranker at the reference scale | {} ({}) | {} | {} | {} | {} | {:.1} s | {:.1} s | {:.1} s | {:.1} s | {:.4} | {seconds:.1} s | {:.0} MiB | training <= 600 s, RSS <= 8 GB |",
+        args.records,
+        figures["train_records"],
+        args.labels,
+        args.branching,
+        figures["features"],
+        figures["weights"],
+        f("prepare"),
+        f("pifa") + f("tree"),
+        train,
+        f("predict_20k"),
+        f("test_accuracy_20k"),
+        rss as f64 / (1 << 20) as f64
+    );
+    Ok(if train <= 600.0 && rss <= 8_000_000_000 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -15,7 +15,7 @@ pub struct PeersBenchArgs {
     #[arg(long)]
     dataset: String,
     /// Finished xmc runs for the same table; the first one's data stage gives the split
-    /// (default: experiments/hkmeans_t5_<dataset> and experiments/plain_t5_<dataset> when they exist).
+    /// (default: experiments/{xr,hkmeans_t5,plain_t5}_<dataset> when they exist).
     #[arg(long)]
     ours: Vec<PathBuf>,
     /// Experiment config whose `[data]` section prepares the split when no run has one.
@@ -73,7 +73,7 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
         if args.dataset.ends_with(".toml") { PathBuf::from(&args.dataset) } else { PathBuf::from(format!("datasets/{}.toml", args.dataset)) };
     let desc = xmc_data::DatasetDescriptor::load(&descriptor)?;
     let ours: Vec<PathBuf> = if args.ours.is_empty() {
-        ["hkmeans_t5", "plain_t5"].iter().map(|m| PathBuf::from(format!("experiments/{m}_{}", desc.name))).filter(|d| d.is_dir()).collect()
+        ["xr", "hkmeans_t5", "plain_t5"].iter().map(|m| PathBuf::from(format!("experiments/{m}_{}", desc.name))).filter(|d| d.is_dir()).collect()
     } else {
         args.ours.clone()
     };

@@ -78,6 +78,10 @@ pub struct DatasetDescriptor {
     pub source: Option<String>,
     #[serde(default)]
     pub licence: Option<String>,
+    /// The model input for this dataset's records, used when the experiment config sets no
+    /// `data.template` (e.g. with the manufacturer or brand column the dataset has).
+    #[serde(default)]
+    pub template: Option<crate::template::InputTemplate>,
     /// Where the descriptor was read from; set by [`DatasetDescriptor::load`].
     #[serde(skip)]
     pub origin: Option<PathBuf>,

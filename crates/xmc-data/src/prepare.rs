@@ -24,7 +24,9 @@ const EXAMPLES_PER_KIND: usize = 5;
 pub struct DataConfig {
     /// The dataset descriptor (`datasets/<name>.toml`), relative to the working directory.
     pub dataset: PathBuf,
-    pub template: InputTemplate,
+    /// The model input; unset: the dataset descriptor's `template`, else
+    /// [`crate::template::DEFAULT_TEMPLATE`].
+    pub template: Option<InputTemplate>,
     pub split: SplitConfig,
     /// A label with at most this many training records is in the tail.
     pub tail_max: u32,
@@ -36,7 +38,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             dataset: PathBuf::from("datasets/amazon-uk-sample.toml"),
-            template: InputTemplate::default(),
+            template: None,
             split: SplitConfig::default(),
             tail_max: 25,
             skip_bad_rows: false,
@@ -45,6 +47,12 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
+    /// The template records of `desc` are rendered with: the config's, else the descriptor's,
+    /// else the default.
+    pub fn template_for(&self, desc: &DatasetDescriptor) -> InputTemplate {
+        self.template.clone().or_else(|| desc.template.clone()).unwrap_or_default()
+    }
+
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.dataset.as_os_str().is_empty() {
             return Err("`data.dataset` must name a dataset descriptor, e.g. datasets/amazon-uk.toml".into());
@@ -233,11 +241,12 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
     labels.set_counts(&counts);
     tracing::debug!("labelled and split in {:.2?}", started.elapsed());
 
+    let template = cfg.template_for(desc);
     let records: Vec<PreparedRecord> = loaded
         .records
         .into_iter()
         .zip(record_labels.iter().zip(&splits))
-        .map(|(record, (&label, &split))| PreparedRecord { input: cfg.template.render(&record), record, label, split })
+        .map(|(record, (&label, &split))| PreparedRecord { input: template.render(&record), record, label, split })
         .collect();
     tracing::debug!("rendered inputs in {:.2?}", started.elapsed());
     let stats = compute_stats(desc, &file, &records, &labels, loaded.rows_read, loaded.skipped, loaded.skipped_by_kind, loaded.cleaning);

@@ -44,9 +44,10 @@ pub struct PredictArgs {
     /// Records to categorise (CSV, JSON lines or Parquet); columns as in --dataset.
     #[arg(long)]
     pub input: PathBuf,
-    /// The dataset descriptor whose column mapping and cleaning rules apply to --input.
+    /// The dataset descriptor whose column mapping and cleaning rules apply to --input
+    /// (default: the one the model was trained with, `<model>/dataset.toml`).
     #[arg(long)]
-    pub dataset: PathBuf,
+    pub dataset: Option<PathBuf>,
     /// Output file: JSON lines, or CSV when it ends in .csv.
     #[arg(long)]
     pub output: PathBuf,
@@ -307,36 +308,39 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
 
 /// Reads `input` with the descriptor's rules and predicts every record with a progress bar.
 fn read_and_predict(
-    trained: &xmc_train::TrainedModel,
+    predictor: &crate::predictor::Predictor,
     desc: &xmc_data::DatasetDescriptor,
     input: &std::path::Path,
     skip_bad_rows: bool,
     require_label: bool,
     beam: usize,
     top_k: usize,
-) -> Result<(xmc_data::LoadedRecords, Vec<Vec<xmc_model::Hypothesis>>)> {
+) -> Result<(xmc_data::LoadedRecords, Vec<Vec<(u32, f32)>>)> {
     let loaded = xmc_data::load_records(desc, input, skip_bad_rows, require_label)?;
     if !loaded.skipped_by_kind.is_empty() {
         eprintln!("skipped rows: {:?} (first: {:?})", loaded.skipped_by_kind, loaded.skipped.first());
     }
-    let texts: Vec<String> = loaded.records.iter().map(|r| trained.meta.template.render(r)).collect();
+    let texts: Vec<String> = loaded.records.iter().map(|r| predictor.template().render(r)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let bar = indicatif::ProgressBar::new(refs.len() as u64);
-    let predictions = crate::predict::predict_texts(trained, &refs, beam, top_k, |n| bar.inc(n as u64))?;
+    let predictions = predictor.predict_texts(&refs, beam, top_k, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     Ok((loaded, predictions))
 }
 
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    let trained = xmc_train::TrainedModel::load(&args.model, &xmc_model::inference_device())?;
-    let desc = xmc_data::DatasetDescriptor::load(&args.dataset)?;
-    let beam = args.beam_width.unwrap_or(trained.meta.model.beam_width).max(args.top_k);
-    let (loaded, predictions) = read_and_predict(&trained, &desc, &args.input, args.skip_bad_rows, false, beam, args.top_k)?;
+    let predictor = crate::predictor::Predictor::load(&args.model)?;
+    let dataset = args.dataset.unwrap_or_else(|| args.model.join(crate::evaluate::DATASET_FILE));
+    let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
+        format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
+    })?;
+    let beam = args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k);
+    let (loaded, predictions) = read_and_predict(&predictor, &desc, &args.input, args.skip_bad_rows, false, beam, args.top_k)?;
     let rows: Vec<_> = loaded
         .records
         .iter()
         .zip(&predictions)
-        .map(|(r, hyps)| crate::predict::PredictionRow::new(&r.id, None, hyps, &trained.labels))
+        .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels()))
         .collect();
     crate::predict::write_predictions(&args.output, &rows)?;
     eprintln!("wrote {} predictions to {}", rows.len(), args.output.display());
@@ -344,26 +348,26 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
 }
 
 pub fn evaluate(args: EvaluateArgs) -> Result<ExitCode> {
-    let trained = xmc_train::TrainedModel::load(&args.model, &xmc_model::inference_device())?;
+    let predictor = crate::predictor::Predictor::load(&args.model)?;
     let dataset = args.dataset.unwrap_or_else(|| args.model.join(crate::evaluate::DATASET_FILE));
     let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
         format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
     })?;
-    let beam = args.beam_width.unwrap_or(trained.meta.model.beam_width);
-    let (loaded, predictions) = read_and_predict(&trained, &desc, &args.input, args.skip_bad_rows, true, beam, beam)?;
+    let beam = args.beam_width.unwrap_or(predictor.default_beam());
+    let (loaded, predictions) = read_and_predict(&predictor, &desc, &args.input, args.skip_bad_rows, true, beam, beam)?;
     anyhow::ensure!(!loaded.records.is_empty(), "{} has no labelled records to evaluate", args.input.display());
     let rows: Vec<_> = loaded
         .records
         .iter()
         .zip(&predictions)
-        .map(|(r, hyps)| {
-            let mut row = crate::predict::PredictionRow::new(&r.id, None, hyps, &trained.labels);
+        .map(|(r, ranked)| {
+            let mut row = crate::predict::PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels());
             row.label = Some(r.category.join(xmc_data::labels::PATH_SEPARATOR));
             row
         })
         .collect();
-    let codes = crate::evaluate::model_codes(&trained);
-    let metrics = crate::evaluate::score_rows(&trained.labels, &rows, codes.as_deref(), &xmc_eval::EvalConfig::default())?;
+    let codes = predictor.codes();
+    let metrics = crate::evaluate::score_rows(predictor.labels(), &rows, codes.as_deref(), &xmc_eval::EvalConfig::default())?;
     if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

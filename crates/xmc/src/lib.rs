@@ -7,4 +7,5 @@ pub mod evaluate;
 pub mod experiment;
 pub mod fingerprint;
 pub mod predict;
+pub mod predictor;
 pub mod serve;

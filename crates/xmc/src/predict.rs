@@ -25,14 +25,20 @@ pub struct PredictionRow {
 
 impl PredictionRow {
     pub fn new(id: &str, truth: Option<u32>, hyps: &[Hypothesis], labels: &LabelSet) -> Self {
+        let ranked: Vec<(u32, f32)> = hyps.iter().map(|h| (h.label, h.score)).collect();
+        PredictionRow::from_ranked(id, truth, &ranked, labels)
+    }
+
+    /// A row from ranked (label id, score) pairs, best first.
+    pub fn from_ranked(id: &str, truth: Option<u32>, ranked: &[(u32, f32)], labels: &LabelSet) -> Self {
         let path = |l: u32| labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
         PredictionRow {
             id: id.to_string(),
-            path: hyps.first().map(|h| path(h.label)),
-            score: hyps.first().map(|h| h.score),
-            top_k: hyps.iter().map(|h| (path(h.label), h.score)).collect(),
+            path: ranked.first().map(|&(l, _)| path(l)),
+            score: ranked.first().map(|&(_, s)| s),
+            top_k: ranked.iter().map(|&(l, s)| (path(l), s)).collect(),
             label: truth.map(path),
-            correct: truth.map(|t| hyps.first().is_some_and(|h| h.label == t)),
+            correct: truth.map(|t| ranked.first().is_some_and(|&(l, _)| l == t)),
         }
     }
 }

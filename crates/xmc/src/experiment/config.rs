@@ -11,6 +11,7 @@ use xmc_codes::CodesConfig;
 use xmc_data::DataConfig;
 use xmc_eval::EvalConfig;
 use xmc_model::ModelConfig;
+use xmc_ranker::RankerConfig;
 use xmc_train::{ContrastiveConfig, TrainConfig};
 
 /// Environment variables with this prefix and a `__` override config keys:
@@ -25,6 +26,8 @@ pub struct ExperimentConfig {
     pub output_dir: PathBuf,
     /// `generative`: a T5 generates the label (`[model]`, `[train]`). `cluster-search`: the
     /// sentence encoder scores the record against the label tree level by level (`[search]`).
+    /// `xr`: linear scorers at every node of the label tree on TF-IDF and/or dense features
+    /// (`[ranker]`).
     pub method: Method,
     pub data: DataConfig,
     pub embed: EmbedConfig,
@@ -34,8 +37,11 @@ pub struct ExperimentConfig {
     pub train: TrainConfig,
     pub eval: EvalConfig,
     pub search: SearchConfig,
-    /// Cluster search's fine-tuning of the sentence encoder (in-batch contrastive loss).
+    /// Cluster search's fine-tuning of the sentence encoder (in-batch contrastive loss); also
+    /// the XR ranker's, when its dense features come from a fine-tuned encoder.
     pub contrastive: ContrastiveConfig,
+    /// The XR ranker (`method = "xr"`): TF-IDF and/or dense features, linear scorers per node.
+    pub ranker: RankerConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +50,7 @@ pub enum Method {
     #[default]
     Generative,
     ClusterSearch,
+    Xr,
 }
 
 impl Default for ExperimentConfig {
@@ -60,6 +67,7 @@ impl Default for ExperimentConfig {
             eval: EvalConfig::default(),
             search: SearchConfig::default(),
             contrastive: ContrastiveConfig::default(),
+            ranker: RankerConfig::default(),
             method: Method::Generative,
         }
     }
@@ -116,6 +124,7 @@ impl ExperimentConfig {
             self.eval.validate(),
             self.search.validate(),
             self.contrastive.validate(),
+            self.ranker.validate(),
         ];
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;
@@ -177,6 +186,7 @@ fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
         .or_else(|| section::<TrainConfig>(merged, "train"))
         .or_else(|| section::<EvalConfig>(merged, "eval"))
         .or_else(|| section::<SearchConfig>(merged, "search"))
+        .or_else(|| section::<RankerConfig>(merged, "ranker"))
         .unwrap_or_else(|| error.to_string())
 }
 

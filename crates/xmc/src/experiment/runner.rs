@@ -271,8 +271,10 @@ fn run_codes(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 
 fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
-    if cfg.method == super::config::Method::ClusterSearch {
-        return run_search_setup(ctx);
+    match cfg.method {
+        super::config::Method::ClusterSearch => return run_search_setup(ctx),
+        super::config::Method::Xr => return run_xr_train(ctx),
+        super::config::Method::Generative => {}
     }
     let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical;
     let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data)]);
@@ -289,13 +291,14 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
     if let Some(path) = &cfg.model.tokenizer {
         inputs.insert("tokenizer".into(), file_sha256(Path::new(path))?);
     }
-    let config = serde_json::json!({ "model": cfg.model, "train": cfg.train, "template": cfg.data.template });
+    let template = resolved_template(cfg)?;
+    let config = serde_json::json!({ "model": cfg.model, "train": cfg.train, "template": template });
     ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let codes = if hierarchical { Some(xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes) } else { None };
         let task = xmc_train::Seq2SeqTask::build(&data, codes.as_deref(), &cfg.model)?;
         let resuming = resume && out.join("checkpoint/state.json").is_file();
-        let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &cfg.data.template, out, resuming)?;
+        let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &template, out, resuming)?;
         tracing::info!(
             "train: best validation accuracy {:.4} at epoch {} of {}; {:.2} steps/s; {} parameters",
             outcome.best_valid_accuracy,
@@ -467,26 +470,28 @@ fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 }
 
 fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
-    if ctx.cfg.method == super::config::Method::ClusterSearch {
-        return run_cluster_search(ctx);
-    }
-    let cfg = &ctx.cfg.model;
-    let config = serde_json::json!({ "beam_width": cfg.beam_width, "top_k": cfg.top_k });
+    use super::config::Method;
+    let (beam, top_k) = match ctx.cfg.method {
+        Method::ClusterSearch => return run_cluster_search(ctx),
+        Method::Generative => (ctx.cfg.model.beam_width, ctx.cfg.model.top_k),
+        Method::Xr => (ctx.cfg.ranker.beam, ctx.cfg.ranker.top_k),
+    };
+    let config = serde_json::json!({ "beam_width": beam, "top_k": top_k });
     let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
     ctx.run(StageName::Predict, &config, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let trained = xmc_train::TrainedModel::load(&ctx.dir(StageName::Train), &xmc_model::inference_device())?;
+        let predictor = crate::predictor::Predictor::load(&ctx.dir(StageName::Train))?;
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let bar = progress_bar(texts.len() as u64, "predicting");
         let started = Instant::now();
-        let predictions = crate::predict::predict_texts(&trained, &texts, cfg.beam_width, cfg.top_k, |n| bar.inc(n as u64))?;
+        let predictions = predictor.predict_texts(&texts, beam, top_k, |n| bar.inc(n as u64))?;
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let rows: Vec<crate::predict::PredictionRow> = test
             .iter()
             .zip(&predictions)
-            .map(|(r, hyps)| crate::predict::PredictionRow::new(&r.record.id, Some(r.label), hyps, &trained.labels))
+            .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.record.id, Some(r.label), ranked, predictor.labels()))
             .collect();
         crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
         let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
@@ -497,6 +502,133 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
         ]))
     })
+}
+
+/// The train stage of an XR run: TF-IDF fitted on the training inputs (and, for dense
+/// features, the sentence encoder, fine-tuned when `contrastive.epochs > 0`), then the ranker's
+/// node scorers over the tree stage's tree; the model folder `xmc predict` loads.
+fn run_xr_train(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let dense = cfg.ranker.features.uses_dense();
+    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Tree)]);
+    let encoder_dir = Path::new(&cfg.embed.encoder_dir);
+    if dense {
+        let weights = encoder_dir.join(xmc_model::SentenceEncoder::WEIGHTS);
+        let hash = file_sha256(&weights).with_context(|| {
+            format!("the ranker's dense features need the sentence encoder in {} (run `cargo xtask fetch-models`)", encoder_dir.display())
+        })?;
+        inputs.insert("encoder_weights".into(), hash);
+    }
+    let template = resolved_template(cfg)?;
+    let config = serde_json::json!({
+        "method": "xr",
+        "ranker": cfg.ranker,
+        "template": template,
+        "encoder_dir": dense.then_some(&cfg.embed.encoder_dir),
+        "contrastive": dense.then_some(&cfg.contrastive),
+    });
+    ctx.run(StageName::Train, &config, inputs, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+        let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
+        let (train_texts, train_labels) = split(xmc_data::Split::Train);
+        let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
+        let started = Instant::now();
+        let mut report = BTreeMap::new();
+        let encoder = if dense {
+            let target = out.join(xmc_ranker::ENCODER_DIR);
+            if cfg.contrastive.epochs > 0 {
+                let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
+                let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+                let outcome = xmc_train::finetune_encoder(
+                    encoder_dir,
+                    &examples(xmc_data::Split::Train),
+                    &examples(xmc_data::Split::Valid),
+                    &label_texts,
+                    &cfg.contrastive,
+                    &target,
+                )?;
+                eprintln!(
+                    "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {})",
+                    outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
+                );
+                report.insert("encoder_valid_retrieval".into(), serde_json::json!(outcome.best_valid_accuracy));
+            } else {
+                copy_encoder(encoder_dir, &target)?;
+            }
+            Some(xmc_model::SentenceEncoder::load(&target, &xmc_model::inference_device())?)
+        } else {
+            None
+        };
+        let embed = |texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
+            let Some(e) = &encoder else { return Ok(None) };
+            let bar = progress_bar(texts.len() as u64, what);
+            let v = e.encode(texts, 64, |n| bar.inc(n as u64))?;
+            bar.finish_and_clear();
+            Ok(Some(v))
+        };
+        let train_dense = embed(&train_texts, "embedding training records")?;
+        let bar = progress_bar(tree.nodes.len() as u64, "training node scorers");
+        let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
+        let (model, summary) =
+            xmc_ranker::XrModel::fit(&training, &tree, &data.labels, &cfg.ranker, &template, |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        model.save(out)?;
+        std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
+            .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
+        let valid_dense = embed(&valid_texts, "embedding validation records")?;
+        let xv = model.features(&valid_texts, valid_dense.as_deref())?;
+        let scored: Vec<xmc_eval::Scored> = model
+            .predict(&xv, None, 5)
+            .into_iter()
+            .zip(&valid_labels)
+            .map(|(p, &truth)| xmc_eval::Scored { truth, ranked: p.into_iter().map(|(l, _)| l).collect() })
+            .collect();
+        let valid = xmc_eval::evaluate(&data.labels, &scored, None, &xmc_eval::EvalConfig { bootstrap: 0, ..Default::default() });
+        eprintln!(
+            "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
+             validation accuracy {:.4}, macro-F1 {:.4}, tail accuracy {}",
+            model.meta.layout.dim(),
+            summary.weights_kept,
+            summary.weights_dropped,
+            summary.beam_negative_rows,
+            valid.accuracy,
+            valid.leaf.macro_avg.f1,
+            valid.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}"))
+        );
+        report.extend([
+            ("best_valid_accuracy".into(), serde_json::json!(valid.accuracy)),
+            ("valid_macro_f1".into(), serde_json::json!(valid.leaf.macro_avg.f1)),
+            ("valid_tail_accuracy".into(), serde_json::json!(valid.tail_accuracy)),
+            ("train_seconds".into(), serde_json::json!(train_seconds)),
+            ("features".into(), serde_json::json!(model.meta.layout.dim())),
+            ("weights".into(), serde_json::json!(summary.weights_kept)),
+            ("beam_negative_rows".into(), serde_json::json!(summary.beam_negative_rows)),
+        ]);
+        Ok(report)
+    })
+}
+
+/// The template the data stage rendered the inputs with (config, else descriptor, else default).
+fn resolved_template(cfg: &ExperimentConfig) -> Result<xmc_data::InputTemplate> {
+    let desc = xmc_data::DatasetDescriptor::load(&cfg.data.dataset)
+        .with_context(|| format!("loading dataset descriptor {}", cfg.data.dataset.display()))?;
+    Ok(cfg.data.template_for(&desc))
+}
+
+/// Puts the pretrained sentence encoder's files in the model folder (a hard link where the file
+/// system allows, a copy otherwise), so the folder predicts on its own.
+fn copy_encoder(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    use xmc_model::SentenceEncoder as E;
+    for file in [E::WEIGHTS, E::CONFIG, E::TOKENIZER] {
+        let (src, dst) = (from.join(file), to.join(file));
+        if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The second target: the product's brand (or manufacturer) from its title and description.
@@ -544,8 +676,7 @@ fn brand_section(ctx: &StageContext) -> Option<(String, String)> {
 
 fn run_eval(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
-    let hierarchical =
-        cfg.model.mode == xmc_model::TargetMode::Hierarchical || cfg.method == super::config::Method::ClusterSearch;
+    let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical || cfg.method != super::config::Method::Generative;
     let eval_cfg = xmc_eval::EvalConfig { baseline: None, ..cfg.eval.clone() };
     let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Predict)]);
     if hierarchical {
@@ -619,6 +750,18 @@ fn run_report(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     let cfg = ctx.cfg;
     let method = match (cfg.method, cfg.model.mode) {
+        (super::config::Method::Xr, _) => format!(
+            "XR ranker: linear scorers ({}, C+ {} / C- {}) at every node of the label tree (k = {}, {} label embeddings) on {} features, \
+             negatives: {}; beam {} over levels",
+            serde_json::to_value(cfg.ranker.loss)?.as_str().unwrap_or("?"),
+            cfg.ranker.c_pos,
+            cfg.ranker.c_neg,
+            cfg.tree.branching,
+            serde_json::to_value(cfg.embed.kind)?.as_str().unwrap_or("?"),
+            serde_json::to_value(cfg.ranker.features)?.as_str().unwrap_or("?"),
+            serde_json::to_value(cfg.ranker.negatives)?.as_str().unwrap_or("?"),
+            cfg.ranker.beam
+        ),
         (super::config::Method::ClusterSearch, _) => format!(
             "multi-level cluster search: the sentence encoder ({}, {}) scores each record against the children of the \
              current tree nodes, level by level, beam {} (k = {} tree)",
@@ -659,7 +802,11 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
         facts.push(("validation retrieval accuracy (pretrained -> fine-tuned)".into(), format!("{before:.4} -> {after:.4}")));
     }
     if let Some(r) = figure(StageName::Predict, "records_per_s").and_then(|v| v.as_f64()) {
-        let beam = if cfg.method == super::config::Method::ClusterSearch { cfg.search.beam } else { cfg.model.beam_width };
+        let beam = match cfg.method {
+            super::config::Method::ClusterSearch => cfg.search.beam,
+            super::config::Method::Xr => cfg.ranker.beam,
+            super::config::Method::Generative => cfg.model.beam_width,
+        };
         facts.push(("prediction speed".into(), format!("{r:.0} records/s (beam {beam})")));
     }
     // The T5's epochs, or the contrastive fine-tuning's (valid accuracy: retrieval among all labels).

@@ -1,0 +1,160 @@
+//! The `[ranker]` section of an experiment config.
+
+use serde::{Deserialize, Serialize};
+
+use crate::solver::{Loss, SolverConfig};
+use crate::tfidf::TfidfConfig;
+
+/// Which features the linear scorers see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureKind {
+    /// TF-IDF of word and character n-grams.
+    Sparse,
+    /// The sentence encoder's embedding of the record's input.
+    Dense,
+    /// Both side by side (the XR-Transformer recipe), each block unit length times its weight.
+    Both,
+}
+
+impl FeatureKind {
+    pub fn uses_sparse(self) -> bool {
+        self != FeatureKind::Dense
+    }
+
+    pub fn uses_dense(self) -> bool {
+        self != FeatureKind::Sparse
+    }
+}
+
+/// Which records train the scorers of a node's children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Negatives {
+    /// Records whose label is under the node (teacher-forced negatives: a record is a negative
+    /// for the siblings of the child on its path).
+    Siblings,
+    /// Those, plus records the trained upper levels' beam brings to the node although their
+    /// label is elsewhere (matcher-aware hard negatives): negatives for every child.
+    SiblingsAndBeam,
+}
+
+/// How node scores combine along a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathScore {
+    /// Product of exp(-max(0, 1 - s)³) over the path (PECOS's `l3-hinge`).
+    L3Hinge,
+    /// Product of the logistic sigmoid over the path.
+    Sigmoid,
+}
+
+impl PathScore {
+    pub fn transform(self, s: f32) -> f32 {
+        match self {
+            PathScore::L3Hinge => (-(1.0 - s).max(0.0).powi(3)).exp(),
+            PathScore::Sigmoid => 1.0 / (1.0 + (-s).exp()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankerConfig {
+    pub features: FeatureKind,
+    pub tfidf: TfidfConfig,
+    /// Scale of the dense block against the unit-length sparse block (`features = "both"`).
+    pub dense_weight: f32,
+    pub loss: Loss,
+    /// Cost of a positive example (liblinear's C for the positive class).
+    pub c_pos: f32,
+    /// Cost of a negative example.
+    pub c_neg: f32,
+    /// Passes of dual coordinate descent at most.
+    pub max_iter: usize,
+    /// Stopping tolerance on the projected gradient.
+    pub eps: f32,
+    /// The constant feature appended to every record.
+    pub bias: f32,
+    /// Weights smaller than this in absolute value are dropped after training (PECOS: 0.1).
+    pub threshold: f32,
+    pub negatives: Negatives,
+    /// The beam over tree levels: nodes kept per level, at training (hard negatives) and prediction.
+    pub beam: usize,
+    pub top_k: usize,
+    pub path_score: PathScore,
+    pub seed: u64,
+}
+
+impl Default for RankerConfig {
+    fn default() -> Self {
+        RankerConfig {
+            features: FeatureKind::Sparse,
+            tfidf: TfidfConfig::default(),
+            dense_weight: 1.0,
+            loss: Loss::SquaredHinge,
+            c_pos: 1.0,
+            c_neg: 1.0,
+            max_iter: 20,
+            eps: 0.1,
+            bias: 1.0,
+            threshold: 0.1,
+            negatives: Negatives::SiblingsAndBeam,
+            beam: 10,
+            top_k: 10,
+            path_score: PathScore::L3Hinge,
+            seed: 42,
+        }
+    }
+}
+
+impl RankerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.tfidf.validate()?;
+        let positive = |name: &str, v: f32| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("`ranker.{name}` = {v} must be a positive number")) }
+        };
+        positive("c_pos", self.c_pos)?;
+        positive("c_neg", self.c_neg)?;
+        positive("eps", self.eps)?;
+        positive("dense_weight", self.dense_weight)?;
+        if !(self.bias.is_finite() && self.bias >= 0.0) {
+            return Err(format!("`ranker.bias` = {} must be 0 or more", self.bias));
+        }
+        if !(self.threshold.is_finite() && self.threshold >= 0.0) {
+            return Err(format!("`ranker.threshold` = {} must be 0 or more", self.threshold));
+        }
+        if self.max_iter == 0 {
+            return Err("`ranker.max_iter` must be at least 1".into());
+        }
+        if self.beam == 0 || self.top_k == 0 {
+            return Err(format!("`ranker.beam` = {} and `ranker.top_k` = {} must be at least 1", self.beam, self.top_k));
+        }
+        Ok(())
+    }
+
+    pub fn solver(&self) -> SolverConfig {
+        SolverConfig { loss: self.loss, c_pos: self.c_pos, c_neg: self.c_neg, max_iter: self.max_iter, eps: self.eps, bias: self.bias }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_name_the_key() {
+        RankerConfig::default().validate().unwrap();
+        let bad = RankerConfig { c_pos: 0.0, ..RankerConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("ranker.c_pos"));
+        let bad = RankerConfig { beam: 0, ..RankerConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("ranker.beam"));
+    }
+
+    #[test]
+    fn l3_hinge_is_one_past_the_margin_and_falls_below_it() {
+        assert_eq!(PathScore::L3Hinge.transform(1.5), 1.0);
+        assert!((PathScore::L3Hinge.transform(0.0) - (-1f32).exp()).abs() < 1e-7);
+        assert!(PathScore::L3Hinge.transform(-1.0) < PathScore::L3Hinge.transform(0.0));
+    }
+}

@@ -1,0 +1,329 @@
+//! The ranker's model folder: everything prediction needs, checked on load.
+//!
+//! `xr.json` (method, format, configs, feature layout, template), `tfidf.json` (vocabulary and
+//! idf, when the features have a sparse block), `tree.json`, `weights.safetensors` (every node's
+//! weights as (feature, child, weight) entries, the children's biases) and `labels.json`. A
+//! dense block names the sentence encoder's folder inside the model folder (`encoder/`), which
+//! the caller loads.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use xmc_codes::LabelTree;
+use xmc_data::{InputTemplate, LabelSet};
+
+use crate::config::RankerConfig;
+use crate::error::{RankerError, Result};
+use crate::features::FeatureLayout;
+use crate::ranker::{NodeScorer, TreeRanker};
+use crate::sparse::SparseRows;
+use crate::tfidf::TfidfVectorizer;
+
+/// The method a model folder of this crate holds, as written in `xr.json`.
+pub const METHOD: &str = "xr";
+/// Bump when the folder's layout or meaning changes; older folders are refused.
+pub const FORMAT: u32 = 1;
+pub const META_FILE: &str = "xr.json";
+const TFIDF_FILE: &str = "tfidf.json";
+const TREE_FILE: &str = "tree.json";
+const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The sentence encoder's folder inside the model folder, for a dense block.
+pub const ENCODER_DIR: &str = "encoder";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XrMeta {
+    pub method: String,
+    pub format: u32,
+    pub xmc_version: String,
+    pub config: RankerConfig,
+    pub layout: FeatureLayout,
+    /// The template that turned records into inputs, so prediction renders them the same way.
+    pub template: InputTemplate,
+}
+
+/// A trained ranker with what turns text into its features.
+#[derive(Debug, Clone)]
+pub struct XrModel {
+    pub meta: XrMeta,
+    pub vectorizer: Option<TfidfVectorizer>,
+    pub ranker: TreeRanker,
+    pub labels: LabelSet,
+}
+
+/// What [`XrModel::fit`] learns from.
+pub struct TrainingData<'a> {
+    /// Rendered inputs of the training records.
+    pub texts: &'a [&'a str],
+    /// Each training record's label id.
+    pub labels: &'a [u32],
+    /// Their embeddings, when the features have a dense block.
+    pub dense: Option<&'a [Vec<f32>]>,
+}
+
+impl XrModel {
+    /// Fits the vectorizer on the training texts and trains the ranker over `tree`. `progress` is
+    /// called once per trained node (`tree.nodes.len()` calls in all).
+    pub fn fit(
+        data: &TrainingData,
+        tree: &LabelTree,
+        labels: &LabelSet,
+        cfg: &RankerConfig,
+        template: &InputTemplate,
+        progress: impl Fn(usize) + Sync,
+    ) -> Result<(Self, crate::ranker::TrainingSummary)> {
+        cfg.validate().map_err(RankerError::Config)?;
+        if labels.len() != tree.n_labels {
+            return Err(RankerError::Train(format!("{} labels but the tree has {}", labels.len(), tree.n_labels)));
+        }
+        let vectorizer = cfg.features.uses_sparse().then(|| TfidfVectorizer::fit(data.texts, &cfg.tfidf));
+        let dense_dim = match data.dense {
+            Some(d) if cfg.features.uses_dense() => d.first().map_or(0, Vec::len),
+            _ => 0,
+        };
+        let layout = FeatureLayout {
+            kind: cfg.features,
+            sparse_dim: vectorizer.as_ref().map_or(0, TfidfVectorizer::dim),
+            dense_dim,
+            dense_weight: cfg.dense_weight,
+        };
+        let x = layout.rows(vectorizer.as_ref(), data.texts, data.dense)?;
+        tracing::info!("ranker: {} training rows, {} features ({} non-zeros)", x.rows(), x.n_cols, x.nnz());
+        let (ranker, summary) = TreeRanker::train(tree, &x, data.labels, cfg, layout.dense_start(), progress)?;
+        let meta = XrMeta {
+            method: METHOD.into(),
+            format: FORMAT,
+            xmc_version: env!("CARGO_PKG_VERSION").into(),
+            config: cfg.clone(),
+            layout,
+            template: template.clone(),
+        };
+        Ok((XrModel { meta, vectorizer, ranker, labels: labels.clone() }, summary))
+    }
+
+    /// Feature rows of rendered inputs; `dense` holds their embeddings when the layout has a
+    /// dense block.
+    pub fn features(&self, texts: &[&str], dense: Option<&[Vec<f32>]>) -> Result<SparseRows> {
+        self.meta.layout.rows(self.vectorizer.as_ref(), texts, dense)
+    }
+
+    /// Top-k labels with path scores for each row, with the model's beam unless `beam` is given.
+    pub fn predict(&self, x: &SparseRows, beam: Option<usize>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
+        self.ranker.predict_all(x, beam.unwrap_or(self.meta.config.beam).max(1), top_k)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| RankerError::io(dir, e))?;
+        write_json(&dir.join(META_FILE), &self.meta)?;
+        if let Some(v) = &self.vectorizer {
+            write_json(&dir.join(TFIDF_FILE), v)?;
+        }
+        write_json(&dir.join(TREE_FILE), &self.ranker.tree)?;
+        save_weights(&dir.join(WEIGHTS_FILE), &self.ranker)?;
+        self.labels.save(dir).map_err(|e| RankerError::model(dir, e.to_string()))?;
+        Ok(())
+    }
+
+    /// Loads a folder written by [`XrModel::save`], refusing one of another method, format or an
+    /// incomplete one with a message naming what is wrong.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(RankerError::model(dir, "not a model folder (it does not exist)"));
+        }
+        let meta: XrMeta = read_json(&dir.join(META_FILE))?;
+        if meta.method != METHOD {
+            return Err(RankerError::model(dir, format!("holds method `{}`, not `{METHOD}`", meta.method)));
+        }
+        if meta.format != FORMAT {
+            return Err(RankerError::model(
+                dir,
+                format!("written in xr format {} by xmc {}; this xmc reads format {FORMAT}: retrain it", meta.format, meta.xmc_version),
+            ));
+        }
+        let mut required = vec![TREE_FILE, WEIGHTS_FILE, xmc_data::LABELS_FILE];
+        if meta.layout.kind.uses_sparse() {
+            required.push(TFIDF_FILE);
+        }
+        if let Some(missing) = required.iter().find(|f| !dir.join(f).is_file()) {
+            return Err(RankerError::model(dir, format!("not a complete model folder: `{missing}` is missing (expected {})", required.join(", "))));
+        }
+        let vectorizer = if meta.layout.kind.uses_sparse() {
+            let v: TfidfVectorizer = read_json(&dir.join(TFIDF_FILE))?;
+            if v.dim() != meta.layout.sparse_dim {
+                return Err(RankerError::model(&dir.join(TFIDF_FILE), format!("{} features, but xr.json says {}", v.dim(), meta.layout.sparse_dim)));
+            }
+            Some(v.after_load())
+        } else {
+            None
+        };
+        let tree: LabelTree = read_json(&dir.join(TREE_FILE))?;
+        tree.validate().map_err(|e| RankerError::model(&dir.join(TREE_FILE), e.to_string()))?;
+        let labels = LabelSet::load(dir).map_err(|e| RankerError::model(dir, e.to_string()))?;
+        if labels.len() != tree.n_labels {
+            return Err(RankerError::model(dir, format!("{} labels in labels.json but {} in tree.json", labels.len(), tree.n_labels)));
+        }
+        let nodes = load_weights(&dir.join(WEIGHTS_FILE), &tree, meta.layout.dim())?;
+        let ranker = TreeRanker { tree, nodes, bias: meta.config.bias, path_score: meta.config.path_score };
+        Ok(XrModel { meta, vectorizer, ranker, labels })
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    std::fs::write(path, serde_json::to_string(value).expect("serialises") + "\n").map_err(|e| RankerError::io(path, e))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| RankerError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| RankerError::model(path, e.to_string()))
+}
+
+fn le_bytes<T: Copy, const N: usize>(values: &[T], to: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    values.iter().flat_map(|&v| to(v)).collect()
+}
+
+fn save_weights(path: &Path, ranker: &TreeRanker) -> Result<()> {
+    let mut node_ptr = vec![0u64];
+    let (mut feature, mut child, mut weight, mut bias) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for node in &ranker.nodes {
+        for (i, &f) in node.features.iter().enumerate() {
+            for e in node.row_ptr[i] as usize..node.row_ptr[i + 1] as usize {
+                feature.push(f);
+                child.push(node.child[e]);
+                weight.push(node.weight[e]);
+            }
+        }
+        node_ptr.push(feature.len() as u64);
+        bias.extend_from_slice(&node.bias);
+    }
+    let buffers = [
+        ("node_ptr", Dtype::U64, le_bytes(&node_ptr, u64::to_le_bytes)),
+        ("feature", Dtype::U32, le_bytes(&feature, u32::to_le_bytes)),
+        ("child", Dtype::U32, le_bytes(&child, u32::to_le_bytes)),
+        ("weight", Dtype::F32, le_bytes(&weight, f32::to_le_bytes)),
+        ("bias", Dtype::F32, le_bytes(&bias, f32::to_le_bytes)),
+    ];
+    let views = buffers
+        .iter()
+        .map(|(name, dtype, bytes)| {
+            let n = bytes.len() / 4 / if *dtype == Dtype::U64 { 2 } else { 1 };
+            TensorView::new(*dtype, vec![n], bytes).map(|v| (name.to_string(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RankerError::model(path, e.to_string()))?;
+    let info = HashMap::from([("format".to_string(), FORMAT.to_string())]);
+    safetensors::serialize_to_file(views, Some(info), path).map_err(|e| RankerError::model(path, e.to_string()))
+}
+
+fn load_weights(path: &Path, tree: &LabelTree, dim: usize) -> Result<Vec<NodeScorer>> {
+    let bytes = std::fs::read(path).map_err(|e| RankerError::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| RankerError::model(path, e.to_string()))?;
+    let bad = |m: String| RankerError::model(path, m);
+    let tensor = |name: &str, dtype: Dtype| -> Result<Vec<u8>> {
+        let t = st.tensor(name).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        if t.dtype() != dtype {
+            return Err(bad(format!("tensor `{name}` is {:?}, expected {dtype:?}", t.dtype())));
+        }
+        Ok(t.data().to_vec())
+    };
+    let u64s = |b: Vec<u8>| b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect::<Vec<_>>();
+    let u32s = |b: Vec<u8>| b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect::<Vec<_>>();
+    let f32s = |b: Vec<u8>| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect::<Vec<_>>();
+    let node_ptr = u64s(tensor("node_ptr", Dtype::U64)?);
+    let feature = u32s(tensor("feature", Dtype::U32)?);
+    let child = u32s(tensor("child", Dtype::U32)?);
+    let weight = f32s(tensor("weight", Dtype::F32)?);
+    let bias = f32s(tensor("bias", Dtype::F32)?);
+    let n = tree.nodes.len();
+    let total_children: usize = tree.nodes.iter().map(|t| t.children.len()).sum();
+    if node_ptr.len() != n + 1 || bias.len() != total_children {
+        return Err(bad(format!("weights for {} nodes and {} children, the tree has {n} and {total_children}", node_ptr.len().saturating_sub(1), bias.len())));
+    }
+    if feature.len() != child.len() || feature.len() != weight.len() || node_ptr[n] as usize != feature.len() || node_ptr.windows(2).any(|w| w[0] > w[1]) {
+        return Err(bad("entry tensors disagree in length".into()));
+    }
+    let mut nodes = Vec::with_capacity(n);
+    let mut b = 0;
+    for (i, node) in tree.nodes.iter().enumerate() {
+        let (lo, hi) = (node_ptr[i] as usize, node_ptr[i + 1] as usize);
+        let k = node.children.len();
+        let mut entries = Vec::with_capacity(hi - lo);
+        for e in lo..hi {
+            if feature[e] as usize >= dim || child[e] as usize >= k || !weight[e].is_finite() {
+                return Err(bad(format!("node {i}: entry {e} (feature {}, child {}) is out of range", feature[e], child[e])));
+            }
+            entries.push((feature[e], child[e], weight[e]));
+        }
+        nodes.push(NodeScorer::from_entries(entries, bias[b..b + k].to_vec()));
+        b += k;
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FeatureKind;
+    use crate::tfidf::TfidfConfig;
+    use xmc_codes::{Child, TreeNode};
+
+    fn model() -> (XrModel, Vec<&'static str>) {
+        let texts = vec!["red racing car", "blue racing car", "red mountain bike", "blue mountain bike", "red car toy", "mountain bike red"];
+        let labels_of = [0u32, 0, 1, 1, 0, 1];
+        let vectorizer = TfidfVectorizer::fit(&texts, &TfidfConfig::default());
+        let layout = FeatureLayout { kind: FeatureKind::Sparse, sparse_dim: vectorizer.dim(), dense_dim: 0, dense_weight: 1.0 };
+        let x = layout.rows(Some(&vectorizer), &texts, None).unwrap();
+        let tree = LabelTree { n_labels: 2, nodes: vec![TreeNode { children: vec![Child::Label(0), Child::Label(1)] }] };
+        let cfg = RankerConfig { threshold: 0.0, ..RankerConfig::default() };
+        let (ranker, _) = TreeRanker::train(&tree, &x, &labels_of, &cfg, u32::MAX, |_| {}).unwrap();
+        let paths = [vec!["Toys".to_string(), "Cars".to_string()], vec!["Sport".to_string(), "Bikes".to_string()]];
+        let labels = LabelSet::from_paths(paths.iter().map(|p| p.as_slice()), 25);
+        let meta = XrMeta { method: METHOD.into(), format: FORMAT, xmc_version: "test".into(), config: cfg, layout, template: InputTemplate::default() };
+        (XrModel { meta, vectorizer: Some(vectorizer), ranker, labels }, texts)
+    }
+
+    #[test]
+    fn a_saved_model_loads_and_predicts_the_same() {
+        let (m, texts) = model();
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        let loaded = XrModel::load(dir.path()).unwrap();
+        assert_eq!(loaded.ranker, m.ranker);
+        let x = m.features(&texts, None).unwrap();
+        let y = loaded.features(&texts, None).unwrap();
+        assert_eq!(x, y);
+        assert_eq!(m.predict(&x, None, 2), loaded.predict(&y, None, 2));
+        assert_eq!(loaded.predict(&y, None, 1)[2][0].0, m.predict(&x, None, 1)[2][0].0);
+    }
+
+    #[test]
+    fn incomplete_altered_or_foreign_folders_are_refused() {
+        let (m, _) = model();
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        let tfidf = dir.path().join(TFIDF_FILE);
+        let saved = std::fs::read(&tfidf).unwrap();
+        std::fs::remove_file(&tfidf).unwrap();
+        let err = XrModel::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("tfidf.json") && err.contains("missing"), "{err}");
+        std::fs::write(&tfidf, &saved).unwrap();
+
+        let weights = dir.path().join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights).unwrap();
+        std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+        let err = XrModel::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("weights.safetensors"), "{err}");
+        std::fs::write(&weights, &bytes).unwrap();
+
+        let meta_path = dir.path().join(META_FILE);
+        let mut meta = m.meta.clone();
+        meta.method = "generative".into();
+        write_json(&meta_path, &meta).unwrap();
+        assert!(XrModel::load(dir.path()).unwrap_err().to_string().contains("holds method `generative`"));
+        meta.method = METHOD.into();
+        meta.format = FORMAT + 1;
+        write_json(&meta_path, &meta).unwrap();
+        assert!(XrModel::load(dir.path()).unwrap_err().to_string().contains("retrain"));
+        assert!(XrModel::load(&dir.path().join("nope")).unwrap_err().to_string().contains("does not exist"));
+    }
+}

@@ -1,0 +1,120 @@
+//! One interface over the model folders of every method: load a folder, whatever method wrote
+//! it, and predict rendered inputs to top-k (label id, score). `xmc predict`, `xmc evaluate` and
+//! the predict stage go through it.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use xmc_data::{InputTemplate, LabelSet};
+use xmc_model::SentenceEncoder;
+use xmc_ranker::XrModel;
+use xmc_train::TrainedModel;
+
+/// Records whose dense embeddings are computed together by the XR ranker's encoder.
+const ENCODE_BATCH: usize = 64;
+/// Records featurised and ranked together (for the progress callback).
+const RANK_CHUNK: usize = 2048;
+
+/// A loaded model folder of any method.
+pub enum Predictor {
+    /// A T5 generating the label's code or path (`method = "generative"`).
+    Generative(Box<TrainedModel>),
+    /// Linear scorers over the label tree (`method = "xr"`), with the sentence encoder of its
+    /// dense block when it has one.
+    Xr { model: Box<XrModel>, encoder: Option<SentenceEncoder> },
+}
+
+impl Predictor {
+    /// Loads `dir`, telling the method by the file that describes it (`xr.json` or the T5's
+    /// `meta.json`), and refusing a folder that holds neither.
+    pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!("{}: not a model folder (it does not exist)", dir.display());
+        }
+        if dir.join(xmc_ranker::META_FILE).is_file() {
+            let model = XrModel::load(dir)?;
+            let encoder = if model.meta.layout.kind.uses_dense() {
+                let enc_dir = dir.join(xmc_ranker::ENCODER_DIR);
+                Some(SentenceEncoder::load(&enc_dir, &xmc_model::inference_device()).with_context(|| {
+                    format!("{}: the ranker's dense features need its sentence encoder in `{}`", dir.display(), xmc_ranker::ENCODER_DIR)
+                })?)
+            } else {
+                None
+            };
+            return Ok(Predictor::Xr { model: Box::new(model), encoder });
+        }
+        if dir.join("meta.json").is_file() {
+            return Ok(Predictor::Generative(Box::new(TrainedModel::load(dir, &xmc_model::inference_device())?)));
+        }
+        bail!(
+            "{}: not a model folder: it has neither `{}` (method xr) nor `meta.json` (method generative)",
+            dir.display(),
+            xmc_ranker::META_FILE
+        )
+    }
+
+    /// The method's name as configs spell it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Predictor::Generative(_) => "generative",
+            Predictor::Xr { .. } => "xr",
+        }
+    }
+
+    pub fn labels(&self) -> &LabelSet {
+        match self {
+            Predictor::Generative(t) => &t.labels,
+            Predictor::Xr { model, .. } => &model.labels,
+        }
+    }
+
+    /// The template that renders a record into the model's input.
+    pub fn template(&self) -> &InputTemplate {
+        match self {
+            Predictor::Generative(t) => &t.meta.template,
+            Predictor::Xr { model, .. } => &model.meta.template,
+        }
+    }
+
+    /// The beam the model was configured with.
+    pub fn default_beam(&self) -> usize {
+        match self {
+            Predictor::Generative(t) => t.meta.model.beam_width,
+            Predictor::Xr { model, .. } => model.meta.config.beam,
+        }
+    }
+
+    /// Each label's code in the model's tree, for code-prefix credit; `None` when the model has
+    /// no tree (plain text generation).
+    pub fn codes(&self) -> Option<Vec<Vec<u32>>> {
+        match self {
+            Predictor::Generative(t) => crate::evaluate::model_codes(t),
+            Predictor::Xr { model, .. } => Some(model.ranker.tree.codes()),
+        }
+    }
+
+    /// The top `top_k` labels of each rendered input with their scores, best first, searching
+    /// with `beam` (at least `top_k`). `on_batch` gets the number of inputs done.
+    pub fn predict_texts(&self, texts: &[&str], beam: usize, top_k: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
+        let beam = beam.max(top_k);
+        match self {
+            Predictor::Generative(t) => {
+                let hyps = crate::predict::predict_texts(t, texts, beam, top_k, on_batch)?;
+                Ok(hyps.into_iter().map(|h| h.into_iter().map(|h| (h.label, h.score)).collect()).collect())
+            }
+            Predictor::Xr { model, encoder } => {
+                let mut out = Vec::with_capacity(texts.len());
+                for chunk in texts.chunks(RANK_CHUNK) {
+                    let dense = match encoder {
+                        Some(e) => Some(e.encode(chunk, ENCODE_BATCH, |_| {})?),
+                        None => None,
+                    };
+                    let x = model.features(chunk, dense.as_deref())?;
+                    out.extend(model.predict(&x, Some(beam), top_k));
+                    on_batch(chunk.len());
+                }
+                Ok(out)
+            }
+        }
+    }
+}
