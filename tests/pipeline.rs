@@ -467,3 +467,55 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     let err = xmc::predictor::Predictor::load(&run.join("data")).err().unwrap().to_string();
     assert!(err.contains("not a model folder") && err.contains("xr.json"), "{err}");
 }
+
+/// `method = "fused"`: ranker and generator candidates rescored by a combination fitted on the
+/// validation split; the report compares each component with the fusion; `xmc predict` loads the
+/// folder. The fit reads the validation split only: changing every test record leaves it
+/// unchanged, changing the validation records does not.
+#[test]
+fn fused_method_fits_on_validation_only_and_reports_its_components() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "[ranker]\nbeam = 5\ntop_k = 3\n[fusion]\nranker_candidates = 5\ngenerator_candidates = 2\n[contrastive]\nepochs = 0\n";
+    let config = write_config(tmp.path(), extra);
+    let code = xmc(&["experiment", &config, "--set", "method=fused"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    let model_dir = run.join("train");
+    for file in ["fusion.json", "xr.json", "generator/model.bpk", "encoder/model.safetensors"] {
+        assert!(model_dir.join(file).is_file(), "{file}");
+    }
+    let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    for row in ["| ranker alone |", "| generator alone |", "| fused |"] {
+        assert!(report.contains(row), "{row} in\n{report}");
+    }
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let rows = std::fs::read_to_string(run.join("predict/predictions.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), data.split(xmc_data::Split::Test).count());
+
+    let saved: xmc_ranker::FusionModel = serde_json::from_str(&std::fs::read_to_string(model_dir.join("fusion.json")).unwrap()).unwrap();
+    let parts = xmc::fused::FusedParts::load(&model_dir, &saved.config).unwrap();
+    // Compared as written to fusion.json (serde_json's float parsing rounds the last digit).
+    let refit = |data: &xmc_data::PreparedData| -> xmc_ranker::FusionModel {
+        let fitted = xmc::fused::fit_fusion(&parts, &saved.config, data).unwrap().0;
+        serde_json::from_str(&serde_json::to_string_pretty(&fitted).unwrap()).unwrap()
+    };
+    let mut test_changed = data.clone();
+    for r in test_changed.records.iter_mut().filter(|r| r.split == xmc_data::Split::Test) {
+        r.input = "nothing like the original".into();
+        r.label = 0;
+    }
+    assert_eq!(refit(&test_changed), saved, "the fit does not read the test split");
+    let mut valid_changed = data.clone();
+    for r in valid_changed.records.iter_mut().filter(|r| r.split == xmc_data::Split::Valid) {
+        r.label = 0;
+    }
+    assert_ne!(refit(&valid_changed), saved, "the fit does read the validation split");
+
+    let p = xmc::predictor::Predictor::load(&model_dir).unwrap();
+    assert_eq!(p.method(), "fused");
+    let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
+    let out = tmp.path().join("pred.csv");
+    let code = xmc(&["predict", "--model", model_dir.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "2"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2501);
+}

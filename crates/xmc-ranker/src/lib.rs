@@ -9,6 +9,7 @@
 pub mod config;
 mod error;
 pub mod features;
+pub mod fusion;
 mod model;
 pub mod ranker;
 pub mod solver;
@@ -18,6 +19,7 @@ pub mod tfidf;
 pub use config::{FeatureKind, Negatives, PathScore, RankerConfig};
 pub use error::{RankerError, Result};
 pub use features::FeatureLayout;
+pub use fusion::{CandidateGroup, FusionConfig, FusionFeature, FusionModel};
 pub use model::{ENCODER_DIR, FORMAT, META_FILE, METHOD, TrainingData, XrMeta, XrModel};
 pub use ranker::{TrainingSummary, TreeRanker};
 pub use solver::Loss;

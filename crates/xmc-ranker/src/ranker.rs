@@ -80,6 +80,8 @@ pub struct TreeRanker {
     /// The constant feature the scorers were trained with.
     pub bias: f32,
     pub path_score: PathScore,
+    /// Each label's path from the root: (node, child index) per level.
+    paths: Vec<Vec<(u32, u32)>>,
 }
 
 /// Where each node and label hangs: its parent node and child index.
@@ -147,6 +149,34 @@ pub struct TrainingSummary {
 }
 
 impl TreeRanker {
+    /// A ranker from its parts (the tree is assumed valid and to match `nodes`).
+    pub fn new(tree: LabelTree, nodes: Vec<NodeScorer>, bias: f32, path_score: PathScore) -> Self {
+        let paths = label_paths(&tree, &parents(&tree));
+        TreeRanker { tree, nodes, bias, path_score, paths }
+    }
+
+    /// The path score of each of `labels` for `x` (the product of the node transforms along its
+    /// path), whether or not a beam would have reached it.
+    pub fn label_scores(&self, x: RowView, labels: &[u32]) -> Vec<f32> {
+        let mut cache: std::collections::HashMap<u32, Vec<f32>> = std::collections::HashMap::new();
+        labels
+            .iter()
+            .map(|&l| {
+                self.paths[l as usize]
+                    .iter()
+                    .map(|&(node, child)| {
+                        let s = cache.entry(node).or_insert_with(|| {
+                            let mut out = Vec::new();
+                            self.nodes[node as usize].scores(x, self.bias, &mut out);
+                            out
+                        });
+                        self.path_score.transform(s[child as usize])
+                    })
+                    .product()
+            })
+            .collect()
+    }
+
     /// Trains the scorers. `x` holds one row per training record, `labels[i]` is row i's label.
     /// Features with id `>= prune_from` (the dense block) are exempt from `threshold`. `progress`
     /// is called with the number of nodes finished.
@@ -173,7 +203,7 @@ impl TreeRanker {
             by_depth[d].push(n as u32);
         }
         let solver = cfg.solver();
-        let mut ranker = TreeRanker { tree: tree.clone(), nodes: vec![NodeScorer::default(); tree.nodes.len()], bias: cfg.bias, path_score: cfg.path_score };
+        let mut ranker = TreeRanker { tree: tree.clone(), nodes: vec![NodeScorer::default(); tree.nodes.len()], bias: cfg.bias, path_score: cfg.path_score, paths: paths.clone() };
         let mut summary = TrainingSummary { internal_nodes: tree.nodes.len(), ..TrainingSummary::default() };
         // Teacher-forced rows of each node: (record, child index on its path).
         let mut forced: Vec<Vec<(u32, u32)>> = vec![Vec::new(); tree.nodes.len()];
@@ -399,6 +429,10 @@ mod tests {
         ranker.nodes[1].scores(x.row(0), ranker.bias, &mut s1);
         let expect = ranker.path_score.transform(s[0]) * ranker.path_score.transform(s1[0]);
         assert!((top.iter().find(|t| t.0 == 0).unwrap().1 - expect).abs() < 1e-6);
+        // Scoring named labels gives the beam's path scores.
+        for &(l, score) in &top {
+            assert!((ranker.label_scores(x.row(0), &[l])[0] - score).abs() < 1e-6);
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod config;
 mod contrastive;
 mod error;
 mod predict;
+mod score;
 mod task;
 mod trainer;
 
@@ -18,5 +19,6 @@ pub use config::{Schedule, TrainConfig};
 pub use contrastive::{ContrastiveConfig, ContrastiveEpoch, ContrastiveOutcome, contrastive_loss, finetune_encoder, retrieval_accuracy};
 pub use error::{Result, TrainError};
 pub use predict::{Batching, default_threads, predict_inputs};
+pub use score::score_candidates;
 pub use task::Seq2SeqTask;
 pub use trainer::{EpochMetrics, TrainOutcome, accuracy, t5_config, train};

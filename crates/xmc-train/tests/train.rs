@@ -86,6 +86,21 @@ fn a_tiny_model_overfits_twenty_examples_in_both_modes() {
         assert_eq!(in_pool.0, serial.0, "{mode:?}");
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         assert_eq!(metrics.lines().count(), 80);
+        // Teacher-forced scores of given labels: the true one is the likeliest, the label
+        // sequences' probabilities sum to at most 1, and a candidate scores the same alone or
+        // among others, in any batch.
+        let all: Vec<Vec<u32>> = vec![vec![0, 1, 2, 3]; 20];
+        let scores = xmc_train::score_candidates(&loaded.model, &loaded.task, &inputs, &all, 64).unwrap();
+        for (s, &label) in scores.iter().zip(&labels) {
+            let best = (0..4).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap();
+            assert_eq!(best as u32, label, "{mode:?}: {s:?}");
+            assert!(s.iter().map(|x| x.exp()).sum::<f32>() <= 1.0 + 1e-4, "{mode:?}: {s:?}");
+        }
+        let alone: Vec<Vec<u32>> = labels.iter().map(|&l| vec![(l + 1) % 4]).collect();
+        let single = xmc_train::score_candidates(&loaded.model, &loaded.task, &inputs, &alone, 64).unwrap();
+        for ((one, many), &l) in single.iter().zip(&scores).zip(&labels) {
+            assert!((one[0] - many[((l + 1) % 4) as usize]).abs() < 1e-4, "{mode:?}: {one:?} vs {many:?}");
+        }
     }
 }
 

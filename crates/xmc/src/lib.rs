@@ -6,6 +6,7 @@ pub mod cli;
 pub mod evaluate;
 pub mod experiment;
 pub mod fingerprint;
+pub mod fused;
 pub mod predict;
 pub mod predictor;
 pub mod serve;

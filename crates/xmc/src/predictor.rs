@@ -22,6 +22,8 @@ pub enum Predictor {
     /// Linear scorers over the label tree (`method = "xr"`), with the sentence encoder of its
     /// dense block when it has one.
     Xr { model: Box<XrModel>, encoder: Option<SentenceEncoder> },
+    /// Ranker and generator candidates rescored together (`method = "fused"`).
+    Fused(Box<crate::fused::FusedModel>),
 }
 
 impl Predictor {
@@ -30,6 +32,9 @@ impl Predictor {
     pub fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             bail!("{}: not a model folder (it does not exist)", dir.display());
+        }
+        if dir.join(crate::fused::FUSION_FILE).is_file() {
+            return Ok(Predictor::Fused(Box::new(crate::fused::FusedModel::load(dir)?)));
         }
         if dir.join(xmc_ranker::META_FILE).is_file() {
             let model = XrModel::load(dir)?;
@@ -47,8 +52,9 @@ impl Predictor {
             return Ok(Predictor::Generative(Box::new(TrainedModel::load(dir, &xmc_model::inference_device())?)));
         }
         bail!(
-            "{}: not a model folder: it has neither `{}` (method xr) nor `meta.json` (method generative)",
+            "{}: not a model folder: it has none of `{}` (method fused), `{}` (method xr), `meta.json` (method generative)",
             dir.display(),
+            crate::fused::FUSION_FILE,
             xmc_ranker::META_FILE
         )
     }
@@ -58,6 +64,7 @@ impl Predictor {
         match self {
             Predictor::Generative(_) => "generative",
             Predictor::Xr { .. } => "xr",
+            Predictor::Fused(_) => "fused",
         }
     }
 
@@ -65,6 +72,7 @@ impl Predictor {
         match self {
             Predictor::Generative(t) => &t.labels,
             Predictor::Xr { model, .. } => &model.labels,
+            Predictor::Fused(f) => &f.parts.xr.labels,
         }
     }
 
@@ -73,6 +81,7 @@ impl Predictor {
         match self {
             Predictor::Generative(t) => &t.meta.template,
             Predictor::Xr { model, .. } => &model.meta.template,
+            Predictor::Fused(f) => &f.parts.xr.meta.template,
         }
     }
 
@@ -81,6 +90,7 @@ impl Predictor {
         match self {
             Predictor::Generative(t) => t.meta.model.beam_width,
             Predictor::Xr { model, .. } => model.meta.config.beam,
+            Predictor::Fused(f) => f.parts.xr.meta.config.beam,
         }
     }
 
@@ -90,6 +100,7 @@ impl Predictor {
         match self {
             Predictor::Generative(t) => crate::evaluate::model_codes(t),
             Predictor::Xr { model, .. } => Some(model.ranker.tree.codes()),
+            Predictor::Fused(f) => Some(f.parts.xr.ranker.tree.codes()),
         }
     }
 
@@ -115,6 +126,8 @@ impl Predictor {
                 }
                 Ok(out)
             }
+            // The candidates and the beams are the fused model's own; `beam` does not apply.
+            Predictor::Fused(f) => f.predict_texts(texts, top_k, on_batch),
         }
     }
 }

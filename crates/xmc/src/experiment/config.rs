@@ -11,7 +11,7 @@ use xmc_codes::CodesConfig;
 use xmc_data::DataConfig;
 use xmc_eval::EvalConfig;
 use xmc_model::ModelConfig;
-use xmc_ranker::RankerConfig;
+use xmc_ranker::{FusionConfig, RankerConfig};
 use xmc_train::{ContrastiveConfig, TrainConfig};
 
 /// Environment variables with this prefix and a `__` override config keys:
@@ -27,7 +27,8 @@ pub struct ExperimentConfig {
     /// `generative`: a T5 generates the label (`[model]`, `[train]`). `cluster-search`: the
     /// sentence encoder scores the record against the label tree level by level (`[search]`).
     /// `xr`: linear scorers at every node of the label tree on TF-IDF and/or dense features
-    /// (`[ranker]`).
+    /// (`[ranker]`). `fused`: the ranker's and the T5's candidates rescored by a combination
+    /// fitted on the validation split (`[ranker]`, `[model]`, `[train]`, `[fusion]`).
     pub method: Method,
     pub data: DataConfig,
     pub embed: EmbedConfig,
@@ -42,6 +43,8 @@ pub struct ExperimentConfig {
     pub contrastive: ContrastiveConfig,
     /// The XR ranker (`method = "xr"`): TF-IDF and/or dense features, linear scorers per node.
     pub ranker: RankerConfig,
+    /// The fused method (`method = "fused"`): ranker and generator candidates rescored together.
+    pub fusion: FusionConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,7 @@ pub enum Method {
     Generative,
     ClusterSearch,
     Xr,
+    Fused,
 }
 
 impl Default for ExperimentConfig {
@@ -68,6 +72,7 @@ impl Default for ExperimentConfig {
             search: SearchConfig::default(),
             contrastive: ContrastiveConfig::default(),
             ranker: RankerConfig::default(),
+            fusion: FusionConfig::default(),
             method: Method::Generative,
         }
     }
@@ -125,6 +130,7 @@ impl ExperimentConfig {
             self.search.validate(),
             self.contrastive.validate(),
             self.ranker.validate(),
+            self.fusion.validate(),
         ];
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;
@@ -187,6 +193,7 @@ fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
         .or_else(|| section::<EvalConfig>(merged, "eval"))
         .or_else(|| section::<SearchConfig>(merged, "search"))
         .or_else(|| section::<RankerConfig>(merged, "ranker"))
+        .or_else(|| section::<FusionConfig>(merged, "fusion"))
         .unwrap_or_else(|| error.to_string())
 }
 

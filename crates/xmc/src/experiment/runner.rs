@@ -274,6 +274,7 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
     match cfg.method {
         super::config::Method::ClusterSearch => return run_search_setup(ctx),
         super::config::Method::Xr => return run_xr_train(ctx),
+        super::config::Method::Fused => return run_fused_train(ctx, resume),
         super::config::Method::Generative => {}
     }
     let hierarchical = cfg.model.mode == xmc_model::TargetMode::Hierarchical;
@@ -475,6 +476,7 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         Method::ClusterSearch => return run_cluster_search(ctx),
         Method::Generative => (ctx.cfg.model.beam_width, ctx.cfg.model.top_k),
         Method::Xr => (ctx.cfg.ranker.beam, ctx.cfg.ranker.top_k),
+        Method::Fused => return run_fused_predict(ctx),
     };
     let config = serde_json::json!({ "beam_width": beam, "top_k": top_k });
     let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
@@ -504,107 +506,286 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     })
 }
 
+/// Each component's own predictions of the test split in a fused run, beside the fused ones.
+const COMPONENTS_DIR: &str = "components";
+
+/// The predict stage of a fused run: the fused ranking, and what the ranker and the generator
+/// would have answered alone (`components/*.jsonl`, for the report's comparison).
+fn run_fused_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+    let top_k = ctx.cfg.ranker.top_k;
+    let config = serde_json::json!({ "top_k": top_k });
+    let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
+    ctx.run(StageName::Predict, &config, inputs, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let model = crate::fused::FusedModel::load(&ctx.dir(StageName::Train))?;
+        let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
+        let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
+        let bar = progress_bar(texts.len() as u64, "predicting (fused)");
+        let started = Instant::now();
+        let mut cands = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(256) {
+            cands.extend(model.parts.candidates(&model.fusion.config, chunk)?);
+            bar.inc(chunk.len() as u64);
+        }
+        let fused: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| model.rank(c, top_k)).collect();
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let labels = &model.parts.xr.labels;
+        let rows_of = |ranked: &[Vec<(u32, f32)>]| -> Vec<crate::predict::PredictionRow> {
+            test.iter()
+                .zip(ranked)
+                .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.record.id, Some(r.label), &ranked[..ranked.len().min(top_k)], labels))
+                .collect()
+        };
+        let rows = rows_of(&fused);
+        crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
+        let components = out.join(COMPONENTS_DIR);
+        let ranker: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| c.ranker_top.clone()).collect();
+        crate::predict::write_predictions(&components.join("ranker.jsonl"), &rows_of(&ranker))?;
+        if model.parts.generator.is_some() && cands.iter().any(|c| !c.generator_top.is_empty()) {
+            let generator: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| c.generator_top.clone()).collect();
+            crate::predict::write_predictions(&components.join("generator.jsonl"), &rows_of(&generator))?;
+        }
+        let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
+        let accuracy = correct as f64 / rows.len().max(1) as f64;
+        eprintln!("predict (fused): test accuracy (top 1) {accuracy:.4} on {} records, {:.0} records/s", rows.len(), rows.len() as f64 / seconds);
+        Ok(BTreeMap::from([
+            ("test_accuracy".into(), serde_json::json!(accuracy)),
+            ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
+        ]))
+    })
+}
+
+/// The report's comparison of a fused run's components: accuracy overall and by the true
+/// label's training frequency, for the ranker alone, the generator alone and the fusion.
+fn components_section(ctx: &StageContext) -> Result<Option<(String, String)>> {
+    let dir = ctx.dir(StageName::Predict);
+    if !dir.join(COMPONENTS_DIR).is_dir() {
+        return Ok(None);
+    }
+    let labels = xmc_data::LabelSet::load(&ctx.dir(StageName::Data))?;
+    let cfg = xmc_eval::EvalConfig { bootstrap: 0, ..Default::default() };
+    let mut table = String::from("| predictions | accuracy | macro-F1 | tail accuracy |");
+    let buckets: Vec<String> = xmc_eval::metrics::BUCKETS.iter().map(|b| b.0.to_string()).collect();
+    for b in &buckets {
+        table.push_str(&format!(" {b} |"));
+    }
+    table.push_str(&format!("\n|---|---|---|---|{}\n", "---|".repeat(buckets.len())));
+    for (name, file) in [
+        ("ranker alone", dir.join(COMPONENTS_DIR).join("ranker.jsonl")),
+        ("generator alone", dir.join(COMPONENTS_DIR).join("generator.jsonl")),
+        ("fused", dir.join("predictions.jsonl")),
+    ] {
+        if !file.is_file() {
+            continue;
+        }
+        let m = crate::evaluate::score_rows(&labels, &crate::evaluate::read_predictions(&file)?, None, &cfg)?;
+        let pct = |x: Option<f64>| x.map_or("-".into(), |a| format!("{:.1}", 100.0 * a));
+        table.push_str(&format!("| {name} | {} | {} | {} |", pct(Some(m.accuracy)), pct(Some(m.leaf.macro_avg.f1)), pct(m.tail_accuracy)));
+        for b in &m.buckets {
+            table.push_str(&format!(" {} ({}) |", pct(b.accuracy), b.records));
+        }
+        table.push('\n');
+    }
+    Ok(Some(("Components alone and fused (test split; buckets: training records of the true label, test records in parentheses)".into(), table)))
+}
+
 /// The train stage of an XR run: TF-IDF fitted on the training inputs (and, for dense
 /// features, the sentence encoder, fine-tuned when `contrastive.epochs > 0`), then the ranker's
 /// node scorers over the tree stage's tree; the model folder `xmc predict` loads.
 fn run_xr_train(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
-    let dense = cfg.ranker.features.uses_dense();
-    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Tree)]);
-    let encoder_dir = Path::new(&cfg.embed.encoder_dir);
-    if dense {
-        let weights = encoder_dir.join(xmc_model::SentenceEncoder::WEIGHTS);
-        let hash = file_sha256(&weights).with_context(|| {
-            format!("the ranker's dense features need the sentence encoder in {} (run `cargo xtask fetch-models`)", encoder_dir.display())
-        })?;
-        inputs.insert("encoder_weights".into(), hash);
-    }
-    let template = resolved_template(cfg)?;
+    let needs_encoder = cfg.ranker.features.uses_dense();
+    let (inputs, template) = ranker_inputs(ctx, needs_encoder)?;
     let config = serde_json::json!({
         "method": "xr",
         "ranker": cfg.ranker,
         "template": template,
-        "encoder_dir": dense.then_some(&cfg.embed.encoder_dir),
-        "contrastive": dense.then_some(&cfg.contrastive),
+        "encoder_dir": needs_encoder.then_some(&cfg.embed.encoder_dir),
+        "contrastive": needs_encoder.then_some(&cfg.contrastive),
     });
     ctx.run(StageName::Train, &config, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
-        let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
-        let (train_texts, train_labels) = split(xmc_data::Split::Train);
-        let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
-        let started = Instant::now();
-        let mut report = BTreeMap::new();
-        let encoder = if dense {
-            let target = out.join(xmc_ranker::ENCODER_DIR);
-            if cfg.contrastive.epochs > 0 {
-                let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
-                let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
-                let outcome = xmc_train::finetune_encoder(
-                    encoder_dir,
-                    &examples(xmc_data::Split::Train),
-                    &examples(xmc_data::Split::Valid),
-                    &label_texts,
-                    &cfg.contrastive,
-                    &target,
-                )?;
-                eprintln!(
-                    "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {})",
-                    outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
-                );
-                report.insert("encoder_valid_retrieval".into(), serde_json::json!(outcome.best_valid_accuracy));
-            } else {
-                copy_encoder(encoder_dir, &target)?;
-            }
-            Some(xmc_model::SentenceEncoder::load(&target, &xmc_model::inference_device())?)
+        let trained = train_ranker_into(ctx, &data, &template, needs_encoder, out)?;
+        Ok(trained.report)
+    })
+}
+
+/// What [`train_ranker_into`] leaves behind besides the folder.
+struct RankerTrained {
+    model: xmc_ranker::XrModel,
+    report: BTreeMap<String, serde_json::Value>,
+}
+
+/// The ranker's stage inputs (data, tree, and the encoder's weights when it is needed) and the
+/// template.
+fn ranker_inputs(ctx: &StageContext, needs_encoder: bool) -> Result<(BTreeMap<String, String>, xmc_data::InputTemplate)> {
+    let cfg = ctx.cfg;
+    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Tree)]);
+    let encoder_dir = Path::new(&cfg.embed.encoder_dir);
+    if needs_encoder {
+        let weights = encoder_dir.join(xmc_model::SentenceEncoder::WEIGHTS);
+        let hash = file_sha256(&weights).with_context(|| {
+            format!("dense features and similarity need the sentence encoder in {} (run `cargo xtask fetch-models`)", encoder_dir.display())
+        })?;
+        inputs.insert("encoder_weights".into(), hash);
+    }
+    Ok((inputs, resolved_template(cfg)?))
+}
+
+/// Prepares the encoder (when needed) in `out/encoder`, trains the ranker and saves it in `out`,
+/// scores it on the validation split.
+fn train_ranker_into(
+    ctx: &StageContext,
+    data: &xmc_data::PreparedData,
+    template: &xmc_data::InputTemplate,
+    needs_encoder: bool,
+    out: &Path,
+) -> Result<RankerTrained> {
+    let cfg = ctx.cfg;
+    let encoder_dir = Path::new(&cfg.embed.encoder_dir);
+    let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+    let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
+    let (train_texts, train_labels) = split(xmc_data::Split::Train);
+    let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
+    let started = Instant::now();
+    let mut report = BTreeMap::new();
+    let encoder = if needs_encoder {
+        let target = out.join(xmc_ranker::ENCODER_DIR);
+        if cfg.contrastive.epochs > 0 {
+            let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
+            let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+            let outcome = xmc_train::finetune_encoder(
+                encoder_dir,
+                &examples(xmc_data::Split::Train),
+                &examples(xmc_data::Split::Valid),
+                &label_texts,
+                &cfg.contrastive,
+                &target,
+            )?;
+            eprintln!(
+                "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {})",
+                outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
+            );
+            report.insert("encoder_valid_retrieval".into(), serde_json::json!(outcome.best_valid_accuracy));
+            report.insert("encoder_seconds".into(), serde_json::json!(outcome.train_seconds));
         } else {
-            None
-        };
-        let embed = |texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
-            let Some(e) = &encoder else { return Ok(None) };
-            let bar = progress_bar(texts.len() as u64, what);
-            let v = e.encode(texts, 64, |n| bar.inc(n as u64))?;
-            bar.finish_and_clear();
-            Ok(Some(v))
-        };
-        let train_dense = embed(&train_texts, "embedding training records")?;
-        let bar = progress_bar(tree.nodes.len() as u64, "training node scorers");
-        let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
-        let (model, summary) =
-            xmc_ranker::XrModel::fit(&training, &tree, &data.labels, &cfg.ranker, &template, |n| bar.inc(n as u64))?;
+            copy_encoder(encoder_dir, &target)?;
+        }
+        Some(xmc_model::SentenceEncoder::load(&target, &xmc_model::inference_device())?)
+    } else {
+        None
+    };
+    let embed = |texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
+        let Some(e) = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense()) else { return Ok(None) };
+        let bar = progress_bar(texts.len() as u64, what);
+        let v = e.encode(texts, 64, |n| bar.inc(n as u64))?;
         bar.finish_and_clear();
-        let train_seconds = started.elapsed().as_secs_f64();
-        model.save(out)?;
-        std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
-            .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
-        let valid_dense = embed(&valid_texts, "embedding validation records")?;
-        let xv = model.features(&valid_texts, valid_dense.as_deref())?;
-        let scored: Vec<xmc_eval::Scored> = model
-            .predict(&xv, None, 5)
-            .into_iter()
-            .zip(&valid_labels)
-            .map(|(p, &truth)| xmc_eval::Scored { truth, ranked: p.into_iter().map(|(l, _)| l).collect() })
-            .collect();
-        let valid = xmc_eval::evaluate(&data.labels, &scored, None, &xmc_eval::EvalConfig { bootstrap: 0, ..Default::default() });
+        Ok(Some(v))
+    };
+    let train_dense = embed(&train_texts, "embedding training records")?;
+    let bar = progress_bar(tree.nodes.len() as u64, "training node scorers");
+    let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
+    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let train_seconds = started.elapsed().as_secs_f64();
+    model.save(out)?;
+    std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
+        .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
+    let valid_dense = embed(&valid_texts, "embedding validation records")?;
+    let xv = model.features(&valid_texts, valid_dense.as_deref())?;
+    let ranked: Vec<Vec<u32>> = model.predict(&xv, None, 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+    let valid = valid_metrics(data, &ranked, &valid_labels);
+    eprintln!(
+        "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
+         validation accuracy {:.4}, macro-F1 {:.4}, tail accuracy {}",
+        model.meta.layout.dim(),
+        summary.weights_kept,
+        summary.weights_dropped,
+        summary.beam_negative_rows,
+        valid.accuracy,
+        valid.leaf.macro_avg.f1,
+        valid.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}"))
+    );
+    report.extend([
+        ("best_valid_accuracy".into(), serde_json::json!(valid.accuracy)),
+        ("valid_macro_f1".into(), serde_json::json!(valid.leaf.macro_avg.f1)),
+        ("valid_tail_accuracy".into(), serde_json::json!(valid.tail_accuracy)),
+        ("train_seconds".into(), serde_json::json!(train_seconds)),
+        ("features".into(), serde_json::json!(model.meta.layout.dim())),
+        ("weights".into(), serde_json::json!(summary.weights_kept)),
+        ("beam_negative_rows".into(), serde_json::json!(summary.beam_negative_rows)),
+    ]);
+    Ok(RankerTrained { model, report })
+}
+
+/// Validation metrics (no bootstrap) of ranked label lists.
+fn valid_metrics(data: &xmc_data::PreparedData, ranked: &[Vec<u32>], truths: &[u32]) -> xmc_eval::Metrics {
+    let scored: Vec<xmc_eval::Scored> =
+        ranked.iter().zip(truths).map(|(r, &truth)| xmc_eval::Scored { truth, ranked: r.clone() }).collect();
+    xmc_eval::evaluate(&data.labels, &scored, None, &xmc_eval::EvalConfig { bootstrap: 0, ..Default::default() })
+}
+
+/// The train stage of a fused run: the ranker (as in `xr`), the T5 generator over the codes
+/// (into `generator/`), then the combination fitted on the validation split (`fusion.json`).
+fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
+    let cfg = ctx.cfg;
+    let fusion = &cfg.fusion;
+    let needs_encoder = cfg.ranker.features.uses_dense() || fusion.similarity;
+    let (mut inputs, template) = ranker_inputs(ctx, needs_encoder)?;
+    if fusion.generator {
+        inputs.extend([ctx.upstream(StageName::Codes)]);
+    }
+    let config = serde_json::json!({
+        "method": "fused",
+        "ranker": cfg.ranker,
+        "fusion": fusion,
+        "template": template,
+        "encoder_dir": needs_encoder.then_some(&cfg.embed.encoder_dir),
+        "contrastive": needs_encoder.then_some(&cfg.contrastive),
+        "model": fusion.generator.then_some(&cfg.model),
+        "train": fusion.generator.then_some(&cfg.train),
+    });
+    ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let ranker = train_ranker_into(ctx, &data, &template, needs_encoder, out)?;
+        let mut report = ranker.report;
+        let started = Instant::now();
+        if fusion.generator {
+            if cfg.model.mode != xmc_model::TargetMode::Hierarchical {
+                anyhow::bail!("the fused method scores candidates by their codes: set `model.mode = \"hierarchical\"`");
+            }
+            let codes = xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes;
+            let task = xmc_train::Seq2SeqTask::build(&data, Some(&codes), &cfg.model)?;
+            let dir = out.join(crate::fused::GENERATOR_DIR);
+            let resuming = resume && dir.join("checkpoint/state.json").is_file();
+            let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &template, &dir, resuming)?;
+            std::fs::remove_dir_all(dir.join("checkpoint")).ok();
+            eprintln!("train (generator): best validation accuracy {:.4} at epoch {} of {}", outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs);
+            report.insert("generator_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy));
+            report.insert("generator_seconds".into(), serde_json::json!(outcome.train_seconds));
+        }
+        let parts = crate::fused::FusedParts::load(out, fusion)?;
+        drop(ranker.model);
+        let (model, cands, truths) = crate::fused::fit_fusion(&parts, fusion, &data)?;
+        std::fs::write(out.join(crate::fused::FUSION_FILE), serde_json::to_string_pretty(&model)? + "\n")?;
+        let top = |f: &dyn Fn(&crate::fused::Candidates) -> Vec<u32>| cands.iter().map(f).collect::<Vec<_>>();
+        let fused = valid_metrics(&data, &top(&|c| crate::fused::rank_with(&model, c, 5).into_iter().map(|(l, _)| l).collect()), &truths);
+        let recall = cands.iter().zip(&truths).filter(|(c, t)| c.labels.contains(t)).count() as f64 / truths.len().max(1) as f64;
         eprintln!(
-            "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
-             validation accuracy {:.4}, macro-F1 {:.4}, tail accuracy {}",
-            model.meta.layout.dim(),
-            summary.weights_kept,
-            summary.weights_dropped,
-            summary.beam_negative_rows,
-            valid.accuracy,
-            valid.leaf.macro_avg.f1,
-            valid.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}"))
+            "train (fusion): weights {:?} over {:?}; validation: candidates hold the truth for {recall:.4}; fused accuracy {:.4} \
+             (fitted on these records), macro-F1 {:.4}, tail {}; {:.1} s",
+            model.weights,
+            model.features,
+            fused.accuracy,
+            fused.leaf.macro_avg.f1,
+            fused.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
+            started.elapsed().as_secs_f64()
         );
         report.extend([
-            ("best_valid_accuracy".into(), serde_json::json!(valid.accuracy)),
-            ("valid_macro_f1".into(), serde_json::json!(valid.leaf.macro_avg.f1)),
-            ("valid_tail_accuracy".into(), serde_json::json!(valid.tail_accuracy)),
-            ("train_seconds".into(), serde_json::json!(train_seconds)),
-            ("features".into(), serde_json::json!(model.meta.layout.dim())),
-            ("weights".into(), serde_json::json!(summary.weights_kept)),
-            ("beam_negative_rows".into(), serde_json::json!(summary.beam_negative_rows)),
+            ("fused_valid_accuracy_in_sample".into(), serde_json::json!(fused.accuracy)),
+            ("candidate_recall".into(), serde_json::json!(recall)),
+            ("train_seconds".into(), serde_json::json!(report["train_seconds"].as_f64().unwrap_or(0.0) + started.elapsed().as_secs_f64())),
         ]);
         Ok(report)
     })
@@ -750,6 +931,17 @@ fn run_report(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     let cfg = ctx.cfg;
     let method = match (cfg.method, cfg.model.mode) {
+        (super::config::Method::Fused, _) => format!(
+            "fused: candidates from the XR ranker's top {} (k = {} tree, {} features) and the T5 ({}) beam's top {}, rescored by \
+             a conditional logit over ranker score{}{}, label frequency, fitted on the validation split",
+            cfg.fusion.ranker_candidates,
+            cfg.tree.branching,
+            serde_json::to_value(cfg.ranker.features)?.as_str().unwrap_or("?"),
+            cfg.model.preset,
+            cfg.fusion.generator_candidates,
+            if cfg.fusion.generator { ", generator log-probability" } else { "" },
+            if cfg.fusion.similarity { ", record-label similarity" } else { "" },
+        ),
         (super::config::Method::Xr, _) => format!(
             "XR ranker: linear scorers ({}, C+ {} / C- {}) at every node of the label tree (k = {}, {} label embeddings) on {} features, \
              negatives: {}; beam {} over levels",
@@ -804,7 +996,7 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     if let Some(r) = figure(StageName::Predict, "records_per_s").and_then(|v| v.as_f64()) {
         let beam = match cfg.method {
             super::config::Method::ClusterSearch => cfg.search.beam,
-            super::config::Method::Xr => cfg.ranker.beam,
+            super::config::Method::Xr | super::config::Method::Fused => cfg.ranker.beam,
             super::config::Method::Generative => cfg.model.beam_width,
         };
         facts.push(("prediction speed".into(), format!("{r:.0} records/s (beam {beam})")));
@@ -829,7 +1021,8 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
         Ok(text) => text.lines().filter(|l| !l.trim().is_empty()).map(point).collect::<Result<Vec<_>>>()?,
         Err(_) => Vec::new(),
     };
-    Ok(xmc_eval::ReportContext { name: cfg.name.clone(), method, facts, curve, sections: brand_section(ctx).into_iter().collect() })
+    let sections = components_section(ctx)?.into_iter().chain(brand_section(ctx)).collect();
+    Ok(xmc_eval::ReportContext { name: cfg.name.clone(), method, facts, curve, sections })
 }
 
 /// Checks the run's metrics against the committed baseline, or rewrites it (`--update-baseline`).

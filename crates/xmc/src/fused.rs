@@ -1,0 +1,202 @@
+//! The fused method (`method = "fused"`): candidates from the XR ranker's top k and the T5
+//! generator's beam, each scored by the ranker (path score), the generator (teacher-forced
+//! log-probability of its code), the sentence encoder (similarity of record and label path) and
+//! the label's training frequency, combined by a conditional logit fitted on the validation
+//! split only ([`fit_fusion`]). The model folder is an XR folder plus `generator/` (a T5 folder),
+//! `encoder/` and `fusion.json`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use xmc_data::{PreparedData, Split};
+use xmc_model::SentenceEncoder;
+use xmc_ranker::{CandidateGroup, FusionConfig, FusionFeature, FusionModel, XrModel};
+use xmc_train::TrainedModel;
+
+pub const FUSION_FILE: &str = "fusion.json";
+pub const GENERATOR_DIR: &str = "generator";
+/// Records whose candidates are built together.
+const CHUNK: usize = 256;
+
+/// The models whose scores are fused.
+pub struct FusedParts {
+    pub xr: XrModel,
+    /// The sentence encoder (the ranker's dense block and the similarity feature).
+    pub encoder: Option<SentenceEncoder>,
+    /// Each label's path embedding under `encoder`.
+    pub label_vectors: Option<Vec<Vec<f32>>>,
+    pub generator: Option<TrainedModel>,
+}
+
+/// One record's candidates, their raw features (in [`FusionConfig::features`] order), and what
+/// each component alone would have answered.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    pub labels: Vec<u32>,
+    pub rows: Vec<Vec<f64>>,
+    pub ranker_top: Vec<(u32, f32)>,
+    pub generator_top: Vec<(u32, f32)>,
+}
+
+impl FusedParts {
+    /// Loads the parts of a fused model folder (without `fusion.json`, so that the fit can use
+    /// them before the fusion exists).
+    pub fn load(dir: &Path, cfg: &FusionConfig) -> Result<Self> {
+        let xr = XrModel::load(dir)?;
+        let enc_dir = dir.join(xmc_ranker::ENCODER_DIR);
+        let needs_encoder = xr.meta.layout.kind.uses_dense() || cfg.similarity;
+        let encoder = if needs_encoder {
+            Some(SentenceEncoder::load(&enc_dir, &xmc_model::inference_device()).with_context(|| format!("{}: the sentence encoder", dir.display()))?)
+        } else {
+            None
+        };
+        let label_vectors = match (&encoder, cfg.similarity) {
+            (Some(e), true) => {
+                let texts = xmc_cluster::label_texts(&xr.labels, xmc_cluster::LabelText::Path);
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Some(e.encode(&refs, 64, |_| {})?)
+            }
+            _ => None,
+        };
+        let generator = if cfg.generator {
+            let g = dir.join(GENERATOR_DIR);
+            Some(TrainedModel::load(&g, &xmc_model::inference_device()).with_context(|| format!("{}: the generator", dir.display()))?)
+        } else {
+            None
+        };
+        if let Some(g) = &generator {
+            if g.labels.labels.iter().map(|l| &l.path).ne(xr.labels.labels.iter().map(|l| &l.path)) {
+                bail!("{}: the generator and the ranker were trained on different labels", dir.display());
+            }
+        }
+        Ok(FusedParts { xr, encoder, label_vectors, generator })
+    }
+
+    /// The candidates of each rendered input, with their raw features.
+    pub fn candidates(&self, cfg: &FusionConfig, texts: &[&str]) -> Result<Vec<Candidates>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(CHUNK) {
+            out.extend(self.candidates_of_chunk(cfg, chunk)?);
+        }
+        Ok(out)
+    }
+
+    fn candidates_of_chunk(&self, cfg: &FusionConfig, texts: &[&str]) -> Result<Vec<Candidates>> {
+        let dense = match &self.encoder {
+            Some(e) => Some(e.encode(texts, 64, |_| {})?),
+            None => None,
+        };
+        let ranker_dense = dense.as_deref().filter(|_| self.xr.meta.layout.kind.uses_dense());
+        let x = self.xr.features(texts, ranker_dense)?;
+        let ranker_top = self.xr.predict(&x, None, cfg.ranker_candidates);
+        let generator_top: Vec<Vec<(u32, f32)>> = match (&self.generator, cfg.generator_candidates) {
+            (Some(g), k) if k > 0 => {
+                let beam = k.max(g.meta.model.beam_width);
+                crate::predict::predict_texts(g, texts, beam, k, |_| {})?
+                    .into_iter()
+                    .map(|h| h.into_iter().map(|h| (h.label, h.score)).collect())
+                    .collect()
+            }
+            _ => vec![Vec::new(); texts.len()],
+        };
+        let mut labels: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
+        for (r, g) in ranker_top.iter().zip(&generator_top) {
+            let mut l: Vec<u32> = r.iter().map(|&(l, _)| l).collect();
+            for &(gl, _) in g {
+                if !l.contains(&gl) {
+                    l.push(gl);
+                }
+            }
+            labels.push(l);
+        }
+        let generator_scores = match &self.generator {
+            Some(g) => Some(xmc_train::score_candidates(&g.model, &g.task, texts, &labels, g.meta.train.max_input_tokens)?),
+            None => None,
+        };
+        let features = cfg.features();
+        let mut out = Vec::with_capacity(texts.len());
+        for i in 0..texts.len() {
+            let ranker_scores = self.xr.ranker.label_scores(x.row(i), &labels[i]);
+            let rows = labels[i]
+                .iter()
+                .enumerate()
+                .map(|(c, &l)| {
+                    features
+                        .iter()
+                        .map(|f| match f {
+                            FusionFeature::RankerScore => (ranker_scores[c].max(1e-12) as f64).ln(),
+                            FusionFeature::GeneratorLogProb => generator_scores.as_ref().map_or(0.0, |s| s[i][c] as f64),
+                            FusionFeature::Similarity => match (&dense, &self.label_vectors) {
+                                (Some(d), Some(v)) => d[i].iter().zip(&v[l as usize]).map(|(a, b)| (a * b) as f64).sum(),
+                                _ => 0.0,
+                            },
+                            FusionFeature::LabelPrior => (1.0 + self.xr.labels.get(l).map_or(0, |l| l.train_count) as f64).ln(),
+                        })
+                        .collect()
+                })
+                .collect();
+            out.push(Candidates { labels: labels[i].clone(), rows, ranker_top: ranker_top[i].clone(), generator_top: generator_top[i].clone() });
+        }
+        Ok(out)
+    }
+}
+
+/// Fits the fusion on the validation split of `data`, and on nothing else: the test split is
+/// not read. Returns the model and the validation records' candidates.
+pub fn fit_fusion(parts: &FusedParts, cfg: &FusionConfig, data: &PreparedData) -> Result<(FusionModel, Vec<Candidates>, Vec<u32>)> {
+    let (texts, truths): (Vec<&str>, Vec<u32>) = data.split(Split::Valid).map(|r| (r.input.as_str(), r.label)).unzip();
+    if texts.is_empty() {
+        bail!("the fused method fits its combination on the validation split, which is empty");
+    }
+    let cands = parts.candidates(cfg, &texts)?;
+    let groups: Vec<CandidateGroup> = cands
+        .iter()
+        .zip(&truths)
+        .map(|(c, t)| CandidateGroup { rows: c.rows.clone(), truth: c.labels.iter().position(|l| l == t) })
+        .collect();
+    let model = FusionModel::fit(&groups, cfg).map_err(|e| anyhow::anyhow!("fitting the fusion: {e}"))?;
+    Ok((model, cands, truths))
+}
+
+/// A loaded fused model folder.
+pub struct FusedModel {
+    pub parts: FusedParts,
+    pub fusion: FusionModel,
+}
+
+impl FusedModel {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(FUSION_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let fusion: FusionModel = serde_json::from_str(&text).with_context(|| format!("{}: not a fusion file", path.display()))?;
+        if fusion.features != fusion.config.features() || fusion.weights.len() != fusion.features.len() {
+            bail!("{}: its weights do not match its features", path.display());
+        }
+        Ok(FusedModel { parts: FusedParts::load(dir, &fusion.config)?, fusion })
+    }
+
+    /// Candidates ranked by the fused score, with a softmax over each record's candidates.
+    pub fn rank(&self, candidates: &Candidates, top_k: usize) -> Vec<(u32, f32)> {
+        rank_with(&self.fusion, candidates, top_k)
+    }
+
+    pub fn predict_texts(&self, texts: &[&str], top_k: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(CHUNK) {
+            out.extend(self.parts.candidates(&self.fusion.config, chunk)?.iter().map(|c| self.rank(c, top_k)));
+            on_batch(chunk.len());
+        }
+        Ok(out)
+    }
+}
+
+/// `candidates` by `fusion`'s score, best first, scores a softmax over the candidates.
+pub fn rank_with(fusion: &FusionModel, candidates: &Candidates, top_k: usize) -> Vec<(u32, f32)> {
+    let scores: Vec<f64> = candidates.rows.iter().map(|r| fusion.score(r)).collect();
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+    let mut ranked: Vec<(u32, f32)> = candidates.labels.iter().zip(&scores).map(|(&l, s)| (l, ((s - max).exp() / total) as f32)).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(top_k);
+    ranked
+}
