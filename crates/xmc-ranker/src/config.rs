@@ -58,6 +58,18 @@ impl PathScore {
     }
 }
 
+/// How the node scores along a path become the label's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathCombine {
+    /// The product of the transformed node scores (PECOS, whose trees have leaves at one depth).
+    Product,
+    /// Their geometric mean: labels at different depths of xmc's tree (a cluster of one label
+    /// hangs where it was split off) compete on the mean confidence per level, not on how few
+    /// levels they pass.
+    GeometricMean,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RankerConfig {
@@ -83,6 +95,7 @@ pub struct RankerConfig {
     pub beam: usize,
     pub top_k: usize,
     pub path_score: PathScore,
+    pub path_combine: PathCombine,
     pub seed: u64,
 }
 
@@ -103,6 +116,7 @@ impl Default for RankerConfig {
             beam: 10,
             top_k: 10,
             path_score: PathScore::L3Hinge,
+            path_combine: PathCombine::GeometricMean,
             seed: 42,
         }
     }

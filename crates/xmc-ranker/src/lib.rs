@@ -16,7 +16,7 @@ pub mod solver;
 pub mod sparse;
 pub mod tfidf;
 
-pub use config::{FeatureKind, Negatives, PathScore, RankerConfig};
+pub use config::{FeatureKind, Negatives, PathCombine, PathScore, RankerConfig};
 pub use error::{RankerError, Result};
 pub use features::FeatureLayout;
 pub use fusion::{CandidateGroup, FusionConfig, FusionFeature, FusionModel};

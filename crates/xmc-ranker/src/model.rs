@@ -164,7 +164,7 @@ impl XrModel {
             return Err(RankerError::model(dir, format!("{} labels in labels.json but {} in tree.json", labels.len(), tree.n_labels)));
         }
         let nodes = load_weights(&dir.join(WEIGHTS_FILE), &tree, meta.layout.dim())?;
-        let ranker = TreeRanker::new(tree, nodes, meta.config.bias, meta.config.path_score);
+        let ranker = TreeRanker::new(tree, nodes, meta.config.bias, meta.config.path_score, meta.config.path_combine);
         Ok(XrModel { meta, vectorizer, ranker, labels })
     }
 }

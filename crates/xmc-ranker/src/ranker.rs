@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 use xmc_codes::{Child, LabelTree};
 
-use crate::config::{Negatives, PathScore, RankerConfig};
+use crate::config::{Negatives, PathCombine, PathScore, RankerConfig};
 use crate::error::{RankerError, Result};
 use crate::solver::{Problem, SolverConfig, solve};
 use crate::sparse::{RowView, SparseRows, SparseVec};
@@ -80,6 +80,7 @@ pub struct TreeRanker {
     /// The constant feature the scorers were trained with.
     pub bias: f32,
     pub path_score: PathScore,
+    pub path_combine: PathCombine,
     /// Each label's path from the root: (node, child index) per level.
     paths: Vec<Vec<(u32, u32)>>,
 }
@@ -150,9 +151,17 @@ pub struct TrainingSummary {
 
 impl TreeRanker {
     /// A ranker from its parts (the tree is assumed valid and to match `nodes`).
-    pub fn new(tree: LabelTree, nodes: Vec<NodeScorer>, bias: f32, path_score: PathScore) -> Self {
+    pub fn new(tree: LabelTree, nodes: Vec<NodeScorer>, bias: f32, path_score: PathScore, path_combine: PathCombine) -> Self {
         let paths = label_paths(&tree, &parents(&tree));
-        TreeRanker { tree, nodes, bias, path_score, paths }
+        TreeRanker { tree, nodes, bias, path_score, path_combine, paths }
+    }
+
+    /// A label's score from the product of its `depth` transformed node scores.
+    fn combine(&self, product: f32, depth: usize) -> f32 {
+        match self.path_combine {
+            PathCombine::Product => product,
+            PathCombine::GeometricMean => product.powf(1.0 / depth.max(1) as f32),
+        }
     }
 
     /// The path score of each of `labels` for `x` (the product of the node transforms along its
@@ -162,7 +171,7 @@ impl TreeRanker {
         labels
             .iter()
             .map(|&l| {
-                self.paths[l as usize]
+                let product: f32 = self.paths[l as usize]
                     .iter()
                     .map(|&(node, child)| {
                         let s = cache.entry(node).or_insert_with(|| {
@@ -172,7 +181,8 @@ impl TreeRanker {
                         });
                         self.path_score.transform(s[child as usize])
                     })
-                    .product()
+                    .product();
+                self.combine(product, self.paths[l as usize].len())
             })
             .collect()
     }
@@ -203,7 +213,14 @@ impl TreeRanker {
             by_depth[d].push(n as u32);
         }
         let solver = cfg.solver();
-        let mut ranker = TreeRanker { tree: tree.clone(), nodes: vec![NodeScorer::default(); tree.nodes.len()], bias: cfg.bias, path_score: cfg.path_score, paths: paths.clone() };
+        let mut ranker = TreeRanker {
+            tree: tree.clone(),
+            nodes: vec![NodeScorer::default(); tree.nodes.len()],
+            bias: cfg.bias,
+            path_score: cfg.path_score,
+            path_combine: cfg.path_combine,
+            paths: paths.clone(),
+        };
         let mut summary = TrainingSummary { internal_nodes: tree.nodes.len(), ..TrainingSummary::default() };
         // Teacher-forced rows of each node: (record, child index on its path).
         let mut forced: Vec<Vec<(u32, u32)>> = vec![Vec::new(); tree.nodes.len()];
@@ -283,10 +300,14 @@ impl TreeRanker {
     pub fn predict(&self, x: RowView, beam: usize, top_k: usize) -> Vec<(u32, f32)> {
         let mut frontier: Vec<Scored> = vec![(0, 1.0)];
         let mut labels: Vec<Scored> = Vec::new();
-        let (mut scores, mut next) = (Vec::new(), Vec::new());
+        let (mut scores, mut next, mut found) = (Vec::new(), Vec::new(), Vec::new());
+        let mut depth = 0;
         while !frontier.is_empty() {
+            depth += 1;
             next.clear();
-            self.expand(&frontier, x, &mut scores, &mut next, &mut labels);
+            found.clear();
+            self.expand(&frontier, x, &mut scores, &mut next, &mut found);
+            labels.extend(found.iter().map(|&(l, p)| (l, self.combine(p, depth))));
             keep_best(&mut next, beam);
             std::mem::swap(&mut frontier, &mut next);
         }
@@ -416,7 +437,8 @@ mod tests {
     #[test]
     fn a_wide_beam_returns_every_label_once_in_score_order() {
         let (tree, x, labels) = toy();
-        let (ranker, _) = TreeRanker::train(&tree, &x, &labels, &RankerConfig::default(), u32::MAX, |_| {}).unwrap();
+        let cfg = RankerConfig { path_combine: PathCombine::Product, ..RankerConfig::default() };
+        let (ranker, _) = TreeRanker::train(&tree, &x, &labels, &cfg, u32::MAX, |_| {}).unwrap();
         let top = ranker.predict(x.row(0), 10, 10);
         let mut ids: Vec<u32> = top.iter().map(|t| t.0).collect();
         assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
@@ -433,6 +455,11 @@ mod tests {
         for &(l, score) in &top {
             assert!((ranker.label_scores(x.row(0), &[l])[0] - score).abs() < 1e-6);
         }
+        // The geometric mean of the two levels, for the same ranker.
+        let geo = TreeRanker { path_combine: PathCombine::GeometricMean, ..ranker.clone() };
+        let g = geo.predict(x.row(0), 10, 10);
+        assert!((g.iter().find(|t| t.0 == 0).unwrap().1 - expect.sqrt()).abs() < 1e-6);
+        assert_eq!(geo.label_scores(x.row(0), &[0])[0], g.iter().find(|t| t.0 == 0).unwrap().1);
     }
 
     #[test]
