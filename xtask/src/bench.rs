@@ -299,6 +299,11 @@ fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
     let batching = xmc_train::Batching::new(args.batch_size).with_threads(args.threads);
     let mut ok = true;
     for dir in &args.models {
+        if !dir.join("meta.json").is_file() {
+            // The XR and fused methods: through the Predictor, with their own beams.
+            ok &= bench_predict_ranked(dir, &args)?;
+            continue;
+        }
         let trained = xmc_train::TrainedModel::load(dir, &device)?;
         let data_dir = match &args.data {
             Some(d) => d.clone(),
@@ -339,6 +344,42 @@ fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Records/s of an XR or fused model folder over its run's test split (the rayon pool of the
+/// process: one thread per core unless RAYON_NUM_THREADS says otherwise); the target is 3,000
+/// records/s for the ranker alone and 300 for the fused method.
+fn bench_predict_ranked(dir: &Path, args: &PredictBenchArgs) -> Result<bool> {
+    let predictor = xmc::predictor::Predictor::load(dir)?;
+    let data_dir = match &args.data {
+        Some(d) => d.clone(),
+        None => dir.parent().unwrap_or(Path::new(".")).join("data"),
+    };
+    let data = xmc_data::PreparedData::load(&data_dir)?;
+    let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
+    let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
+    let beam = predictor.default_beam();
+    predictor.predict_texts(&texts[..texts.len().min(32)], beam, 5, |_| {})?; // warm-up
+    let mut rates = Vec::new();
+    let mut ranked = Vec::new();
+    for _ in 0..args.rounds {
+        let started = Instant::now();
+        ranked = predictor.predict_texts(&texts, beam, 5, |_| {})?;
+        rates.push(texts.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[rates.len() / 2];
+    let correct = ranked.iter().zip(&test).filter(|(h, r)| h.first().is_some_and(|&(l, _)| l == r.label)).count();
+    let target = if predictor.method() == "fused" { 300.0 } else { 3000.0 };
+    println!(
+        "| {} | {} | {} | {beam} | - | {} | top 5 | {rate:.0} | {:.4} | >= {target:.0} |",
+        dir.display(),
+        predictor.method(),
+        texts.len(),
+        rayon::current_num_threads(),
+        correct as f64 / test.len().max(1) as f64
+    );
+    Ok(rate >= target)
 }
 
 fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {

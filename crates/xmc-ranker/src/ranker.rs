@@ -8,7 +8,7 @@ use xmc_codes::{Child, LabelTree};
 use crate::config::{Negatives, PathCombine, PathScore, RankerConfig};
 use crate::error::{RankerError, Result};
 use crate::solver::{Problem, SolverConfig, solve};
-use crate::sparse::{RowView, SparseRows, SparseVec};
+use crate::sparse::{RowView, SparseRows};
 
 /// One node's scorers: for every feature with a weight, the (child, weight) pairs; features
 /// ascending so that a record's sorted features can be looked up.
@@ -332,37 +332,52 @@ fn train_node(
     prune_from: u32,
     seed: u64,
 ) -> (NodeScorer, usize, usize) {
-    // The node's own feature space: the features its records use.
-    let mut local_of: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    // A node that holds a large share of the records (the root, the first levels) works in the
+    // global feature space on the rows as they are; a smaller one in its own feature space (the
+    // features its records use), keeping only remapped ids beside the shared values.
+    let global_space = rows.len() * 4 >= x.rows();
     let mut global: Vec<u32> = Vec::new();
-    let local_rows: Vec<SparseVec> = rows
+    let local_ids: Vec<Vec<u32>> = if global_space {
+        Vec::new()
+    } else {
+        let mut local_of: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        rows.iter()
+            .map(|&(r, _)| {
+                x.row(r as usize)
+                    .indices
+                    .iter()
+                    .map(|&f| {
+                        *local_of.entry(f).or_insert_with(|| {
+                            global.push(f);
+                            (global.len() - 1) as u32
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let views: Vec<RowView> = rows
         .iter()
-        .map(|&(r, _)| {
+        .enumerate()
+        .map(|(i, &(r, _))| {
             let row = x.row(r as usize);
-            let mut v = SparseVec { indices: Vec::with_capacity(row.indices.len()), values: row.values.to_vec() };
-            for &f in row.indices {
-                let id = *local_of.entry(f).or_insert_with(|| {
-                    global.push(f);
-                    (global.len() - 1) as u32
-                });
-                v.indices.push(id);
-            }
-            v
+            if global_space { row } else { RowView { indices: &local_ids[i], values: row.values } }
         })
         .collect();
-    let views: Vec<RowView> = local_rows.iter().map(SparseVec::view).collect();
+    let dim = if global_space { x.n_cols } else { global.len() };
+    let to_global = |i: usize| if global_space { i as u32 } else { global[i] };
     let solved: Vec<(Vec<(u32, u32, f32)>, f32, usize)> = (0..k)
         .into_par_iter()
         .map(|c| {
             let positive: Vec<bool> = rows.iter().map(|&(_, t)| t == Some(c as u32)).collect();
-            let sol = solve(&Problem { rows: &views, positive: &positive, dim: global.len() }, solver, seed.wrapping_mul(31).wrapping_add(c as u64));
+            let sol = solve(&Problem { rows: &views, positive: &positive, dim }, solver, seed.wrapping_mul(31).wrapping_add(c as u64));
             let mut dropped = 0;
             let kept = sol
                 .w
                 .iter()
                 .enumerate()
                 .filter_map(|(i, &w)| {
-                    let g = global[i];
+                    let g = to_global(i);
                     if w != 0.0 && (g >= prune_from || w.abs() >= threshold) {
                         Some((g, c as u32, w))
                     } else {
@@ -389,6 +404,7 @@ fn train_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sparse::SparseVec;
     use xmc_codes::TreeNode;
 
     /// 4 labels under 2 nodes: root -> {A: labels 0, 1; B: labels 2, 3}. Label l's records carry
@@ -474,6 +490,21 @@ mod tests {
         let (exempt, _) = TreeRanker::train(&tree, &x, &labels, &pruned_cfg, 20, |_| {}).unwrap();
         let kept_noise = |r: &TreeRanker| r.nodes.iter().map(|n| n.features.iter().filter(|&&f| f >= 20).count()).sum::<usize>();
         assert_eq!(kept_noise(&exempt), kept_noise(&all));
+    }
+
+    #[test]
+    fn a_small_node_in_its_own_feature_space_learns_what_a_large_one_does() {
+        let (_, x, labels) = toy();
+        let rows: Vec<(u32, Option<u32>)> = (0..8u32).map(|r| (r, Some(labels[r as usize] % 2))).collect();
+        let cfg = RankerConfig { threshold: 0.0, ..RankerConfig::default() }.solver();
+        // Alone, the 8 rows are all the records: the global space.
+        let mut small = SparseRows::new(x.n_cols);
+        (0..8).for_each(|r| small.push(x.row(r)));
+        let (global, _, _) = train_node(&small, &rows, 2, &cfg, 0.0, u32::MAX, 5);
+        // Among 40, they are a fifth: the node's own space.
+        let (local, _, _) = train_node(&x, &rows, 2, &cfg, 0.0, u32::MAX, 5);
+        assert_eq!(global, local);
+        assert!(global.entries() > 0);
     }
 
     #[test]
