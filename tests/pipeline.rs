@@ -437,7 +437,7 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
     let out = tmp.path().join("pred.jsonl");
     let model = run.join("train");
-    let code = xmc(&["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "4", "--skip-bad-rows"]).unwrap();
+    let code = xmc(&["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "4"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     let mut matched = 0;
     for line in std::fs::read_to_string(&out).unwrap().lines() {
@@ -454,6 +454,20 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     let all = xmc_eval::Metrics::load(&metrics_out).unwrap();
     assert_eq!(all.records, data.records.len());
     assert!(all.accuracy > metrics.accuracy, "the whole file includes the training records");
+
+    // `xmc train`: the same config from a file straight to a model folder that predicts what the
+    // experiment's model does; an existing output is refused.
+    let trained = tmp.path().join("models/xr");
+    let code = xmc(&["train", "--config", &config, "--set", "method=xr", "--input", input.to_str().unwrap(), "--output", trained.to_str().unwrap()]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(trained.join("xr.json").is_file());
+    assert_eq!(std::fs::read_dir(tmp.path().join("models")).unwrap().count(), 1, "the work folder is removed");
+    let out2 = tmp.path().join("pred2.jsonl");
+    let code = xmc(&["predict", "--model", trained.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out2.to_str().unwrap(), "--top-k", "4"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(std::fs::read_to_string(&out2).unwrap(), std::fs::read_to_string(&out).unwrap());
+    let err = xmc(&["train", "--config", &config, "--output", trained.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("already exists"), "{err}");
 
     // Dense features beside TF-IDF: the folder carries the encoder and predicts on its own.
     let code = xmc(&["experiment", &config, "--set", "method=xr", "--set", "ranker.features=both", "--set", "contrastive.epochs=0"]).unwrap();

@@ -28,12 +28,34 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Write one side-by-side table of finished runs.
     Compare(CompareArgs),
+    /// Train a model folder from a file: the experiment's stages up to `train`, without keeping
+    /// the experiment folder.
+    Train(TrainArgs),
     /// Predict the category of every record of a file with a trained model.
     Predict(PredictArgs),
     /// Predict a labelled file with a trained model and write its metrics.
     Evaluate(EvaluateArgs),
     /// Serve a trained model over HTTP (POST /predict, GET /health).
     Serve(crate::serve::ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Experiment config (TOML) naming the method and its settings, e.g. configs/xr_amazon-uk.toml.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The dataset descriptor (column mapping, cleaning rules, template); default: the config's.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// The labelled records (CSV, JSON lines or Parquet); default: the descriptor's file.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// The model folder to write (must not exist).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Override a config key, e.g. --set tree.branching=8 (TOML value syntax).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +220,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Experiment(args) => experiment(args),
         Command::Sweep(args) => sweep(args),
         Command::Compare(args) => compare(args),
+        Command::Train(args) => train(args),
         Command::Predict(args) => predict(args),
         Command::Evaluate(args) => evaluate(args),
         Command::Serve(args) => crate::serve::serve(args),
@@ -283,7 +306,8 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
     }
     let path = args.config.expect("clap requires the config");
     let cfg = ExperimentConfig::load(&path, &parse_set(&args.set)?)?;
-    let summary = run_experiment(&cfg, &RunOptions { force: args.force, from: args.from, resume: args.resume, update_baseline: args.update_baseline })?;
+    let options = RunOptions { force: args.force, from: args.from, resume: args.resume, update_baseline: args.update_baseline, until: None };
+    let summary = run_experiment(&cfg, &options)?;
     Ok(report(&summary))
 }
 
@@ -303,6 +327,45 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         let (md, csv) = table.save(&out, "comparison")?;
         eprintln!("wrote {} and {}", md.display(), csv.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `xmc train`: the config's stages up to `train` in a work folder beside `--output`, whose
+/// train stage becomes the model folder; the work folder is removed.
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    if args.output.exists() {
+        anyhow::bail!("{} already exists: name a new model folder", args.output.display());
+    }
+    let mut cfg = ExperimentConfig::load(&args.config, &parse_set(&args.set)?)?;
+    let parent = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let work = tempfile::Builder::new().prefix(".xmc-train-").tempdir_in(parent).with_context(|| format!("a work folder in {}", parent.display()))?;
+    if let Some(d) = args.dataset {
+        cfg.data.dataset = d;
+    }
+    if let Some(input) = &args.input {
+        let mut desc = xmc_data::DatasetDescriptor::load(&cfg.data.dataset)?;
+        let input = std::fs::canonicalize(input).with_context(|| format!("the input {}", input.display()))?;
+        if desc.format.is_none() {
+            desc.format = xmc_data::FileFormat::from_path(&desc.path);
+        }
+        if let Some(f) = xmc_data::FileFormat::from_path(&input) {
+            desc.format = Some(f);
+        }
+        desc.path = input;
+        let path = work.path().join("dataset.toml");
+        std::fs::write(&path, toml::to_string(&desc)?).with_context(|| format!("writing {}", path.display()))?;
+        cfg.data.dataset = path;
+    }
+    cfg.output_dir = work.path().to_path_buf();
+    let summary = run_experiment(&cfg, &RunOptions { until: Some(StageName::Train), ..RunOptions::default() })?;
+    let record = crate::experiment::StageRecord::load(&summary.run_dir.join(StageName::Train.as_str()));
+    std::fs::rename(summary.run_dir.join(StageName::Train.as_str()), &args.output)
+        .with_context(|| format!("moving the model folder to {}", args.output.display()))?;
+    if let Some(valid) = record.as_ref().and_then(|r| r.report.get("best_valid_accuracy")).and_then(|v| v.as_f64()) {
+        eprintln!("validation accuracy {valid:.4}");
+    }
+    eprintln!("wrote the model folder {} (method {:?})", args.output.display(), cfg.method);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub resume: bool,
     /// Rewrite the config's `eval.baseline` file with this run's figures instead of checking them.
     pub update_baseline: bool,
+    /// Stop after this stage (`xmc train` stops after `train`).
+    pub until: Option<StageName>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +75,9 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: &RunOptions) -> Result<RunSu
         };
         fingerprints.insert(stage, fingerprint);
         summary.stages.push((stage, outcome));
+        if opts.until == Some(stage) {
+            return Ok(summary);
+        }
     }
     if let Some(path) = &cfg.eval.baseline {
         summary.baseline = check_baseline(cfg, path, &run_dir, opts.update_baseline)?;
