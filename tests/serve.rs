@@ -23,7 +23,7 @@ fn train_tiny(dir: &std::path::Path) -> std::path::PathBuf {
 fn serves_predictions_and_refuses_bad_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = train_tiny(tmp.path());
-    let opts = xmc::serve::ServeOptions { max_batch: 4, max_body_bytes: 4096, top_k: 2 };
+    let opts = xmc::serve::ServeOptions { max_batch: 4, max_body_bytes: 4096, top_k: 2, max_top_k: 10 };
     let server = xmc::serve::start(&model_dir, "127.0.0.1:0".parse().unwrap(), opts).unwrap();
     let addr = server.addr;
     let labels = xmc_data::LabelSet::load(&model_dir).unwrap();
@@ -85,6 +85,7 @@ fn serves_predictions_and_refuses_bad_requests() {
         (r#"{"records": []}"#, 422, "empty"),
         (r#"{"records": [{"title":"a"},{"title":"b"},{"title":"c"},{"title":"d"},{"title":"e"}]}"#, 413, "at most 4"),
         (r#"{"title": "x", "top_k": 0}"#, 422, "top_k"),
+        (r#"{"title": "Hornby coach", "top_k": 100000000}"#, 422, "top_k"),
     ];
     for (body, want, says) in cases {
         let (status, text) = http(addr, "POST", "/predict", body);

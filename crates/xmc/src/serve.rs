@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 use xmc_data::ProductRecord;
-use xmc_train::TrainedModel;
+use crate::predictor::Predictor;
 
 /// Limits and defaults of a server.
 #[derive(Debug, Clone)]
@@ -32,16 +32,18 @@ pub struct ServeOptions {
     pub max_batch: usize,
     pub max_body_bytes: usize,
     pub top_k: usize,
+    /// The largest `top_k` a request may ask for (it widens the search's beam).
+    pub max_top_k: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { max_batch: 256, max_body_bytes: 1 << 20, top_k: 5 }
+        ServeOptions { max_batch: 256, max_body_bytes: 1 << 20, top_k: 5, max_top_k: 100 }
     }
 }
 
 struct AppState {
-    model: TrainedModel,
+    model: Predictor,
     pool: rayon::ThreadPool,
     name: String,
     opts: ServeOptions,
@@ -88,8 +90,10 @@ fn parse_request(body: &[u8], opts: &ServeOptions) -> Result<(Vec<RecordIn>, usi
         None => opts.top_k,
         Some(v) => v
             .as_u64()
-            .filter(|&k| k >= 1)
-            .ok_or_else(|| error(StatusCode::UNPROCESSABLE_ENTITY, "`top_k` must be a positive integer"))? as usize,
+            .filter(|&k| k >= 1 && k <= opts.max_top_k as u64)
+            .ok_or_else(|| {
+                error(StatusCode::UNPROCESSABLE_ENTITY, format!("`top_k` must be an integer from 1 to {}", opts.max_top_k))
+            })? as usize,
     };
     let items: Vec<Value> = match object.remove("records") {
         Some(Value::Array(items)) => {
@@ -163,21 +167,21 @@ fn predict(state: &AppState, records: &[RecordIn], top_k: usize) -> Result<Vec<P
     state.pool.install(|| predict_in_pool(&state.model, records, top_k))
 }
 
-fn predict_in_pool(model: &TrainedModel, records: &[RecordIn], top_k: usize) -> Result<Vec<PredictionOut>> {
-    let texts: Vec<String> = records.iter().map(|r| model.meta.template.render(&product(r))).collect();
+fn predict_in_pool(model: &Predictor, records: &[RecordIn], top_k: usize) -> Result<Vec<PredictionOut>> {
+    let texts: Vec<String> = records.iter().map(|r| model.template().render(&product(r))).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let beam = model.meta.model.beam_width.max(top_k);
-    let hyps = crate::predict::predict_texts(model, &refs, beam, top_k, |_| {})?;
-    let path = |l: u32| model.labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
+    let beam = model.default_beam().max(top_k);
+    let ranked = model.predict_texts(&refs, beam, top_k, |_| {})?;
+    let path = |l: u32| model.labels().get(l).map(|l| l.path.clone()).unwrap_or_default();
     Ok(records
         .iter()
-        .zip(hyps)
+        .zip(ranked)
         .enumerate()
         .map(|(i, (r, h))| PredictionOut {
             id: r.id.clone().unwrap_or(json!(i)),
-            path: h.first().map(|h| path(h.label)),
-            score: h.first().map(|h| h.score),
-            top_k: h.iter().map(|h| Scored { path: path(h.label), score: h.score }).collect(),
+            path: h.first().map(|&(l, _)| path(l)),
+            score: h.first().map(|&(_, s)| s),
+            top_k: h.iter().map(|&(l, s)| Scored { path: path(l), score: s }).collect(),
         })
         .collect())
 }
@@ -200,8 +204,8 @@ async fn health_handler(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(json!({
         "status": "ok",
         "model": state.name,
-        "labels": model.labels.len(),
-        "mode": model.meta.model.mode,
+        "labels": model.labels().len(),
+        "method": model.method(),
         "max_batch": state.opts.max_batch,
     }))
     .into_response()
@@ -212,7 +216,7 @@ async fn fallback() -> Response {
 }
 
 /// The router over a loaded model.
-pub fn router(model: TrainedModel, name: String, opts: ServeOptions) -> Result<Router> {
+pub fn router(model: Predictor, name: String, opts: ServeOptions) -> Result<Router> {
     let limit = opts.max_body_bytes;
     let threads = xmc_train::default_threads();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -249,7 +253,7 @@ impl Drop for Server {
 
 /// Loads `model_dir` and serves it on `addr` (port 0 picks a free port) from a background thread.
 pub fn start(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions) -> Result<Server> {
-    let model = TrainedModel::load(model_dir, &xmc_model::inference_device())?;
+    let model = Predictor::load(model_dir)?;
     let name = model_dir.display().to_string();
     let app = router(model, name, opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -286,10 +290,13 @@ pub struct ServeArgs {
     /// Labels returned per record when the request does not say.
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// The largest `top_k` a request may ask for (larger ones get 422).
+    #[arg(long, default_value_t = 100)]
+    pub max_top_k: usize,
 }
 
 pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
-    let opts = ServeOptions { max_batch: args.max_batch, max_body_bytes: args.max_body_bytes, top_k: args.top_k };
+    let opts = ServeOptions { max_batch: args.max_batch, max_body_bytes: args.max_body_bytes, top_k: args.top_k, max_top_k: args.max_top_k };
     let server = start(&args.model, SocketAddr::new(args.host, args.port), opts)?;
     eprintln!("serving {} on http://{} (GET /health, POST /predict); Ctrl-C stops", args.model.display(), server.addr);
     loop {
