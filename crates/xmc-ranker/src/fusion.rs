@@ -91,6 +91,16 @@ pub struct FusionModel {
     /// Records the fit learned from (truth among the candidates) and all records given.
     pub fitted_records: usize,
     pub records: usize,
+    /// Top-1 accuracy on the records given, of the combination fitted on the other half
+    /// (two-fold cross-fitting), and of the ranker's score alone.
+    #[serde(default)]
+    pub cross_fitted_accuracy: Option<f64>,
+    #[serde(default)]
+    pub ranker_accuracy: Option<f64>,
+    /// True when the cross-fitted combination did not beat the ranker alone, so the weights keep
+    /// the ranker's score only.
+    #[serde(default)]
+    pub ranker_only: bool,
 }
 
 impl FusionModel {
@@ -175,7 +185,46 @@ impl FusionModel {
                 break;
             }
         }
-        Ok(FusionModel { config: config.clone(), features, mean, scale, weights: w, fitted_records: usable.len(), records: groups.len() })
+        Ok(FusionModel {
+            config: config.clone(),
+            features,
+            mean,
+            scale,
+            weights: w,
+            fitted_records: usable.len(),
+            records: groups.len(),
+            cross_fitted_accuracy: None,
+            ranker_accuracy: None,
+            ranker_only: false,
+        })
+    }
+
+    /// [`FusionModel::fit`], guarded: the combination is fitted on each half of `groups` and
+    /// scored on the other; when that cross-fitted top-1 accuracy is not above the ranker
+    /// score's alone, the model keeps the ranker's score only (a combination that does not help
+    /// on held-out records is not used).
+    pub fn fit_guarded(groups: &[CandidateGroup], config: &FusionConfig) -> Result<Self, String> {
+        let mut model = Self::fit(groups, config)?;
+        let top1 = |m: &FusionModel, g: &CandidateGroup| -> bool {
+            let best = (0..g.rows.len()).max_by(|&a, &b| m.score(&g.rows[a]).total_cmp(&m.score(&g.rows[b])).then(b.cmp(&a)));
+            best.is_some() && best == g.truth
+        };
+        let halves: [Vec<CandidateGroup>; 2] = [0, 1].map(|h| groups.iter().enumerate().filter(|(i, _)| i % 2 == h).map(|(_, g)| g.clone()).collect());
+        let mut right = 0;
+        for h in 0..2 {
+            let fitted = Self::fit(&halves[h], config)?;
+            right += halves[1 - h].iter().filter(|g| top1(&fitted, g)).count();
+        }
+        let n = groups.len().max(1) as f64;
+        let ranker = FusionModel { weights: (0..model.features.len()).map(|j| if j == 0 { 1.0 } else { 0.0 }).collect(), ..model.clone() };
+        let ranker_right = groups.iter().filter(|g| top1(&ranker, g)).count();
+        model.cross_fitted_accuracy = Some(right as f64 / n);
+        model.ranker_accuracy = Some(ranker_right as f64 / n);
+        if right <= ranker_right {
+            model.weights = ranker.weights;
+            model.ranker_only = true;
+        }
+        Ok(model)
     }
 }
 
@@ -261,6 +310,36 @@ mod tests {
         let m = FusionModel::fit(&groups, &FusionConfig { l2: 0.0, ..cfg() }).unwrap();
         let w_raw = m.weights[0] / m.scale[0];
         assert!((w_raw - 3f64.ln()).abs() < 1e-6, "{w_raw}");
+    }
+
+    #[test]
+    fn the_guard_keeps_the_ranker_when_the_other_scores_are_noise() {
+        // The ranker's score marks the truth 80% of the time; the others are noise: fitting them
+        // cannot beat the ranker on held-out halves, so the guard keeps the ranker alone.
+        let mut rng = xmc_data::SplitMix64::new(9);
+        let groups: Vec<CandidateGroup> = (0..300)
+            .map(|i| {
+                let truth = rng.below(4);
+                let marked = if i % 5 == 0 { (truth + 1) % 4 } else { truth };
+                let rows = (0..4).map(|c| vec![if c == marked { 1.0 } else { 0.0 }, rng.next_f64(), rng.next_f64()]).collect();
+                CandidateGroup { rows, truth: Some(truth) }
+            })
+            .collect();
+        let m = FusionModel::fit_guarded(&groups, &cfg()).unwrap();
+        assert!((m.ranker_accuracy.unwrap() - 0.8).abs() < 1e-9);
+        assert!(m.cross_fitted_accuracy.unwrap() <= 0.8, "{m:?}");
+        assert!(m.ranker_only);
+        assert_eq!(m.weights, vec![1.0, 0.0, 0.0]);
+        // When another score is informative, the combination is kept.
+        let informative: Vec<CandidateGroup> = groups
+            .iter()
+            .map(|g| {
+                let t = g.truth.unwrap();
+                CandidateGroup { rows: g.rows.iter().enumerate().map(|(c, r)| vec![r[0], if c == t { 1.0 } else { 0.0 }, r[2]]).collect(), truth: g.truth }
+            })
+            .collect();
+        let m = FusionModel::fit_guarded(&informative, &cfg()).unwrap();
+        assert!(!m.ranker_only && m.cross_fitted_accuracy.unwrap() > 0.95, "{m:?}");
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub fn fit_fusion(parts: &FusedParts, cfg: &FusionConfig, data: &PreparedData) -
         .zip(&truths)
         .map(|(c, t)| CandidateGroup { rows: c.rows.clone(), truth: c.labels.iter().position(|l| l == t) })
         .collect();
-    let model = FusionModel::fit(&groups, cfg).map_err(|e| anyhow::anyhow!("fitting the fusion: {e}"))?;
+    let model = FusionModel::fit_guarded(&groups, cfg).map_err(|e| anyhow::anyhow!("fitting the fusion: {e}"))?;
     Ok((model, cands, truths))
 }
 

@@ -778,10 +778,13 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
         let fused = valid_metrics(&data, &top(&|c| crate::fused::rank_with(&model, c, 5).into_iter().map(|(l, _)| l).collect()), &truths);
         let recall = cands.iter().zip(&truths).filter(|(c, t)| c.labels.contains(t)).count() as f64 / truths.len().max(1) as f64;
         eprintln!(
-            "train (fusion): weights {:?} over {:?}; validation: candidates hold the truth for {recall:.4}; fused accuracy {:.4} \
-             (fitted on these records), macro-F1 {:.4}, tail {}; {:.1} s",
+            "train (fusion): weights {:?} over {:?}{}; validation: candidates hold the truth for {recall:.4}; cross-fitted accuracy {:.4} \
+             vs the ranker's score alone {:.4}; fused accuracy {:.4} (fitted on these records), macro-F1 {:.4}, tail {}; {:.1} s",
             model.weights,
             model.features,
+            if model.ranker_only { " (the ranker's score alone: the combination did not beat it on held-out halves)" } else { "" },
+            model.cross_fitted_accuracy.unwrap_or(f64::NAN),
+            model.ranker_accuracy.unwrap_or(f64::NAN),
             fused.accuracy,
             fused.leaf.macro_avg.f1,
             fused.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
@@ -790,6 +793,8 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
         report.extend([
             ("fused_valid_accuracy_in_sample".into(), serde_json::json!(fused.accuracy)),
             ("candidate_recall".into(), serde_json::json!(recall)),
+            ("fusion_cross_fitted_accuracy".into(), serde_json::json!(model.cross_fitted_accuracy)),
+            ("fusion_ranker_only".into(), serde_json::json!(model.ranker_only)),
             ("train_seconds".into(), serde_json::json!(report["train_seconds"].as_f64().unwrap_or(0.0) + started.elapsed().as_secs_f64())),
         ]);
         Ok(report)
