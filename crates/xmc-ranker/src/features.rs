@@ -8,6 +8,9 @@ use crate::error::{RankerError, Result};
 use crate::sparse::{SparseRows, SparseVec};
 use crate::tfidf::TfidfVectorizer;
 
+/// Rows made at a time by [`FeatureLayout::rows`].
+const ROWS_PER_CHUNK: usize = 16_384;
+
 /// How rows are laid out: sparse ids first, then `dense_dim` dense ids.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureLayout {
@@ -41,25 +44,34 @@ impl FeatureLayout {
         if self.kind.uses_sparse() && vectorizer.is_none() {
             return Err(RankerError::Train("sparse features asked for but no TF-IDF vectorizer given".into()));
         }
-        let rows: Vec<SparseVec> = (0..texts.len())
-            .into_par_iter()
-            .map(|i| {
-                let mut v = match (self.kind.uses_sparse(), vectorizer) {
-                    (true, Some(vec)) => vec.transform(texts[i]),
-                    _ => SparseVec::default(),
-                };
-                if let Some(d) = dense.filter(|_| self.kind.uses_dense()) {
-                    let e = &d[i];
-                    let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                    for (j, &x) in e.iter().enumerate() {
-                        v.indices.push((self.sparse_dim + j) as u32);
-                        v.values.push(self.dense_weight * x / norm);
+        // In chunks: each chunk's rows are made in parallel and appended, so that at most one
+        // chunk exists twice (at 1.68M records the rows alone are gigabytes).
+        let mut out = SparseRows::new(self.dim());
+        for start in (0..texts.len()).step_by(ROWS_PER_CHUNK) {
+            let end = (start + ROWS_PER_CHUNK).min(texts.len());
+            let rows: Vec<SparseVec> = (start..end)
+                .into_par_iter()
+                .map(|i| {
+                    let mut v = match (self.kind.uses_sparse(), vectorizer) {
+                        (true, Some(vec)) => vec.transform(texts[i]),
+                        _ => SparseVec::default(),
+                    };
+                    if let Some(d) = dense.filter(|_| self.kind.uses_dense()) {
+                        let e = &d[i];
+                        let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                        for (j, &x) in e.iter().enumerate() {
+                            v.indices.push((self.sparse_dim + j) as u32);
+                            v.values.push(self.dense_weight * x / norm);
+                        }
                     }
-                }
-                v
-            })
-            .collect();
-        Ok(SparseRows::from_rows(self.dim(), rows))
+                    v
+                })
+                .collect();
+            for r in &rows {
+                out.push(r.view());
+            }
+        }
+        Ok(out)
     }
 }
 
