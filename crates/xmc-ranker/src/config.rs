@@ -91,8 +91,12 @@ pub struct RankerConfig {
     /// Weights smaller than this in absolute value are dropped after training (PECOS: 0.1).
     pub threshold: f32,
     pub negatives: Negatives,
-    /// The beam over tree levels: nodes kept per level, at training (hard negatives) and prediction.
+    /// The beam over tree levels at prediction: nodes kept per level.
     pub beam: usize,
+    /// The beam that brings hard negatives at training: a record is a negative at the nodes
+    /// (other than its own) among the best `train_beam` of each level. Each unit adds about one
+    /// pass over the records per level to training.
+    pub train_beam: usize,
     pub top_k: usize,
     pub path_score: PathScore,
     pub path_combine: PathCombine,
@@ -114,6 +118,7 @@ impl Default for RankerConfig {
             threshold: 0.1,
             negatives: Negatives::SiblingsAndBeam,
             beam: 10,
+            train_beam: 10,
             top_k: 10,
             path_score: PathScore::L3Hinge,
             path_combine: PathCombine::GeometricMean,
@@ -141,8 +146,11 @@ impl RankerConfig {
         if self.max_iter == 0 {
             return Err("`ranker.max_iter` must be at least 1".into());
         }
-        if self.beam == 0 || self.top_k == 0 {
-            return Err(format!("`ranker.beam` = {} and `ranker.top_k` = {} must be at least 1", self.beam, self.top_k));
+        if self.beam == 0 || self.top_k == 0 || self.train_beam == 0 {
+            return Err(format!(
+                "`ranker.beam` = {}, `ranker.train_beam` = {} and `ranker.top_k` = {} must be at least 1",
+                self.beam, self.train_beam, self.top_k
+            ));
         }
         Ok(())
     }

@@ -272,7 +272,7 @@ impl TreeRanker {
                         let mut cands = Vec::new();
                         let mut scores = Vec::new();
                         ranker.expand(&f, x.row(r), &mut scores, &mut cands, &mut Vec::new());
-                        keep_best(&mut cands, cfg.beam);
+                        keep_best(&mut cands, cfg.train_beam);
                         cands
                     })
                     .collect();
@@ -434,7 +434,7 @@ mod tests {
     fn the_beam_finds_every_training_label() {
         let (tree, x, labels) = toy();
         for negatives in [Negatives::Siblings, Negatives::SiblingsAndBeam] {
-            let cfg = RankerConfig { negatives, threshold: 0.0, beam: 1, ..RankerConfig::default() };
+            let cfg = RankerConfig { negatives, threshold: 0.0, beam: 1, train_beam: 1, ..RankerConfig::default() };
             let (ranker, summary) = TreeRanker::train(&tree, &x, &labels, &cfg, u32::MAX, |_| {}).unwrap();
             assert_eq!(summary.binary_problems, 6);
             assert_eq!(summary.teacher_forced_rows, 40 * 2);
