@@ -309,11 +309,7 @@ fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
             continue;
         }
         let trained = xmc_train::TrainedModel::load(dir, &device)?;
-        let data_dir = match &args.data {
-            Some(d) => d.clone(),
-            None => dir.parent().unwrap_or(Path::new(".")).join("data"),
-        };
-        let data = xmc_data::PreparedData::load(&data_dir)?;
+        let data = bench_data_of(dir, &args)?;
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let fast = xmc::predict::decode_config(&trained, args.beam_width, args.beam_width);
@@ -350,16 +346,22 @@ fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// The prepared data whose test split `bench predict` uses for a model folder: `--data`, else
+/// the data stage beside the folder.
+fn bench_data_of(dir: &Path, args: &PredictBenchArgs) -> Result<xmc_data::PreparedData> {
+    let data_dir = match &args.data {
+        Some(d) => d.clone(),
+        None => dir.parent().unwrap_or(Path::new(".")).join("data"),
+    };
+    Ok(xmc_data::PreparedData::load(&data_dir)?)
+}
+
 /// Records/s of an XR or fused model folder over its run's test split (the rayon pool of the
 /// process: one thread per core unless RAYON_NUM_THREADS says otherwise); the target is 3,000
 /// records/s for the ranker alone and 300 for the fused method.
 fn bench_predict_ranked(dir: &Path, args: &PredictBenchArgs) -> Result<bool> {
     let predictor = xmc::predictor::Predictor::load(dir)?;
-    let data_dir = match &args.data {
-        Some(d) => d.clone(),
-        None => dir.parent().unwrap_or(Path::new(".")).join("data"),
-    };
-    let data = xmc_data::PreparedData::load(&data_dir)?;
+    let data = bench_data_of(dir, args)?;
     let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
     let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
     let beam = predictor.default_beam();

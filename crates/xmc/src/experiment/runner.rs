@@ -495,11 +495,7 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let predictions = predictor.predict_texts(&texts, beam, top_k, |n| bar.inc(n as u64))?;
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let rows: Vec<crate::predict::PredictionRow> = test
-            .iter()
-            .zip(&predictions)
-            .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.record.id, Some(r.label), ranked, predictor.labels()))
-            .collect();
+        let rows = test_rows(&test, &predictions, predictor.labels(), top_k);
         crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
         let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
         let accuracy = correct as f64 / rows.len().max(1) as f64;
@@ -536,12 +532,7 @@ fn run_fused_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let labels = &model.parts.xr.labels;
-        let rows_of = |ranked: &[Vec<(u32, f32)>]| -> Vec<crate::predict::PredictionRow> {
-            test.iter()
-                .zip(ranked)
-                .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.record.id, Some(r.label), &ranked[..ranked.len().min(top_k)], labels))
-                .collect()
-        };
+        let rows_of = |ranked: &[Vec<(u32, f32)>]| test_rows(&test, ranked, labels, top_k);
         let rows = rows_of(&fused);
         crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
         let components = out.join(COMPONENTS_DIR);
@@ -593,6 +584,14 @@ fn components_section(ctx: &StageContext) -> Result<Option<(String, String)>> {
         table.push('\n');
     }
     Ok(Some(("Components alone and fused (test split; buckets: training records of the true label, test records in parentheses)".into(), table)))
+}
+
+/// Prediction rows of the test records: each record's ranked labels (at most `top_k`) and its truth.
+fn test_rows(test: &[&xmc_data::PreparedRecord], ranked: &[Vec<(u32, f32)>], labels: &xmc_data::LabelSet, top_k: usize) -> Vec<crate::predict::PredictionRow> {
+    test.iter()
+        .zip(ranked)
+        .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.record.id, Some(r.label), &ranked[..ranked.len().min(top_k)], labels))
+        .collect()
 }
 
 /// The train stage of an XR run: TF-IDF fitted on the training inputs (and, for dense
