@@ -448,6 +448,39 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
         }
     }
     assert_eq!(matched, test.len());
+
+    // Streaming: the same predictions whatever the chunk size and the output format.
+    let jsonl = xmc::evaluate::read_predictions(&out).unwrap();
+    for (name, chunk) in [("chunked.parquet", "7"), ("chunked.csv", "1000"), ("chunked.jsonl", "1")] {
+        let path = tmp.path().join(name);
+        let args = ["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", path.to_str().unwrap(), "--top-k", "4", "--chunk-size", chunk];
+        assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+        let back = xmc::evaluate::read_predictions(&path).unwrap();
+        assert_eq!(back.len(), jsonl.len(), "{name}");
+        for (a, b) in back.iter().zip(&jsonl) {
+            assert_eq!((&a.id, &a.path), (&b.id, &b.path), "{name}");
+            let paths = |r: &xmc::predict::PredictionRow| r.top_k.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+            assert_eq!(paths(a), paths(b), "{name}");
+            assert!(a.top_k.iter().zip(&b.top_k).all(|(x, y)| (x.1 - y.1).abs() < 1e-5), "{name}");
+        }
+    }
+    // A file without the optional columns, with bad rows: each bad row is refused with its line,
+    // or with --skip-bad-rows written to the rejects file while the rest is predicted.
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "id,title,price\na,Hornby coach,3\nb,,4\nc,Lego car,zz\nd,Brio train,5\n").unwrap();
+    let bad_out = tmp.path().join("bad.jsonl");
+    let args = ["predict", "--model", model.to_str().unwrap(), "--input", bad.to_str().unwrap(), "--output", bad_out.to_str().unwrap()];
+    let err = xmc(&args).unwrap_err();
+    assert!(err.contains("bad.csv:3") && err.contains("empty title"), "{err}");
+    assert!(!bad_out.exists(), "a failed run leaves no output at the final name");
+    let skip: Vec<&str> = args.iter().copied().chain(["--skip-bad-rows"]).collect();
+    assert_eq!(xmc(&skip).unwrap(), ExitCode::SUCCESS);
+    let kept: Vec<String> = xmc::evaluate::read_predictions(&bad_out).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(kept, ["a", "d"]);
+    let rejects = std::fs::read_to_string(tmp.path().join("bad.jsonl.rejects.jsonl")).unwrap();
+    let lines: Vec<u64> = rejects.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [3, 4]);
+
     let metrics_out = tmp.path().join("metrics.json");
     let code = xmc(&["evaluate", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", metrics_out.to_str().unwrap(), "--skip-bad-rows"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);

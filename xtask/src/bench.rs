@@ -15,6 +15,9 @@ pub enum BenchCommand {
     Train(TrainBenchArgs),
     /// Records/s of constrained beam-search prediction with a trained model folder.
     Predict(PredictBenchArgs),
+    /// `xmc predict` streaming synthetic CSVs of growing size through a model folder, each in a
+    /// child process: records/s and peak RSS (which must not grow with the input).
+    PredictFile(PredictFileBenchArgs),
     /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
     /// for reference) and build the k = 6 tree.
     Tree(TreeBenchArgs),
@@ -114,6 +117,26 @@ pub struct DataBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PredictFileBenchArgs {
+    /// A trained model folder of any method.
+    model: PathBuf,
+    /// Input sizes, each a synthetic CSV over the Google taxonomy (written once, then reused).
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000usize, 1_000_000])]
+    records: Vec<usize>,
+    /// Output format of `xmc predict`.
+    #[arg(long, value_enum, default_value = "parquet")]
+    format: xmc::output::OutputFormat,
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Threads of `xmc predict` (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Google taxonomy file (default: taxonomy-with-ids.en-US.txt under the data folder).
+    #[arg(long)]
+    taxonomy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct RankerBenchArgs {
     #[arg(long, default_value_t = 1_680_000)]
     records: usize,
@@ -150,6 +173,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Tree(args) => bench_tree(args),
         BenchCommand::Train(args) => bench_train(args),
         BenchCommand::Predict(args) => bench_predict(args),
+        BenchCommand::PredictFile(args) => bench_predict_file(args),
         BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
@@ -386,6 +410,38 @@ fn bench_predict_ranked(dir: &Path, args: &PredictBenchArgs) -> Result<bool> {
         correct as f64 / test.len().max(1) as f64
     );
     Ok(rate >= target)
+}
+
+fn bench_predict_file(args: PredictFileBenchArgs) -> Result<ExitCode> {
+    let dir = bench_dir();
+    let method = xmc::predictor::Predictor::load(&args.model)?.method();
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for &records in &args.records {
+        let (csv, descriptor) = synthetic_dataset(&dir, records, 14_262, args.taxonomy.clone())?;
+        let ext = format!("{:?}", args.format).to_lowercase();
+        let out = dir.join(format!("predictions-{records}.{ext}"));
+        let mut command = Command::new(&exe);
+        command.args(["xmc", "predict", "--model"]).arg(&args.model).arg("--input").arg(&csv).arg("--dataset").arg(&descriptor);
+        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string(), "--threads", &threads.to_string()]);
+        eprintln!("predicting {records} records ...");
+        let (seconds, rss) = measure(command)?;
+        let rss_mib = rss as f64 / (1 << 20) as f64;
+        eprintln!("{records} records: {seconds:.1} s, peak RSS {rss_mib:.0} MiB");
+        rows.push(format!(
+            "| {} | {method} | {records} | {threads} | {ext} | {seconds:.1} | {:.0} | {rss_mib:.0} | < 1536 |",
+            args.model.display(),
+            records as f64 / seconds
+        ));
+        std::fs::remove_file(&out)?;
+    }
+    println!("| model | method | records | threads | output | wall s | records/s | peak RSS MiB | target MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {

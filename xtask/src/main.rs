@@ -34,6 +34,12 @@ enum Command {
     /// Internal: the measured child process of a benchmark.
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
+    /// Internal: the `xmc` command line, for benches that time it in a child process.
+    #[command(hide = true)]
+    Xmc {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => xmc::cli::compare(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::BenchChild(args) => bench::child(args),
+        Command::Xmc { args } => xmc::cli::run(xmc::cli::Cli::parse_from(std::iter::once("xmc".to_string()).chain(args))),
     };
     match result {
         Ok(code) => code,

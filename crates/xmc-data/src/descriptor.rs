@@ -19,6 +19,19 @@ pub enum FileFormat {
     Parquet,
 }
 
+impl std::str::FromStr for FileFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "csv" => Ok(FileFormat::Csv),
+            "jsonl" | "ndjson" | "json" => Ok(FileFormat::Jsonl),
+            "parquet" => Ok(FileFormat::Parquet),
+            other => Err(format!("unknown format `{other}`; expected csv, jsonl or parquet")),
+        }
+    }
+}
+
 impl FileFormat {
     /// Guesses the format from a file name's extension.
     pub fn from_path(path: &Path) -> Option<Self> {

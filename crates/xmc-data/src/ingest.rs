@@ -2,8 +2,8 @@
 //! a bad-row event with its line; the caller decides whether a bad row fails the stage.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
@@ -84,26 +84,110 @@ pub enum RowEvent {
     Bad { line: u64, reason: String },
 }
 
+/// Where rows come from: a file, or standard input (`-` on the command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    File(PathBuf),
+    Stdin,
+}
+
+impl InputSource {
+    /// `-` is standard input; anything else a file.
+    pub fn from_arg(arg: &Path) -> Self {
+        if arg == Path::new("-") { InputSource::Stdin } else { InputSource::File(arg.to_path_buf()) }
+    }
+
+    /// The name errors and row locations use: the file's path, or `<stdin>`.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            InputSource::File(path) => path.clone(),
+            InputSource::Stdin => PathBuf::from("<stdin>"),
+        }
+    }
+
+    /// The format its extension names, if any (standard input has none).
+    pub fn format_by_extension(&self) -> Option<FileFormat> {
+        match self {
+            InputSource::File(path) => FileFormat::from_path(path),
+            InputSource::Stdin => None,
+        }
+    }
+
+    /// A buffered reader and the byte length when known (for the progress bar).
+    fn open(&self) -> Result<(Box<dyn Read>, u64)> {
+        match self {
+            InputSource::File(path) => {
+                let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+                let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+                Ok((Box::new(file), bytes))
+            }
+            InputSource::Stdin => Ok((Box::new(std::io::stdin().lock()), 0)),
+        }
+    }
+}
+
 /// Reads every row of `path`, calling `visit` for each. Returns the number of rows seen (bad ones
 /// included). An empty input and a missing column are errors.
 pub fn read_rows(
     path: &Path,
     format: FileFormat,
     columns: &ColumnMap,
-    mut visit: impl FnMut(RowEvent) -> Result<()>,
+    visit: impl FnMut(RowEvent) -> Result<()>,
 ) -> Result<u64> {
+    read_source(&InputSource::File(path.to_path_buf()), format, columns, MissingColumns::Fail, visit)
+}
+
+/// [`read_rows`] from any source, with the visitor's own error type: an error from `visit` stops
+/// the reading and is returned as it is. Text formats are read as a stream; Parquet in slices of
+/// [`PARQUET_SLICE_ROWS`] rows (it cannot come from standard input: the format needs to seek).
+pub fn read_source<E: From<DataError>>(
+    source: &InputSource,
+    format: FileFormat,
+    columns: &ColumnMap,
+    missing_columns: MissingColumns,
+    mut visit: impl FnMut(RowEvent) -> Result<(), E>,
+) -> Result<u64, E> {
     let seen = match format {
-        FileFormat::Csv => read_csv(path, columns, &mut visit)?,
-        FileFormat::Jsonl => read_jsonl(path, columns, &mut visit)?,
-        FileFormat::Parquet => read_parquet(path, columns, &mut visit)?,
+        FileFormat::Csv => read_csv(source, columns, missing_columns, &mut visit)?,
+        FileFormat::Jsonl => read_jsonl(source, columns, missing_columns, &mut visit)?,
+        FileFormat::Parquet => read_parquet(source, columns, missing_columns, &mut visit)?,
     };
     if seen == 0 {
-        return Err(DataError::EmptyInput { file: path.to_path_buf() });
+        return Err(DataError::EmptyInput { file: source.name() }.into());
     }
     Ok(seen)
 }
 
+/// What to do when a mapped column other than the title is not in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingColumns {
+    /// Fail, naming the column and the columns the file has (training data).
+    #[default]
+    Fail,
+    /// Leave the field empty and say so on standard error (files given only to predict).
+    Warn,
+}
+
+impl MissingColumns {
+    /// Whether reading may go on without `column` (filling `field`), warning when it may.
+    fn tolerate(self, path: &Path, column: &str, field: Field) -> bool {
+        let ok = self == MissingColumns::Warn && field != Field::Title;
+        // Predicting never reads the category; its absence is not worth a word.
+        if ok && field != Field::CategoryPath {
+            eprintln!("warning: {}: no column `{column}` ({}); that field stays empty", path.display(), field.name());
+        }
+        ok
+    }
+}
+
+/// Rows of a Parquet file read and handed on together.
+pub const PARQUET_SLICE_ROWS: usize = 65_536;
+
+/// A bar over the input's bytes; hidden when the length is unknown (standard input).
 fn progress_bar(bytes: u64) -> ProgressBar {
+    if bytes == 0 {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new(bytes);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
@@ -123,9 +207,10 @@ fn missing(path: &Path, column: &str, field: Field, available: &[String]) -> Dat
     }
 }
 
-fn read_csv(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) -> Result<()>) -> Result<u64> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+fn read_csv<E: From<DataError>>(source: &InputSource, columns: &ColumnMap, missing_columns: MissingColumns, visit: &mut dyn FnMut(RowEvent) -> Result<(), E>) -> Result<u64, E> {
+    let (file, bytes) = source.open()?;
+    let path = source.name();
+    let path = path.as_path();
     // Records end at `\n` only: with the default CRLF terminator the csv crate dates a record to the
     // line before it in CRLF files. The `\r` it leaves on a line's last field is removed below.
     let mut reader = csv::ReaderBuilder::new()
@@ -134,16 +219,19 @@ fn read_csv(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) ->
         .from_reader(BufReader::with_capacity(1 << 20, file));
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
-        Err(e) => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }),
+        Err(e) => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }.into()),
     };
     if headers.is_empty() || headers.iter().all(String::is_empty) {
-        return Err(DataError::EmptyInput { file: path.to_path_buf() });
+        return Err(DataError::EmptyInput { file: path.to_path_buf() }.into());
     }
     let mut indices = [None; 8];
     for (slot, (field, column)) in indices.iter_mut().zip(Field::ALL.into_iter().zip(mapped_columns(columns))) {
         if let Some(column) = column {
-            let index = headers.iter().position(|h| h == column).ok_or_else(|| missing(path, column, field, &headers))?;
-            *slot = Some(index);
+            match headers.iter().position(|h| h == column) {
+                Some(index) => *slot = Some(index),
+                None if missing_columns.tolerate(path, column, field) => {}
+                None => return Err(missing(path, column, field, &headers).into()),
+            }
         }
     }
     let bar = progress_bar(bytes);
@@ -185,7 +273,7 @@ fn read_csv(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) ->
                         seen += 1;
                         visit(RowEvent::Bad { line, reason: "invalid UTF-8".into() })?;
                     }
-                    _ => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }),
+                    _ => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }.into()),
                 }
             }
         }
@@ -204,9 +292,10 @@ fn json_value_text(value: &serde_json::Value) -> std::result::Result<Option<Stri
     }
 }
 
-fn read_jsonl(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) -> Result<()>) -> Result<u64> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+fn read_jsonl<E: From<DataError>>(source: &InputSource, columns: &ColumnMap, missing_columns: MissingColumns, visit: &mut dyn FnMut(RowEvent) -> Result<(), E>) -> Result<u64, E> {
+    let (file, bytes) = source.open()?;
+    let path = source.name();
+    let path = path.as_path();
     let bar = progress_bar(bytes);
     let mapped = mapped_columns(columns);
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -224,7 +313,7 @@ fn read_jsonl(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) 
                 reader.skip_until(b'\n').map_err(|e| DataError::io(path, e))?;
                 continue;
             }
-            Err(e) => return Err(DataError::io(path, e)),
+            Err(e) => return Err(DataError::io(path, e).into()),
         };
         if n == 0 {
             break;
@@ -249,8 +338,9 @@ fn read_jsonl(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) 
             for (field, column) in [(Field::Title, mapped[Field::Title as usize]), (Field::CategoryPath, mapped[Field::CategoryPath as usize])] {
                 if let Some(column) = column
                     && !object.contains_key(column)
+                    && !missing_columns.tolerate(path, column, field)
                 {
-                    return Err(missing(path, column, field, &keys));
+                    return Err(missing(path, column, field, &keys).into());
                 }
             }
         }
@@ -276,29 +366,66 @@ fn read_jsonl(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) 
     Ok(seen)
 }
 
-fn read_parquet(path: &Path, columns: &ColumnMap, visit: &mut dyn FnMut(RowEvent) -> Result<()>) -> Result<u64> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let df = ParquetReader::new(file).finish().map_err(|e| DataError::Format { file: path.to_path_buf(), message: e.to_string() })?;
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
-    let mut series = Vec::with_capacity(8);
+fn read_parquet<E: From<DataError>>(source: &InputSource, columns: &ColumnMap, missing_columns: MissingColumns, visit: &mut dyn FnMut(RowEvent) -> Result<(), E>) -> Result<u64, E> {
+    let path = match source {
+        InputSource::File(path) => path.as_path(),
+        InputSource::Stdin => {
+            let message = "Parquet cannot be read from standard input (the format needs to seek); pass a file".to_string();
+            return Err(DataError::Format { file: source.name(), message }.into());
+        }
+    };
+    let format_error = |e: PolarsError| DataError::Format { file: path.to_path_buf(), message: e.to_string() };
+    let open = || File::open(path).map_err(|e| DataError::io(path, e));
+    let mut reader = ParquetReader::new(open()?);
+    let total = reader.num_rows().map_err(format_error)?;
+    let names: Vec<String> = reader.schema().map_err(format_error)?.iter_names().map(|s| s.to_string()).collect();
+    let mut wanted: Vec<String> = Vec::new();
     for (field, column) in Field::ALL.into_iter().zip(mapped_columns(columns)) {
-        match column {
-            Some(column) => {
-                let col = df.column(column).map_err(|_| missing(path, column, field, &names))?;
-                series.push(Some(col.as_materialized_series().cast(&DataType::String)?));
+        if let Some(column) = column {
+            if !names.iter().any(|n| n == column) {
+                if missing_columns.tolerate(path, column, field) {
+                    continue;
+                }
+                return Err(missing(path, column, field, &names).into());
             }
-            None => series.push(None),
+            if !wanted.iter().any(|w| w == column) {
+                wanted.push(column.to_string());
+            }
         }
     }
-    let strings: Vec<Option<&StringChunked>> =
-        series.iter().map(|s| s.as_ref().map(|s| s.str()).transpose()).collect::<PolarsResult<_>>()?;
-    let height = df.height();
-    for i in 0..height {
-        let mut row = RawRow { line: i as u64 + 1, ..RawRow::default() };
-        for (value, column) in row.values.iter_mut().zip(&strings) {
-            *value = column.and_then(|c| c.get(i)).map(str::to_string);
+    let bar = ProgressBar::new(total as u64);
+    let mut offset = 0usize;
+    while offset < total {
+        let df = ParquetReader::new(open()?)
+            .with_columns(Some(wanted.clone()))
+            .with_slice(Some((offset, PARQUET_SLICE_ROWS)))
+            .finish()
+            .map_err(format_error)?;
+        if df.height() == 0 {
+            break;
         }
-        visit(RowEvent::Row(row))?;
+        let mut series = Vec::with_capacity(8);
+        for column in mapped_columns(columns) {
+            match column {
+                Some(column) if wanted.iter().any(|w| w == column) => {
+                    let col = df.column(column).map_err(DataError::from)?;
+                    series.push(Some(col.as_materialized_series().cast(&DataType::String).map_err(DataError::from)?));
+                }
+                _ => series.push(None),
+            }
+        }
+        let strings: Vec<Option<&StringChunked>> =
+            series.iter().map(|s| s.as_ref().map(|s| s.str()).transpose()).collect::<PolarsResult<_>>().map_err(DataError::from)?;
+        for i in 0..df.height() {
+            let mut row = RawRow { line: (offset + i) as u64 + 1, ..RawRow::default() };
+            for (value, column) in row.values.iter_mut().zip(&strings) {
+                *value = column.and_then(|c| c.get(i)).map(str::to_string);
+            }
+            visit(RowEvent::Row(row))?;
+        }
+        offset += df.height();
+        bar.set_position(offset as u64);
     }
-    Ok(height as u64)
+    bar.finish_and_clear();
+    Ok(offset as u64)
 }

@@ -15,6 +15,7 @@ pub mod record;
 mod rng;
 pub mod split;
 mod stats;
+pub mod stream;
 pub mod synth;
 pub mod template;
 
@@ -27,4 +28,6 @@ pub use record::{PreparedRecord, ProductRecord, Split};
 pub use rng::SplitMix64;
 pub use split::SplitConfig;
 pub use stats::{CleaningStats, DataStats, SkippedRow};
+pub use stream::{StreamOptions, StreamSummary, stream_records};
 pub use template::InputTemplate;
+pub use ingest::InputSource;

@@ -144,7 +144,8 @@ pub fn load_records(desc: &DatasetDescriptor, file: &Path, skip_bad_rows: bool, 
         location: RowLocation { file: file.to_path_buf(), line },
         reason,
     };
-    out.rows_read = read_rows(file, desc.format(), &desc.columns, |event| {
+    let format = crate::FileFormat::from_path(file).unwrap_or_else(|| desc.format());
+    out.rows_read = read_rows(file, format, &desc.columns, |event| {
         let (line, issue) = match event {
             RowEvent::Bad { line, reason } => (line, RowIssue::new("malformed row", reason)),
             RowEvent::Row(row) => match clean_row(desc, &row) {

@@ -18,7 +18,7 @@ pub use artifact::{MODEL_FORMAT, ModelMeta, TrainedModel};
 pub use config::{Schedule, TrainConfig};
 pub use contrastive::{ContrastiveConfig, ContrastiveEpoch, ContrastiveOutcome, contrastive_loss, finetune_encoder, retrieval_accuracy};
 pub use error::{Result, TrainError};
-pub use predict::{Batching, default_threads, predict_inputs};
+pub use predict::{Batching, default_threads, predict_inputs, set_default_threads};
 pub use score::score_candidates;
 pub use task::Seq2SeqTask;
 pub use trainer::{EpochMetrics, TrainOutcome, accuracy, t5_config, train};

@@ -33,10 +33,18 @@ impl Batching {
     }
 }
 
+static THREADS: OnceLock<usize> = OnceLock::new();
+
+/// Fixes [`default_threads`] for the rest of the process (e.g. from `--threads`); false when it
+/// was already fixed (set or read before) to another value.
+pub fn set_default_threads(threads: usize) -> bool {
+    let threads = threads.max(1);
+    *THREADS.get_or_init(|| threads) == threads
+}
+
 /// The number of cores, or `XMC_PREDICT_THREADS` when set (read once per process; a value that
-/// is not a positive number is reported and ignored).
+/// is not a positive number is reported and ignored), unless [`set_default_threads`] came first.
 pub fn default_threads() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         match std::env::var("XMC_PREDICT_THREADS") {

@@ -60,27 +60,47 @@ pub struct TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// A trained model folder (e.g. experiments/<name>/train).
+    /// A trained model folder of any method (e.g. experiments/<name>/train, or `xmc train`'s output).
     #[arg(long)]
     pub model: PathBuf,
-    /// Records to categorise (CSV, JSON lines or Parquet); columns as in --dataset.
+    /// Records to categorise: CSV, JSON lines or Parquet (by extension, else the descriptor's
+    /// format), or `-` for standard input (CSV or JSON lines). Read in chunks: memory does not
+    /// grow with the input.
     #[arg(long)]
     pub input: PathBuf,
+    /// The format of --input when its extension does not say (or it is `-`): csv, jsonl or parquet.
+    #[arg(long)]
+    pub input_format: Option<xmc_data::FileFormat>,
     /// The dataset descriptor whose column mapping and cleaning rules apply to --input
     /// (default: the one the model was trained with, `<model>/dataset.toml`).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
-    /// Output file: JSON lines, or CSV when it ends in .csv.
+    /// Output file (.csv, .jsonl or .parquet), or `-` for standard output. A file appears at
+    /// its name only when complete.
     #[arg(long)]
     pub output: PathBuf,
+    /// The output format (default: by --output's extension; JSON lines for `-`).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::output::OutputFormat>,
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
     /// Beam width (default: the model's).
     #[arg(long)]
     pub beam_width: Option<usize>,
-    /// Skip malformed rows (counted) instead of failing on the first.
+    /// Threads (default: one per core, or XMC_PREDICT_THREADS).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Records read, predicted and written together.
+    #[arg(long, default_value_t = 4096)]
+    pub chunk_size: usize,
+    /// Skip malformed rows (each written to the rejects file with its line and reason) instead
+    /// of failing on the first.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// Where skipped rows go (JSON lines: line, kind, reason); default `<output>.rejects.jsonl`,
+    /// or standard error when the output is `-`.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -392,22 +412,50 @@ fn read_and_predict(
 }
 
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
+    anyhow::ensure!(args.top_k >= 1, "--top-k must be at least 1");
+    anyhow::ensure!(args.chunk_size >= 1, "--chunk-size must be at least 1");
+    if let Some(threads) = args.threads {
+        set_threads(threads)?;
+    }
     let predictor = crate::predictor::Predictor::load(&args.model)?;
-    let dataset = args.dataset.unwrap_or_else(|| args.model.join(crate::evaluate::DATASET_FILE));
+    let dataset = args.dataset.clone().unwrap_or_else(|| args.model.join(crate::evaluate::DATASET_FILE));
     let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
         format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
     })?;
-    let beam = args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k);
-    let (loaded, predictions) = read_and_predict(&predictor, &desc, &args.input, args.skip_bad_rows, false, beam, args.top_k)?;
-    let rows: Vec<_> = loaded
-        .records
-        .iter()
-        .zip(&predictions)
-        .map(|(r, ranked)| crate::predict::PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels()))
-        .collect();
-    crate::predict::write_predictions(&args.output, &rows)?;
-    eprintln!("wrote {} predictions to {}", rows.len(), args.output.display());
+    let source = xmc_data::InputSource::from_arg(&args.input);
+    let format = crate::output::OutputFormat::choose(args.format, &args.output)?;
+    let to_stdout = args.output == std::path::Path::new("-");
+    let options = crate::predict::StreamPredict {
+        beam: args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k),
+        top_k: args.top_k,
+        stream: xmc_data::StreamOptions { format: args.input_format, chunk_records: args.chunk_size, skip_bad_rows: args.skip_bad_rows },
+    };
+    let rejects = match (&args.rejects, to_stdout) {
+        (Some(path), _) => Some(path.clone()),
+        (None, false) => Some(PathBuf::from(format!("{}.rejects.jsonl", args.output.display()))),
+        (None, true) => None,
+    };
+    let mut rejects = crate::predict::RejectsWriter::new(rejects.filter(|_| args.skip_bad_rows))?;
+    let writer = crate::output::PredictionWriter::create(&args.output, format)?;
+    let summary = crate::predict::predict_stream(&predictor, &desc, &source, &options, writer, &mut rejects)?;
+    let rejects_note = rejects.finish()?.map(|p| format!(" (listed in {})", p.display())).unwrap_or_default();
+    eprintln!(
+        "read {} rows; wrote {} predictions to {}; skipped {}{}",
+        summary.rows_read,
+        summary.records,
+        if to_stdout { "standard output".to_string() } else { args.output.display().to_string() },
+        summary.skipped(),
+        if summary.skipped() > 0 { rejects_note } else { String::new() }
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fixes the number of threads prediction uses (rayon's pool and the generator's batches).
+fn set_threads(threads: usize) -> Result<()> {
+    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("setting the number of threads")?;
+    anyhow::ensure!(xmc_train::set_default_threads(threads), "the number of threads was already fixed");
+    Ok(())
 }
 
 pub fn evaluate(args: EvaluateArgs) -> Result<ExitCode> {

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod experiment;
 pub mod fingerprint;
 pub mod fused;
+pub mod output;
 pub mod predict;
 pub mod predictor;
 pub mod serve;

@@ -1,9 +1,6 @@
 //! Predicting with a trained model folder: the predict stage and `xmc predict`.
 
-use std::io::Write;
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use xmc_data::LabelSet;
 use xmc_model::{DecodeConfig, Hypothesis};
@@ -67,30 +64,92 @@ pub fn predict_texts_with(
     Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, decode, batching, on_batch)?)
 }
 
-/// Writes JSON lines, or CSV (`id,path,score,top_k` with top_k as a JSON array) for a `.csv` path.
-pub fn write_predictions(path: &Path, rows: &[PredictionRow]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    if path.extension().is_some_and(|e| e == "csv") {
-        let mut writer = csv::Writer::from_writer(out);
-        writer.write_record(["id", "path", "score", "top_k"])?;
-        for row in rows {
-            writer.write_record([
-                row.id.clone(),
-                row.path.clone().unwrap_or_default(),
-                row.score.map(|s| format!("{s:.6}")).unwrap_or_default(),
-                serde_json::to_string(&row.top_k)?,
-            ])?;
+pub use crate::output::write_predictions;
+
+/// Settings of a streamed prediction.
+#[derive(Debug, Clone)]
+pub struct StreamPredict {
+    pub beam: usize,
+    pub top_k: usize,
+    pub stream: xmc_data::StreamOptions,
+}
+
+/// Where rows skipped while predicting go: a JSON lines file (line, kind, reason), or standard
+/// error when no file is named.
+pub struct RejectsWriter {
+    path: Option<std::path::PathBuf>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    written: u64,
+}
+
+impl RejectsWriter {
+    /// Rejects to `path` (created on the first rejected row; a file left there by an earlier
+    /// run is removed now), or to standard error for `None`.
+    pub fn new(path: Option<std::path::PathBuf>) -> Result<Self> {
+        if let Some(path) = &path
+            && path.is_file()
+        {
+            std::fs::remove_file(path).map_err(|e| anyhow::anyhow!("removing the old rejects file {}: {e}", path.display()))?;
         }
-        writer.flush()?;
-    } else {
-        for row in rows {
-            writeln!(out, "{}", serde_json::to_string(row)?)?;
-        }
-        out.flush()?;
+        Ok(RejectsWriter { path, file: None, written: 0 })
     }
-    Ok(())
+
+    pub fn write(&mut self, row: &xmc_data::SkippedRow) -> Result<()> {
+        use std::io::Write;
+        self.written += 1;
+        let Some(path) = &self.path else {
+            eprintln!("skipped line {}: {}: {}", row.line, row.kind, row.reason);
+            return Ok(());
+        };
+        if self.file.is_none() {
+            let file = std::fs::File::create(path).map_err(|e| anyhow::anyhow!("creating the rejects file {}: {e}", path.display()))?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        let out = self.file.as_mut().expect("opened above");
+        serde_json::to_writer(&mut *out, row)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// Flushes; the file's path when rows were written to one.
+    pub fn finish(self) -> Result<Option<std::path::PathBuf>> {
+        use std::io::Write;
+        match self.file {
+            Some(mut f) => {
+                f.flush()?;
+                Ok(self.path)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads `source` chunk by chunk, predicts each chunk and writes it before reading the next:
+/// memory holds one chunk of records and predictions, whatever the input's size. Output rows
+/// are in input order. The writer is finished (a file gets its final name) only when every row
+/// was read and written.
+pub fn predict_stream(
+    predictor: &crate::predictor::Predictor,
+    desc: &xmc_data::DatasetDescriptor,
+    source: &xmc_data::InputSource,
+    options: &StreamPredict,
+    mut writer: crate::output::PredictionWriter,
+    rejects: &mut RejectsWriter,
+) -> Result<xmc_data::StreamSummary> {
+    let summary = xmc_data::stream_records(
+        desc,
+        source,
+        &options.stream,
+        |bad| rejects.write(&bad),
+        |chunk| {
+            let texts: Vec<String> = chunk.iter().map(|r| predictor.template().render(r)).collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let ranked = predictor.predict_texts(&refs, options.beam, options.top_k, |_| {})?;
+            let rows: Vec<PredictionRow> =
+                chunk.iter().zip(&ranked).map(|(r, ranked)| PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels())).collect();
+            writer.write(&rows)
+        },
+    )?;
+    writer.finish()?;
+    Ok(summary)
 }
