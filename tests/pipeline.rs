@@ -432,6 +432,16 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     assert!(metrics.accuracy > 0.3, "accuracy {}", metrics.accuracy);
     let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("XR ranker"), "{report}");
+    // Confidences: a temperature fitted on validation, their calibration error in the report
+    // with its reliability plot, and a top-1 confidence below 1 even when one label is asked for.
+    let cal = xmc::calibration::Calibration::load(&run.join("train")).unwrap();
+    assert!(cal.records > 0 && cal.temperature > 0.0 && cal.valid_ece_after <= cal.valid_ece_before + 1e-9, "{cal:?}");
+    let reliability = metrics.calibration.as_ref().expect("the predictions carry confidences");
+    assert!(reliability.ece >= 0.0 && reliability.ece < 0.5, "{reliability:?}");
+    assert!(report.contains("expected calibration error") && run.join("report/reliability.png").is_file());
+    let p = xmc::predictor::Predictor::load(&run.join("train")).unwrap();
+    let one = p.predict_texts(&[test[0].input.as_str(), test[1].input.as_str()], 5, 1, |_| {}).unwrap();
+    assert!(one.iter().all(|r| r.len() == 1 && r[0].1 > 0.0 && r[0].1 < 1.0), "{one:?}");
 
     // The command line: no --dataset (the model's own), the same predictions as the stage.
     let input = repo_root().join("datasets/amazon-uk-sample/products.csv");

@@ -5,11 +5,13 @@
 //! - [`ranking`]: P@k, nDCG@k, propensity-scored PSP@k.
 //! - [`hierarchy`]: per-level scores, hierarchical P/R/F1, code-prefix credit.
 //! - [`bootstrap`]: 95% confidence intervals.
+//! - [`calibration`]: reliability bins and expected calibration error of top-1 confidences.
 //! - [`metrics`]: [`evaluate`] puts them together into [`Metrics`] (`metrics.json`).
 //! - [`report`], [`plots`]: `report.md` and PNG plots. [`baseline`]: the CI regression check.
 
 pub mod baseline;
 pub mod bootstrap;
+pub mod calibration;
 pub mod classification;
 mod config;
 mod error;

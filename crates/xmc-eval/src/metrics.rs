@@ -61,6 +61,9 @@ pub struct Metrics {
     /// Code-prefix accuracy by depth (hierarchical targets only).
     pub code_prefix: Option<Vec<PrefixScore>>,
     pub unseen: Unseen,
+    /// Reliability of the top-1 confidence (when the predictions carry scores).
+    #[serde(default)]
+    pub calibration: Option<crate::calibration::Reliability>,
 }
 
 /// Scores `records` against `labels` (whose `train_count`s give the tail, the buckets and the
@@ -128,6 +131,7 @@ pub fn evaluate(labels: &LabelSet, records: &[Scored], codes: Option<&[Vec<u32>]
         at_k: cfg.ks.iter().map(|&k| at_k(&ranks, &inv_prop, k)).collect(),
         code_prefix: codes.map(|c| code_prefix(c, &pairs)),
         unseen: Unseen { records: unseen_labels.iter().map(|u| u.1).sum(), labels: unseen_labels },
+        calibration: None,
     }
 }
 

@@ -116,3 +116,49 @@ pub fn training_curves(path: &Path, title: &str, points: &[EpochPoint]) -> Resul
         .map_err(|e| plot_err(&name, e))?;
     root.present().map_err(|e| plot_err(&name, e))
 }
+
+/// The reliability diagram: accuracy per confidence bin (bars) against the diagonal of perfect
+/// calibration, with the records per bin in the bin's label.
+pub fn reliability_diagram(path: &Path, title: &str, r: &crate::calibration::Reliability) -> Result<()> {
+    register_font();
+    let name = path.display().to_string();
+    let root = BitMapBackend::new(path, (640, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(&name, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..1.0, 0f64..1.0)
+        .map_err(|e| plot_err(&name, e))?;
+    chart.configure_mesh().x_desc("top-1 confidence").y_desc("accuracy").draw().map_err(|e| plot_err(&name, e))?;
+    let bars = r.bins.iter().filter_map(|b| {
+        let a = b.accuracy?;
+        Some(Rectangle::new([(b.lo + 0.005, 0.0), (b.hi - 0.005, a)], BLUE.mix(0.6).filled()))
+    });
+    chart
+        .draw_series(bars)
+        .map_err(|e| plot_err(&name, e))?
+        .label(format!("accuracy per bin (ECE {:.3})", r.ece))
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], BLUE.mix(0.6).filled()));
+    // The bin's mean confidence at its centre: the gap to the bar's top is the miscalibration.
+    let gaps = r.bins.iter().filter_map(|b| Some(Circle::new(((b.lo + b.hi) / 2.0, b.mean_confidence?), 4, RED.filled())));
+    chart
+        .draw_series(gaps)
+        .map_err(|e| plot_err(&name, e))?
+        .label("mean confidence of the bin")
+        .legend(|(x, y)| Circle::new((x + 5, y), 3, RED.filled()));
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.stroke_width(1)))
+        .map_err(|e| plot_err(&name, e))?
+        .label("perfect calibration")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(|e| plot_err(&name, e))?;
+    root.present().map_err(|e| plot_err(&name, e))
+}

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::plots::{EpochPoint, bar_chart, training_curves};
+use crate::plots::{EpochPoint, bar_chart, reliability_diagram, training_curves};
 use crate::{EvalError, Metrics, Result};
 
 pub const METRICS_FILE: &str = "metrics.json";
@@ -41,6 +41,10 @@ pub fn write_report(dir: &Path, metrics: &Metrics, ctx: &ReportContext) -> Resul
     bar_chart(&dir.join("per_level.png"), "Per-level scores (ancestors of the predicted leaf)", "taxonomy level", &levels, &series)?;
     files.push("per_level.png".into());
 
+    if let Some(r) = &metrics.calibration {
+        reliability_diagram(&dir.join("reliability.png"), "Reliability of the top-1 confidence (test split)", r)?;
+        files.push("reliability.png".into());
+    }
     if !ctx.curve.is_empty() {
         training_curves(&dir.join("training.png"), &format!("Training: {}", ctx.name), &ctx.curve)?;
         files.push("training.png".into());
@@ -84,6 +88,12 @@ pub fn render_markdown(m: &Metrics, ctx: &ReportContext, files: &[String]) -> St
     row("hierarchical P / R / F1", format!("{} / {} / {}", pct(m.hierarchical.precision), pct(m.hierarchical.recall), pct(m.hierarchical.f1)));
     for a in &m.at_k {
         row(&format!("P@{k} / nDCG@{k} / PSP@{k}", k = a.k), format!("{} / {} / {}", pct(a.precision), pct(a.ndcg), pct(a.psp)));
+    }
+    if let Some(r) = &m.calibration {
+        row(
+            "expected calibration error of the top-1 confidence (15 bins)",
+            format!("{:.3} (mean confidence {}, accuracy {})", r.ece, pct(r.mean_confidence), pct(r.accuracy)),
+        );
     }
     if m.unseen.records > 0 {
         row("records with a label unseen in training (errors)", format!("{} ({} labels)", m.unseen.records, m.unseen.labels.len()));

@@ -35,6 +35,9 @@ pub enum Command {
     Predict(PredictArgs),
     /// Predict a labelled file with a trained model and write its metrics.
     Evaluate(EvaluateArgs),
+    /// Fit a model folder's confidence calibration (temperature) on the validation split of its
+    /// prepared data, writing `calibration.json` into the folder (training does this already).
+    Calibrate(CalibrateArgs),
     /// Serve a trained model over HTTP (POST /predict, GET /health).
     Serve(crate::serve::ServeArgs),
 }
@@ -186,6 +189,16 @@ pub struct ExperimentArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A trained model folder of any method.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The prepared-data folder the model was trained on (e.g. experiments/<name>/data).
+    #[arg(long)]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct EvaluateArgs {
     /// A trained model folder (e.g. experiments/<name>/train).
     #[arg(long)]
@@ -243,6 +256,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => train(args),
         Command::Predict(args) => predict(args),
         Command::Evaluate(args) => evaluate(args),
+        Command::Calibrate(args) => {
+            let data = xmc_data::PreparedData::load(&args.data)?;
+            crate::calibration::calibrate_folder(&args.model, &data)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve(args) => crate::serve::serve(args),
     }
 }

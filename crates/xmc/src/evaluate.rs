@@ -65,7 +65,12 @@ pub fn score_rows(model_labels: &LabelSet, rows: &[PredictionRow], codes: Option
             Ok(Scored { truth, ranked })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(xmc_eval::evaluate(&labels.labels, &scored, codes, cfg))
+    let mut metrics = xmc_eval::evaluate(&labels.labels, &scored, codes, cfg);
+    // The top-1 confidence against correctness, when every row has a score.
+    let top1: Option<Vec<(f64, bool)>> =
+        rows.iter().zip(&scored).map(|(row, s)| row.score.map(|c| (c as f64, s.ranked.first() == Some(&s.truth)))).collect();
+    metrics.calibration = top1.filter(|t| !t.is_empty()).map(|t| xmc_eval::calibration::reliability(&t, xmc_eval::calibration::BINS));
+    Ok(metrics)
 }
 
 /// Reads predictions as [`crate::output::PredictionWriter`] wrote them, in the format the

@@ -2,6 +2,7 @@
 //! orchestration that runs the stages in order with cached, fingerprinted artifacts. `cargo xtask`
 //! calls into this crate; the stages' logic lives in the stage crates.
 
+pub mod calibration;
 pub mod cli;
 pub mod evaluate;
 pub mod experiment;

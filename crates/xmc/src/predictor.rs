@@ -10,13 +10,22 @@ use xmc_model::SentenceEncoder;
 use xmc_ranker::XrModel;
 use xmc_train::TrainedModel;
 
+use crate::calibration::Calibration;
+
 /// Records whose dense embeddings are computed together by the XR ranker's encoder.
 const ENCODE_BATCH: usize = 64;
 /// Records featurised and ranked together (for the progress callback).
 const RANK_CHUNK: usize = 2048;
 
-/// A loaded model folder of any method.
-pub enum Predictor {
+/// A loaded model folder of any method, with its confidence calibration
+/// ([`crate::calibration`]).
+pub struct Predictor {
+    model: Model,
+    calibration: Calibration,
+}
+
+/// The model of each method.
+enum Model {
     /// A T5 generating the label's code or path (`method = "generative"`).
     Generative(Box<TrainedModel>),
     /// Linear scorers over the label tree (`method = "xr"`), with the sentence encoder of its
@@ -30,11 +39,67 @@ impl Predictor {
     /// Loads `dir`, telling the method by the file that describes it (`xr.json` or the T5's
     /// `meta.json`), and refusing a folder that holds neither.
     pub fn load(dir: &Path) -> Result<Self> {
+        let model = Model::load(dir)?;
+        Ok(Predictor { model, calibration: Calibration::load(dir)? })
+    }
+
+    /// The calibration in use (`T = 1` for a folder without `calibration.json`).
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// Replaces the calibration (e.g. after fitting it on the validation split).
+    pub fn set_calibration(&mut self, calibration: Calibration) {
+        self.calibration = calibration;
+    }
+
+    /// The method's name as configs spell it.
+    pub fn method(&self) -> &'static str {
+        self.model.method()
+    }
+
+    pub fn labels(&self) -> &LabelSet {
+        self.model.labels()
+    }
+
+    /// The template that renders a record into the model's input.
+    pub fn template(&self) -> &InputTemplate {
+        self.model.template()
+    }
+
+    /// The beam the model was configured with.
+    pub fn default_beam(&self) -> usize {
+        self.model.default_beam()
+    }
+
+    /// Each label's code in the model's tree, for code-prefix credit; `None` when the model has
+    /// no tree (plain text generation).
+    pub fn codes(&self) -> Option<Vec<Vec<u32>>> {
+        self.model.codes()
+    }
+
+    /// The top `top_k` labels of each rendered input, best first, with calibrated confidences
+    /// (normalised over the `max(beam, top_k)` labels the search reached; see
+    /// [`crate::calibration`]), searching with `beam`. `on_batch` gets the number of inputs done.
+    pub fn predict_texts(&self, texts: &[&str], beam: usize, top_k: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
+        let pools = self.predict_pools(texts, beam.max(top_k), on_batch)?;
+        Ok(pools.iter().map(|p| self.calibration.apply(p, top_k)).collect())
+    }
+
+    /// Each input's pool: the `beam` best labels the search reached with the method's own
+    /// (uncalibrated, positive) scores, best first.
+    pub fn predict_pools(&self, texts: &[&str], beam: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
+        self.model.pools(texts, beam.max(1), on_batch)
+    }
+}
+
+impl Model {
+    fn load(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             bail!("{}: not a model folder (it does not exist)", dir.display());
         }
         if dir.join(crate::fused::FUSION_FILE).is_file() {
-            return Ok(Predictor::Fused(Box::new(crate::fused::FusedModel::load(dir)?)));
+            return Ok(Model::Fused(Box::new(crate::fused::FusedModel::load(dir)?)));
         }
         if dir.join(xmc_ranker::META_FILE).is_file() {
             let model = XrModel::load(dir)?;
@@ -46,10 +111,10 @@ impl Predictor {
             } else {
                 None
             };
-            return Ok(Predictor::Xr { model: Box::new(model), encoder });
+            return Ok(Model::Xr { model: Box::new(model), encoder });
         }
         if dir.join("meta.json").is_file() {
-            return Ok(Predictor::Generative(Box::new(TrainedModel::load(dir, &xmc_model::inference_device())?)));
+            return Ok(Model::Generative(Box::new(TrainedModel::load(dir, &xmc_model::inference_device())?)));
         }
         bail!(
             "{}: not a model folder: it has none of `{}` (method fused), `{}` (method xr), `meta.json` (method generative)",
@@ -60,60 +125,59 @@ impl Predictor {
     }
 
     /// The method's name as configs spell it.
-    pub fn method(&self) -> &'static str {
+    fn method(&self) -> &'static str {
         match self {
-            Predictor::Generative(_) => "generative",
-            Predictor::Xr { .. } => "xr",
-            Predictor::Fused(_) => "fused",
+            Model::Generative(_) => "generative",
+            Model::Xr { .. } => "xr",
+            Model::Fused(_) => "fused",
         }
     }
 
-    pub fn labels(&self) -> &LabelSet {
+    fn labels(&self) -> &LabelSet {
         match self {
-            Predictor::Generative(t) => &t.labels,
-            Predictor::Xr { model, .. } => &model.labels,
-            Predictor::Fused(f) => &f.parts.xr.labels,
+            Model::Generative(t) => &t.labels,
+            Model::Xr { model, .. } => &model.labels,
+            Model::Fused(f) => &f.parts.xr.labels,
         }
     }
 
     /// The template that renders a record into the model's input.
-    pub fn template(&self) -> &InputTemplate {
+    fn template(&self) -> &InputTemplate {
         match self {
-            Predictor::Generative(t) => &t.meta.template,
-            Predictor::Xr { model, .. } => &model.meta.template,
-            Predictor::Fused(f) => &f.parts.xr.meta.template,
+            Model::Generative(t) => &t.meta.template,
+            Model::Xr { model, .. } => &model.meta.template,
+            Model::Fused(f) => &f.parts.xr.meta.template,
         }
     }
 
     /// The beam the model was configured with.
-    pub fn default_beam(&self) -> usize {
+    fn default_beam(&self) -> usize {
         match self {
-            Predictor::Generative(t) => t.meta.model.beam_width,
-            Predictor::Xr { model, .. } => model.meta.config.beam,
-            Predictor::Fused(f) => f.parts.xr.meta.config.beam,
+            Model::Generative(t) => t.meta.model.beam_width,
+            Model::Xr { model, .. } => model.meta.config.beam,
+            Model::Fused(f) => f.parts.xr.meta.config.beam,
         }
     }
 
     /// Each label's code in the model's tree, for code-prefix credit; `None` when the model has
     /// no tree (plain text generation).
-    pub fn codes(&self) -> Option<Vec<Vec<u32>>> {
+    fn codes(&self) -> Option<Vec<Vec<u32>>> {
         match self {
-            Predictor::Generative(t) => crate::evaluate::model_codes(t),
-            Predictor::Xr { model, .. } => Some(model.ranker.tree.codes()),
-            Predictor::Fused(f) => Some(f.parts.xr.ranker.tree.codes()),
+            Model::Generative(t) => crate::evaluate::model_codes(t),
+            Model::Xr { model, .. } => Some(model.ranker.tree.codes()),
+            Model::Fused(f) => Some(f.parts.xr.ranker.tree.codes()),
         }
     }
 
-    /// The top `top_k` labels of each rendered input with their scores, best first, searching
-    /// with `beam` (at least `top_k`). `on_batch` gets the number of inputs done.
-    pub fn predict_texts(&self, texts: &[&str], beam: usize, top_k: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
-        let beam = beam.max(top_k);
+    /// The `beam` best labels of each rendered input with the method's scores, best first.
+    /// `on_batch` gets the number of inputs done.
+    fn pools(&self, texts: &[&str], beam: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
         match self {
-            Predictor::Generative(t) => {
-                let hyps = crate::predict::predict_texts(t, texts, beam, top_k, on_batch)?;
+            Model::Generative(t) => {
+                let hyps = crate::predict::predict_texts(t, texts, beam, beam, on_batch)?;
                 Ok(hyps.into_iter().map(|h| h.into_iter().map(|h| (h.label, h.score)).collect()).collect())
             }
-            Predictor::Xr { model, encoder } => {
+            Model::Xr { model, encoder } => {
                 let mut out = Vec::with_capacity(texts.len());
                 for chunk in texts.chunks(RANK_CHUNK) {
                     let dense = match encoder {
@@ -121,13 +185,13 @@ impl Predictor {
                         None => None,
                     };
                     let x = model.features(chunk, dense.as_deref())?;
-                    out.extend(model.predict(&x, Some(beam), top_k));
+                    out.extend(model.predict(&x, Some(beam), beam));
                     on_batch(chunk.len());
                 }
                 Ok(out)
             }
-            // The candidates and the beams are the fused model's own; `beam` does not apply.
-            Predictor::Fused(f) => f.predict_texts(texts, top_k, on_batch),
+            // The candidates and the beams are the fused model's own; the pool is every candidate.
+            Model::Fused(f) => f.predict_texts(texts, usize::MAX, on_batch),
         }
     }
 }

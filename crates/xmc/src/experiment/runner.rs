@@ -316,14 +316,17 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
         std::fs::remove_dir_all(out.join("checkpoint")).ok();
         std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
             .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
-        Ok(BTreeMap::from([
+        let calibration = crate::calibration::calibrate_folder(out, &data)?;
+        let mut report = BTreeMap::from([
             ("best_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy)),
             ("best_epoch".into(), serde_json::json!(outcome.best_epoch)),
             ("epochs".into(), serde_json::json!(outcome.epochs)),
             ("steps_per_s".into(), serde_json::json!(outcome.steps_per_s)),
             ("parameters".into(), serde_json::json!(outcome.parameters)),
             ("train_seconds".into(), serde_json::json!(outcome.train_seconds)),
-        ]))
+        ]);
+        report.extend(calibration.report());
+        Ok(report)
     })
 }
 
@@ -483,7 +486,7 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         Method::Xr => (ctx.cfg.ranker.beam, ctx.cfg.ranker.top_k),
         Method::Fused => return run_fused_predict(ctx),
     };
-    let config = serde_json::json!({ "beam_width": beam, "top_k": top_k });
+    let config = serde_json::json!({ "beam_width": beam, "top_k": top_k, "confidence": "calibrated" });
     let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
     ctx.run(StageName::Predict, &config, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
@@ -514,11 +517,12 @@ const COMPONENTS_DIR: &str = "components";
 /// would have answered alone (`components/*.jsonl`, for the report's comparison).
 fn run_fused_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let top_k = ctx.cfg.ranker.top_k;
-    let config = serde_json::json!({ "top_k": top_k });
+    let config = serde_json::json!({ "top_k": top_k, "confidence": "calibrated" });
     let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
     ctx.run(StageName::Predict, &config, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let model = crate::fused::FusedModel::load(&ctx.dir(StageName::Train))?;
+        let calibration = crate::calibration::Calibration::load(&ctx.dir(StageName::Train))?;
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let bar = progress_bar(texts.len() as u64, "predicting (fused)");
@@ -528,7 +532,8 @@ fn run_fused_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             cands.extend(model.parts.candidates(&model.fusion.config, chunk)?);
             bar.inc(chunk.len() as u64);
         }
-        let fused: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| model.rank(c, top_k)).collect();
+        // Calibrated over every candidate, as `xmc predict` does through the Predictor.
+        let fused: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| calibration.apply(&model.rank(c, usize::MAX), top_k)).collect();
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let labels = &model.parts.xr.labels;
@@ -611,7 +616,10 @@ fn run_xr_train(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     ctx.run(StageName::Train, &config, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let trained = train_ranker_into(ctx, &data, &template, needs_encoder, out)?;
-        Ok(trained.report)
+        drop(trained.model);
+        let mut report = trained.report;
+        report.extend(crate::calibration::calibrate_folder(out, &data)?.report());
+        Ok(report)
     })
 }
 
@@ -796,6 +804,7 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
             ("fusion_ranker_only".into(), serde_json::json!(model.ranker_only)),
             ("train_seconds".into(), serde_json::json!(report["train_seconds"].as_f64().unwrap_or(0.0) + started.elapsed().as_secs_f64())),
         ]);
+        report.extend(crate::calibration::calibrate_folder(out, &data)?.report());
         Ok(report)
     })
 }
