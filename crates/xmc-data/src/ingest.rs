@@ -51,7 +51,7 @@ impl Field {
 }
 
 /// The configured column for each field, in [`Field::ALL`] order.
-fn mapped_columns(columns: &ColumnMap) -> [Option<&str>; 8] {
+pub fn mapped_columns(columns: &ColumnMap) -> [Option<&str>; 8] {
     [
         columns.id.as_deref(),
         Some(columns.title.as_str()),

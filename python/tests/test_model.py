@@ -1,0 +1,85 @@
+"""The Python package against the command line: same model folder, same predictions."""
+
+import json
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import xmc
+from conftest import SAMPLE, run_cli
+
+
+def test_load_and_predict_titles(model_dir):
+    m = xmc.Model.load(model_dir)
+    assert m.method == "xr"
+    assert len(m.labels) > 100
+    assert m.temperature > 0
+    out = m.predict(["Hornby 00 gauge passenger coach", "Lego City fire station"], top_k=3)
+    assert len(out) == 2
+    for ranked in out:
+        assert len(ranked) == 3
+        paths = [p for p, _ in ranked]
+        scores = [s for _, s in ranked]
+        assert all(p in m.labels for p in paths)
+        assert scores == sorted(scores, reverse=True)
+        # Confidences are normalised over the beam's pool: below 1 even for the best.
+        assert 0 < scores[0] < 1 and sum(scores) <= 1 + 1e-6
+    assert "Train" in out[0][0][0] or "Rail" in out[0][0][0]
+
+
+def test_predict_frame_matches_the_command_line(model_dir, tmp_path):
+    cli_out = tmp_path / "cli.jsonl"
+    run_cli("predict", "--model", str(model_dir), "--input", str(SAMPLE), "--output", str(cli_out), "--top-k", "4")
+    cli = [json.loads(line) for line in cli_out.read_text().splitlines()]
+    m = xmc.Model.load(model_dir)
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    for df in (frame, pl.from_pandas(frame), pa.Table.from_pandas(frame, preserve_index=False)):
+        out = m.predict_frame(df, top_k=4)
+        assert type(out).__module__.split(".")[0] == type(df).__module__.split(".")[0]
+        table = out if isinstance(out, pa.Table) else pa.Table.from_pandas(out) if isinstance(out, pd.DataFrame) else out.to_arrow()
+        rows = table.to_pylist()
+        assert len(rows) == len(cli) == len(frame)
+        for row, want in zip(rows, cli):
+            assert row["id"] == want["id"]
+            assert row["path"] == want["path"]
+            assert list(row["labels"]) == [p for p, _ in want["top_k"]]
+            assert all(abs(a - b) < 1e-5 for a, b in zip(row["scores"], [s for _, s in want["top_k"]]))
+            assert row["error"] is None
+
+
+def test_bad_rows_raise_or_are_marked(model_dir):
+    m = xmc.Model.load(model_dir)
+    bad = pd.DataFrame({"id": ["a", "b", "c"], "title": ["Hornby coach", "", "Brio train"], "price": ["3", "4", "x"]})
+    with pytest.raises(xmc.XmcError, match="row 2: empty title"):
+        m.predict_frame(bad)
+    out = m.predict_frame(bad, skip_bad_rows=True)
+    assert list(out["id"]) == ["a", "b", "c"]
+    assert out["error"].isna().tolist() == [True, False, False]
+    assert "bad price" in out["error"][2]
+    assert out["path"][0] in m.labels and pd.isna(out["path"][1])
+
+
+def test_errors_carry_the_rust_message(model_dir, tmp_path):
+    m = xmc.Model.load(model_dir)
+    with pytest.raises(xmc.XmcError, match="no title column `title`"):
+        m.predict_frame(pd.DataFrame({"name": ["Hornby coach"]}))
+    with pytest.raises(xmc.XmcError, match="not a model folder"):
+        xmc.Model.load(tmp_path / "missing")
+    with pytest.raises(xmc.XmcError, match="top_k must be at least 1"):
+        m.predict(["Hornby coach"], top_k=0)
+    with pytest.raises(TypeError):
+        m.predict("Hornby coach")
+    with pytest.raises(xmc.XmcError, match="already exists"):
+        xmc.train(tmp_path / "none.toml", model_dir)
+
+
+def test_a_model_from_the_command_line_loads_in_python(model_dir, tmp_path):
+    """`xmc train` and `xmc.train` run the same code: the CLI's folder predicts the same."""
+    config = next((model_dir.parent.parent).glob("work*/xr.toml"))
+    cli_model = tmp_path / "cli_model"
+    run_cli("train", "--config", str(config), "--output", str(cli_model))
+    a, b = xmc.Model.load(model_dir), xmc.Model.load(cli_model)
+    titles = ["Hornby 00 gauge passenger coach", "Lego City fire station", "Star Wars figure"]
+    assert a.predict(titles, top_k=3) == b.predict(titles, top_k=3)
