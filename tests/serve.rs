@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use serde_json::Value;
-use xmc_e2e::{http, repo_root, xmc};
+use xmc_e2e::{http, http_with_headers, repo_root, xmc};
 
 fn train_tiny(dir: &std::path::Path) -> std::path::PathBuf {
     let config = format!(
@@ -23,7 +23,7 @@ fn train_tiny(dir: &std::path::Path) -> std::path::PathBuf {
 fn serves_predictions_and_refuses_bad_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = train_tiny(tmp.path());
-    let opts = xmc::serve::ServeOptions { max_batch: 4, max_body_bytes: 4096, top_k: 2, max_top_k: 10 };
+    let opts = xmc::serve::ServeOptions { max_batch: 4, max_body_bytes: 4096, top_k: 2, max_top_k: 10, max_text_bytes: 1000, ..Default::default() };
     let server = xmc::serve::start(&model_dir, "127.0.0.1:0".parse().unwrap(), opts).unwrap();
     let addr = server.addr;
     let labels = xmc_data::LabelSet::load(&model_dir).unwrap();
@@ -33,11 +33,16 @@ fn serves_predictions_and_refuses_bad_requests() {
     assert_eq!(status, 200, "{body}");
     let health: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["labels"].as_u64().unwrap() as usize, labels.len());
+    assert_eq!(health["model"]["method"], "generative");
+    let model_id = health["model"]["id"].as_str().unwrap().to_string();
+    assert_eq!(model_id, server.model_id);
+    assert_eq!(model_id.len(), 16);
 
     // One record.
     let (status, body) = http(addr, "POST", "/predict", r#"{"title": "Hornby 00 Gauge Coach", "store": "Amazon UK", "price": 24.99}"#);
     assert_eq!(status, 200, "{body}");
     let out: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(out["model"]["id"], model_id.as_str(), "each answer names the model");
     let p = &out["predictions"][0];
     assert!(known(p["path"].as_str().unwrap()), "{p}");
     assert_eq!(p["top_k"].as_array().unwrap().len(), 2, "the server's default top_k");
@@ -75,6 +80,7 @@ fn serves_predictions_and_refuses_bad_requests() {
     }
 
     // Bad requests get a 4xx with a message, and the server keeps serving.
+    let long_description = format!(r#"{{"title": "Hornby coach", "description": "{}"}}"#, "d".repeat(1001));
     let cases = [
         ("{not json", 400, "not valid JSON"),
         ("[1, 2]", 400, "JSON object"),
@@ -86,6 +92,7 @@ fn serves_predictions_and_refuses_bad_requests() {
         (r#"{"records": [{"title":"a"},{"title":"b"},{"title":"c"},{"title":"d"},{"title":"e"}]}"#, 413, "at most 4"),
         (r#"{"title": "x", "top_k": 0}"#, 422, "top_k"),
         (r#"{"title": "Hornby coach", "top_k": 100000000}"#, 422, "top_k"),
+        (&long_description, 422, "`description` is 1001 bytes long"),
     ];
     for (body, want, says) in cases {
         let (status, text) = http(addr, "POST", "/predict", body);
@@ -100,6 +107,54 @@ fn serves_predictions_and_refuses_bad_requests() {
     assert_eq!(status, 404);
     let (status, _) = http(addr, "GET", "/health", "");
     assert_eq!(status, 200, "still up after the bad requests");
+
+    // Metrics count every answer by status, the records predicted, and name the model.
+    let (status, metrics) = http(addr, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    let count = |status: u16| -> u64 {
+        let key = format!("xmc_requests_total{{status=\"{status}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&key)).map_or(0, |v| v.trim().parse().unwrap())
+    };
+    assert_eq!(count(422), 8, "{metrics}");
+    assert_eq!((count(400), count(413), count(404)), (2, 2, 1), "{metrics}");
+    assert!(count(200) >= 7, "{metrics}");
+    assert!(metrics.contains("xmc_records_predicted_total 11"), "1 + 2 + 4 x 2 records: {metrics}");
+    assert!(metrics.contains(&format!("xmc_model_info{{id=\"{model_id}\",method=\"generative\"}} 1")), "{metrics}");
+
+    // Graceful shutdown: a request in flight when the server is told to stop still gets its answer.
+    std::thread::scope(|scope| {
+        let pending = scope.spawn(|| http(addr, "POST", "/predict", batch));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        server.shutdown();
+        let (status, body) = pending.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    });
+    assert!(std::net::TcpStream::connect(addr).is_err(), "no longer listening");
+}
+
+/// A bounded server: one request in flight at a time and a deadline too short to predict in;
+/// every request is answered 503 with Retry-After at once, nothing queues, and the server stays up.
+#[test]
+fn overload_and_deadlines_get_503_with_retry_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = train_tiny(tmp.path());
+    let opts = xmc::serve::ServeOptions { max_in_flight: 1, deadline: std::time::Duration::from_millis(1), ..Default::default() };
+    let server = xmc::serve::start(&model_dir, "127.0.0.1:0".parse().unwrap(), opts).unwrap();
+    let batch = r#"{"top_k": 10, "records": [{"title": "Hornby coach"}, {"title": "Lego fire station"}, {"title": "Brio train"}, {"title": "Barbie doll"}]}"#;
+    let answers: Vec<(u16, String, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..6).map(|_| scope.spawn(|| http_with_headers(server.addr, "POST", "/predict", batch))).collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut reasons = std::collections::BTreeSet::new();
+    for (status, head, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert!(head.contains("retry-after: 1"), "{head}");
+        let message = serde_json::from_str::<Value>(body).unwrap()["error"].as_str().unwrap().to_string();
+        reasons.insert(if message.contains("deadline") { "deadline" } else if message.contains("being predicted") { "busy" } else { "other" });
+    }
+    assert!(!reasons.contains("other"), "{answers:?}");
+    let (status, _) = http(server.addr, "GET", "/health", "");
+    assert_eq!(status, 200);
 }
 
 #[test]

@@ -19,6 +19,12 @@ pub fn xmc(args: &[&str]) -> Result<ExitCode, String> {
 
 /// One HTTP/1.1 request over loopback with a plain TCP stream: `(status, body)`.
 pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = http_with_headers(addr, method, path, body);
+    (status, body)
+}
+
+/// [`http`] with the response's header block (lower-cased names) as well.
+pub fn http_with_headers(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
@@ -31,6 +37,6 @@ pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) ->
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").map(|(h, b)| (h.to_ascii_lowercase(), b.to_string())).unwrap_or_default();
+    (status, head, body)
 }

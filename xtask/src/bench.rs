@@ -18,6 +18,10 @@ pub enum BenchCommand {
     /// `xmc predict` streaming synthetic CSVs of growing size through a model folder, each in a
     /// child process: records/s and peak RSS (which must not grow with the input).
     PredictFile(PredictFileBenchArgs),
+    /// The Python package against the command line on the same synthetic CSV, each in a child
+    /// process with the same threads: `xmc predict` vs pandas.read_csv + `predict_frame` +
+    /// to_parquet (python/bench/predict_frame.py, in the virtualenv `.ci/run` makes).
+    Python(PythonBenchArgs),
     /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
     /// for reference) and build the k = 6 tree.
     Tree(TreeBenchArgs),
@@ -137,6 +141,24 @@ pub struct PredictFileBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PythonBenchArgs {
+    /// A trained model folder of any method.
+    model: PathBuf,
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Python with the xmc wheel installed (default: the virtualenv `.ci/run` makes).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Timed repetitions of each side; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long)]
+    taxonomy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct RankerBenchArgs {
     #[arg(long, default_value_t = 1_680_000)]
     records: usize,
@@ -174,6 +196,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Train(args) => bench_train(args),
         BenchCommand::Predict(args) => bench_predict(args),
         BenchCommand::PredictFile(args) => bench_predict_file(args),
+        BenchCommand::Python(args) => bench_python(args),
         BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
@@ -442,6 +465,47 @@ fn bench_predict_file(args: PredictFileBenchArgs) -> Result<ExitCode> {
         println!("{row}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_python(args: PythonBenchArgs) -> Result<ExitCode> {
+    let dir = bench_dir();
+    let python = args.python.clone().unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).join("xmc-python-venv/bin/python"));
+    if !python.is_file() {
+        bail!("{} not found: run .ci/run once (it builds the wheel into that virtualenv), or pass --python", python.display());
+    }
+    let (csv, descriptor) = synthetic_dataset(&dir, args.records, 14_262, args.taxonomy.clone())?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).to_string();
+    let exe = std::env::current_exe()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/bench/predict_frame.py");
+    let (mut cli, mut py) = (Vec::new(), Vec::new());
+    for run in 0..args.runs.max(1) {
+        let out = dir.join("bench-python-cli.parquet");
+        let mut command = Command::new(&exe);
+        command.args(["xmc", "predict", "--model"]).arg(&args.model).arg("--input").arg(&csv).arg("--dataset").arg(&descriptor);
+        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string(), "--threads", &threads]);
+        let (seconds, rss) = measure(command)?;
+        cli.push((seconds, rss));
+        let out = dir.join("bench-python-py.parquet");
+        let mut command = Command::new(&python);
+        command.arg(&script).arg("--model").arg(&args.model).arg("--dataset").arg(&descriptor).arg("--input").arg(&csv);
+        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string()]).env("RAYON_NUM_THREADS", &threads);
+        let (seconds, rss) = measure(command)?;
+        py.push((seconds, rss));
+        eprintln!("run {}: CLI {:.1} s, Python {:.1} s", run + 1, cli[run].0, seconds);
+    }
+    let median = |v: &mut Vec<(f64, u64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2]
+    };
+    let (c, p) = (median(&mut cli), median(&mut py));
+    let rate = |s: f64| args.records as f64 / s;
+    println!("| side | records | threads | wall s (median of {}) | records/s | peak RSS MiB |", args.runs.max(1));
+    println!("|---|---|---|---|---|---|");
+    println!("| `xmc predict` (CSV in, Parquet out) | {} | {threads} | {:.1} | {:.0} | {:.0} |", args.records, c.0, rate(c.0), c.1 as f64 / (1 << 20) as f64);
+    println!("| Python: read_csv + predict_frame + to_parquet | {} | {threads} | {:.1} | {:.0} | {:.0} |", args.records, p.0, rate(p.0), p.1 as f64 / (1 << 20) as f64);
+    let ratio = rate(p.0) / rate(c.0);
+    println!("\nPython's records/s are {:.0}% of the CLI's (target: at least 90%).", 100.0 * ratio);
+    Ok(if ratio >= 0.9 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {

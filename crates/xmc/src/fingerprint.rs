@@ -31,6 +31,32 @@ pub fn value_sha256(value: &impl serde::Serialize) -> String {
     hex(&Sha256::digest(&json))
 }
 
+/// SHA-256 over every file under `dir` (relative path and content, in path order): a model
+/// folder's identity.
+pub fn folder_sha256(dir: &Path) -> Result<String> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.strip_prefix(dir).unwrap_or(&file).to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(file_sha256(&file)?.as_bytes());
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +67,21 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, "abc").unwrap();
         assert_eq!(file_sha256(&path).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn folder_hash_covers_names_and_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a"), "1").unwrap();
+        std::fs::write(dir.path().join("sub/b"), "2").unwrap();
+        let first = folder_sha256(dir.path()).unwrap();
+        assert_eq!(first, folder_sha256(dir.path()).unwrap());
+        std::fs::write(dir.path().join("sub/b"), "3").unwrap();
+        let changed = folder_sha256(dir.path()).unwrap();
+        assert_ne!(first, changed);
+        std::fs::rename(dir.path().join("a"), dir.path().join("c")).unwrap();
+        assert_ne!(changed, folder_sha256(dir.path()).unwrap());
     }
 
     #[test]

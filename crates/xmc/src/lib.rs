@@ -12,3 +12,4 @@ pub mod output;
 pub mod predict;
 pub mod predictor;
 pub mod serve;
+pub mod serve_metrics;

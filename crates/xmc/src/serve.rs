@@ -1,24 +1,31 @@
 //! `xmc serve`: an HTTP JSON API over a trained model folder, loaded once.
 //!
-//! - `GET /health`: `{"status": "ok", "model": ..., "labels": n, "mode": ...}`.
+//! - `GET /health`: `{"status": "ok", "model": {"id", "method", "path"}, "labels": n, ...}`.
 //! - `POST /predict`: one record (`{"title": ..., "store": ..., "price": ...}`) or a batch
-//!   (`{"records": [...], "top_k": 3}`); returns `{"predictions": [{"id", "path", "score",
-//!   "top_k": [{"path", "score"}]}]}` in request order.
+//!   (`{"records": [...], "top_k": 3}`); returns `{"model": {"id", "method"}, "predictions":
+//!   [{"id", "path", "score", "top_k": [{"path", "score"}]}]}` in request order.
+//! - `GET /metrics`: Prometheus text format (requests by status, latency histogram, records
+//!   predicted, requests in flight, the model's id and method).
 //!
-//! Bad JSON, a record without a title, a wrong field type, too many records or too large a body
-//! get a 4xx with `{"error": message}`. Requests predict concurrently in one rayon pool of
-//! `XMC_PREDICT_THREADS` threads (default one per core): on the CPU backend a small batch keeps
-//! about one core busy, and the backend's parallel matmuls share the same pool.
+//! Bounds: bad JSON, a record without a title, a wrong field type, a text field longer than
+//! `max_text_bytes`, too many records, a `top_k` above `max_top_k` or too large a body get a 4xx
+//! naming the field, with `{"error": message}`. At most `max_in_flight` prediction requests run
+//! at once; beyond that a request gets 503 with `Retry-After` at once (no queue grows). A request
+//! not answered within `deadline` gets 503 (its work finishes in the background, still holding
+//! its in-flight slot). SIGTERM or Ctrl-C stops accepting connections, lets the requests in
+//! flight finish and exits 0. Requests predict concurrently in one rayon pool of
+//! `XMC_PREDICT_THREADS` threads (default one per core).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
@@ -34,11 +41,25 @@ pub struct ServeOptions {
     pub top_k: usize,
     /// The largest `top_k` a request may ask for (it widens the search's beam).
     pub max_top_k: usize,
+    /// The longest text field (title, description, ...) in bytes.
+    pub max_text_bytes: usize,
+    /// Prediction requests running at once; more get 503 at once.
+    pub max_in_flight: usize,
+    /// A request not answered within this gets 503.
+    pub deadline: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { max_batch: 256, max_body_bytes: 1 << 20, top_k: 5, max_top_k: 100 }
+        ServeOptions {
+            max_batch: 256,
+            max_body_bytes: 1 << 20,
+            top_k: 5,
+            max_top_k: 100,
+            max_text_bytes: 16 << 10,
+            max_in_flight: 64,
+            deadline: Duration::from_secs(30),
+        }
     }
 }
 
@@ -46,7 +67,10 @@ struct AppState {
     model: Predictor,
     pool: rayon::ThreadPool,
     name: String,
+    model_id: String,
     opts: ServeOptions,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    metrics: crate::serve_metrics::ServeMetrics,
 }
 
 /// One record as a client sends it; only `title` is required.
@@ -117,16 +141,20 @@ fn parse_request(body: &[u8], opts: &ServeOptions) -> Result<(Vec<RecordIn>, usi
     let records = items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| record_from_json(item).map_err(|m| error(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}: {m}"))))
+        .map(|(i, item)| record_from_json(item, opts.max_text_bytes).map_err(|m| error(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}: {m}"))))
         .collect::<Result<Vec<_>, Response>>()?;
     Ok((records, top_k))
 }
 
 const TEXT_FIELDS: [&str; 4] = ["description", "store", "manufacturer", "brand"];
 
-/// A record from its JSON object, naming the field that is missing, unknown or of the wrong type.
-fn record_from_json(item: Value) -> Result<RecordIn, String> {
+/// A record from its JSON object, naming the field that is missing, unknown, of the wrong type or
+/// longer than `max_text_bytes`.
+fn record_from_json(item: Value, max_text_bytes: usize) -> Result<RecordIn, String> {
     let Value::Object(mut fields) = item else { return Err("a record must be a JSON object".into()) };
+    if let Some((name, len)) = fields.iter().find_map(|(k, v)| v.as_str().map(|s| (k, s.len())).filter(|&(_, n)| n > max_text_bytes)) {
+        return Err(format!("`{name}` is {len} bytes long; at most {max_text_bytes} are allowed"));
+    }
     let title = match fields.remove("title") {
         Some(Value::String(t)) if !t.trim().is_empty() => t,
         Some(Value::String(_)) => return Err("`title` is empty".into()),
@@ -186,16 +214,37 @@ fn predict_in_pool(model: &Predictor, records: &[RecordIn], top_k: usize) -> Res
         .collect())
 }
 
+fn busy(message: String) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let (records, top_k) = match parse_request(&body, &state.opts) {
         Ok(parsed) => parsed,
         Err(response) => return response,
     };
+    // A slot, or 503 at once: the work a server holds is bounded, not a growing queue.
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+        return busy(format!("{} requests are being predicted; retry shortly", state.opts.max_in_flight));
+    };
     let worker = state.clone();
-    match tokio::task::spawn_blocking(move || predict(&worker, &records, top_k)).await {
-        Ok(Ok(predictions)) => axum::Json(json!({ "predictions": predictions })).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e:#}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e}")),
+    let n = records.len();
+    let task = tokio::task::spawn_blocking(move || {
+        let out = predict(&worker, &records, top_k);
+        drop(permit); // the slot is free only once the work is done, even past the deadline
+        out
+    });
+    match tokio::time::timeout(state.opts.deadline, task).await {
+        Ok(Ok(Ok(predictions))) => {
+            state.metrics.records.inc_by(n as u64);
+            let model = json!({ "id": state.model_id, "method": state.model.method() });
+            axum::Json(json!({ "model": model, "predictions": predictions })).into_response()
+        }
+        Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e:#}")),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e}")),
+        Err(_) => busy(format!("not answered within the deadline of {:.1} s; retry, or send fewer records", state.opts.deadline.as_secs_f64())),
     }
 }
 
@@ -203,20 +252,37 @@ async fn health_handler(State(state): State<Arc<AppState>>) -> Response {
     let model = &state.model;
     axum::Json(json!({
         "status": "ok",
-        "model": state.name,
+        "model": { "id": state.model_id, "method": model.method(), "path": state.name },
         "labels": model.labels().len(),
-        "method": model.method(),
         "max_batch": state.opts.max_batch,
+        "max_top_k": state.opts.max_top_k,
+        "in_flight": state.opts.max_in_flight - state.in_flight.available_permits(),
     }))
     .into_response()
 }
 
-async fn fallback() -> Response {
-    error(StatusCode::NOT_FOUND, "unknown route: use GET /health or POST /predict")
+async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    response
 }
 
-/// The router over a loaded model.
-pub fn router(model: Predictor, name: String, opts: ServeOptions) -> Result<Router> {
+/// Counts every response (413s from the body limit and 404s included) by status, with its latency.
+async fn count_responses(State(state): State<Arc<AppState>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn fallback() -> Response {
+    error(StatusCode::NOT_FOUND, "unknown route: use GET /health, GET /metrics or POST /predict")
+}
+
+/// The router over a loaded model; `model_id` names it in answers and metrics.
+pub fn router(model: Predictor, name: String, model_id: String, opts: ServeOptions) -> Result<Router> {
     let limit = opts.max_body_bytes;
     let threads = xmc_train::default_threads();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -224,24 +290,42 @@ pub fn router(model: Predictor, name: String, opts: ServeOptions) -> Result<Rout
         .thread_name(|i| format!("xmc-serve-{i}"))
         .build()
         .with_context(|| format!("starting {threads} prediction threads"))?;
-    let state = Arc::new(AppState { model, pool, name, opts });
+    anyhow::ensure!(opts.max_in_flight >= 1, "max_in_flight must be at least 1");
+    let metrics = crate::serve_metrics::ServeMetrics::new(&model_id, model.method());
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight));
+    let state = Arc::new(AppState { model, pool, name, model_id, opts, in_flight, metrics });
     Ok(Router::new()
         .route("/health", get(health_handler))
         .route("/predict", post(predict_handler))
+        .route("/metrics", get(metrics_handler))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
         .with_state(state))
 }
 
 /// A running server: its address, and a handle that stops it when dropped.
 pub struct Server {
     pub addr: SocketAddr,
+    pub model_id: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Stops accepting connections, lets the requests in flight finish, and returns when done.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    /// Blocks until the server stops (on SIGTERM or Ctrl-C when started with signals).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -251,24 +335,66 @@ impl Drop for Server {
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
 /// Loads `model_dir` and serves it on `addr` (port 0 picks a free port) from a background thread.
+/// With `on_signals`, SIGTERM and Ctrl-C stop it gracefully too.
 pub fn start(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions) -> Result<Server> {
+    start_with(model_dir, addr, opts, false)
+}
+
+fn start_with(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions, on_signals: bool) -> Result<Server> {
     let model = Predictor::load(model_dir)?;
     let name = model_dir.display().to_string();
-    let app = router(model, name, opts)?;
+    let model_id = crate::fingerprint::folder_sha256(model_dir)?[..16].to_string();
+    let app = router(model, name, model_id.clone(), opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+            let stop = async move {
+                if on_signals {
+                    tokio::select! {
+                        _ = rx => {}
+                        _ = termination() => eprintln!("stopping: finishing the requests in flight"),
+                    }
+                } else {
+                    let _ = rx.await;
+                }
+            };
+            let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
         });
     });
-    Ok(Server { addr, shutdown: Some(tx), thread: Some(thread) })
+    Ok(Server { addr, model_id, shutdown: Some(tx), thread: Some(thread) })
 }
 
 #[derive(Debug, clap::Args)]
@@ -293,13 +419,36 @@ pub struct ServeArgs {
     /// The largest `top_k` a request may ask for (larger ones get 422).
     #[arg(long, default_value_t = 100)]
     pub max_top_k: usize,
+    /// The longest text field of a record, in bytes (longer ones get 422).
+    #[arg(long, default_value_t = 16 << 10)]
+    pub max_text_bytes: usize,
+    /// Prediction requests running at once; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Seconds a request may take before it gets 503.
+    #[arg(long, default_value_t = 30.0)]
+    pub deadline_secs: f64,
 }
 
 pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
-    let opts = ServeOptions { max_batch: args.max_batch, max_body_bytes: args.max_body_bytes, top_k: args.top_k, max_top_k: args.max_top_k };
-    let server = start(&args.model, SocketAddr::new(args.host, args.port), opts)?;
-    eprintln!("serving {} on http://{} (GET /health, POST /predict); Ctrl-C stops", args.model.display(), server.addr);
-    loop {
-        std::thread::park();
-    }
+    anyhow::ensure!(args.deadline_secs > 0.0 && args.deadline_secs.is_finite(), "--deadline-secs must be a positive number of seconds");
+    let opts = ServeOptions {
+        max_batch: args.max_batch,
+        max_body_bytes: args.max_body_bytes,
+        top_k: args.top_k,
+        max_top_k: args.max_top_k,
+        max_text_bytes: args.max_text_bytes,
+        max_in_flight: args.max_in_flight,
+        deadline: Duration::from_secs_f64(args.deadline_secs),
+    };
+    let server = start_with(&args.model, SocketAddr::new(args.host, args.port), opts, true)?;
+    eprintln!(
+        "serving {} (model {}) on http://{} (GET /health, GET /metrics, POST /predict); SIGTERM or Ctrl-C stops",
+        args.model.display(),
+        server.model_id,
+        server.addr
+    );
+    server.wait();
+    eprintln!("stopped");
+    Ok(std::process::ExitCode::SUCCESS)
 }
