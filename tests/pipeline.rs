@@ -474,6 +474,59 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
             assert!(a.top_k.iter().zip(&b.top_k).all(|(x, y)| (x.1 - y.1).abs() < 1e-5), "{name}");
         }
     }
+    // Sharded and resumable: three CSV shards into a folder of Parquet outputs. A run that fails
+    // on the second shard (a bad row) leaves the first shard's output whole and nothing else at a
+    // final name; fixed and rerun, it skips the first and writes the rest; the union equals the
+    // single-file run. `--shard i/n` splits the shards between processes.
+    let shards = tmp.path().join("shards");
+    std::fs::create_dir(&shards).unwrap();
+    let write_shards = |with_bad_row: bool| {
+        let mut reader = csv::Reader::from_path(&input).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let mut writers: Vec<csv::Writer<std::fs::File>> =
+            (0..3).map(|i| csv::Writer::from_path(shards.join(format!("part-{i}.csv"))).unwrap()).collect();
+        for w in &mut writers {
+            w.write_record(&header).unwrap();
+        }
+        if with_bad_row {
+            // The second shard starts with a row whose title is empty.
+            let bad: Vec<&str> = header.iter().map(|h| if h == "id" { "bad-row" } else { "" }).collect();
+            writers[1].write_record(&bad).unwrap();
+        }
+        for (i, record) in reader.records().enumerate() {
+            writers[i * 3 / 2500].write_record(&record.unwrap()).unwrap();
+        }
+    };
+    write_shards(true);
+    let sharded_out = tmp.path().join("sharded");
+    let run_sharded = |extra: &[&str]| {
+        let mut args = vec!["predict", "--model", model.to_str().unwrap(), "--input", shards.to_str().unwrap(), "--output", sharded_out.to_str().unwrap(), "--top-k", "4"];
+        args.extend_from_slice(extra);
+        xmc(&args)
+    };
+    let err = run_sharded(&[]).unwrap_err();
+    assert!(err.contains("part-1.csv:2") && err.contains("empty title"), "{err}");
+    let finished = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| !n.starts_with('.')).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(finished(&sharded_out), ["part-0.parquet"]);
+    let first_written = std::fs::metadata(sharded_out.join("part-0.parquet")).unwrap().modified().unwrap();
+    write_shards(false);
+    assert_eq!(run_sharded(&["--shard", "1/2"]).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(finished(&sharded_out), ["part-0.parquet", "part-1.parquet"], "1/2 takes the second shard only");
+    assert_eq!(run_sharded(&[]).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(finished(&sharded_out), ["part-0.parquet", "part-1.parquet", "part-2.parquet"]);
+    assert_eq!(std::fs::metadata(sharded_out.join("part-0.parquet")).unwrap().modified().unwrap(), first_written, "a finished shard is not redone");
+    let union: Vec<xmc::predict::PredictionRow> =
+        (0..3).flat_map(|i| xmc::evaluate::read_predictions(&sharded_out.join(format!("part-{i}.parquet"))).unwrap()).collect();
+    assert_eq!(union.len(), jsonl.len());
+    for (a, b) in union.iter().zip(&jsonl) {
+        assert_eq!((&a.id, &a.path), (&b.id, &b.path));
+        assert!((a.score.unwrap() - b.score.unwrap()).abs() < 1e-5);
+    }
+
     // A file without the optional columns, with bad rows: each bad row is refused with its line,
     // or with --skip-bad-rows written to the rejects file while the rest is predicted.
     let bad = tmp.path().join("bad.csv");

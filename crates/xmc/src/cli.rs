@@ -68,7 +68,8 @@ pub struct PredictArgs {
     pub model: PathBuf,
     /// Records to categorise: CSV, JSON lines or Parquet (by extension, else the descriptor's
     /// format), or `-` for standard input (CSV or JSON lines). Read in chunks: memory does not
-    /// grow with the input.
+    /// grow with the input. A folder or a pattern (`shards/*.parquet`) predicts each file into
+    /// its own output shard in the --output folder, skipping shards already done.
     #[arg(long)]
     pub input: PathBuf,
     /// The format of --input when its extension does not say (or it is `-`): csv, jsonl or parquet.
@@ -78,10 +79,14 @@ pub struct PredictArgs {
     /// (default: the one the model was trained with, `<model>/dataset.toml`).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
-    /// Output file (.csv, .jsonl or .parquet), or `-` for standard output. A file appears at
-    /// its name only when complete.
+    /// Output file (.csv, .jsonl or .parquet), or `-` for standard output; a folder when
+    /// --input names shards. A file appears at its name only when complete.
     #[arg(long)]
     pub output: PathBuf,
+    /// With sharded input: take only the shards whose position (in path order) is i modulo n,
+    /// e.g. 0/4 ... 3/4 in four processes.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<crate::shards::ShardSlice>,
     /// The output format (default: by --output's extension; JSON lines for `-`).
     #[arg(long, value_enum)]
     pub format: Option<crate::output::OutputFormat>,
@@ -440,6 +445,10 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
         format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
     })?;
+    if crate::shards::is_sharded(&args.input) {
+        return predict_shards(&args, &predictor, &desc);
+    }
+    anyhow::ensure!(args.shard.is_none(), "--shard applies to sharded input (a folder or a pattern as --input)");
     let source = xmc_data::InputSource::from_arg(&args.input);
     let format = crate::output::OutputFormat::choose(args.format, &args.output)?;
     let to_stdout = args.output == std::path::Path::new("-");
@@ -465,6 +474,37 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
         summary.skipped(),
         if summary.skipped() > 0 { rejects_note } else { String::new() }
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `xmc predict` over shards: one output per input shard in the --output folder; shards whose
+/// output exists (complete: outputs are renamed into place when whole) are skipped.
+fn predict_shards(args: &PredictArgs, predictor: &crate::predictor::Predictor, desc: &xmc_data::DatasetDescriptor) -> Result<ExitCode> {
+    let format = args.format.unwrap_or(crate::output::OutputFormat::Parquet);
+    anyhow::ensure!(!args.output.is_file(), "{}: with sharded input, --output is a folder", args.output.display());
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    let plan = crate::shards::plan(&args.input, &args.output, format, args.shard)?;
+    let todo = plan.iter().filter(|p| !p.done).count();
+    eprintln!("{} shards: {} done already, {todo} to predict", plan.len(), plan.len() - todo);
+    let options = crate::predict::StreamPredict {
+        beam: args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k),
+        top_k: args.top_k,
+        stream: xmc_data::StreamOptions { format: args.input_format, chunk_records: args.chunk_size, skip_bad_rows: args.skip_bad_rows },
+    };
+    let (mut rows, mut records, mut skipped) = (0u64, 0u64, 0u64);
+    for (i, shard) in plan.iter().filter(|p| !p.done).enumerate() {
+        crate::shards::remove_stale_partials(&shard.output)?;
+        let rejects = args.skip_bad_rows.then(|| PathBuf::from(format!("{}.rejects.jsonl", shard.output.display())));
+        let mut rejects = crate::predict::RejectsWriter::new(rejects)?;
+        let writer = crate::output::PredictionWriter::create(&shard.output, format)?;
+        let source = xmc_data::InputSource::File(shard.input.clone());
+        let summary = crate::predict::predict_stream(predictor, desc, &source, &options, writer, &mut rejects)
+            .with_context(|| format!("shard {}", shard.input.display()))?;
+        rejects.finish()?;
+        eprintln!("[{}/{todo}] {} -> {}: {} predictions", i + 1, shard.input.display(), shard.output.display(), summary.records);
+        (rows, records, skipped) = (rows + summary.rows_read, records + summary.records, skipped + summary.skipped());
+    }
+    eprintln!("read {rows} rows; wrote {records} predictions in {todo} shards to {}; skipped {skipped}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,3 +13,4 @@ pub mod predict;
 pub mod predictor;
 pub mod serve;
 pub mod serve_metrics;
+pub mod shards;
