@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-bad-rows", action="store_true", help="mark bad rows in `error` instead of failing")
     parser.add_argument("--threads-per-task", type=int, default=1)
     parser.add_argument("--master", help="Spark master when not set by spark-submit, e.g. local[2]")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="Spark settings, e.g. spark.sql.files.maxPartitionBytes=16m")
     args = parser.parse_args(argv)
 
     from pyspark.sql import SparkSession
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     builder = SparkSession.builder.appName("xmc-predict")
     if args.master:
         builder = builder.master(args.master)
+    for setting in args.conf:
+        key, _, value = setting.partition("=")
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     df = _read(spark, args.input, args.input_format)
     out = predict_dataframe(df, args.model, args.top_k, args.beam, args.skip_bad_rows, args.dataset, args.threads_per_task)

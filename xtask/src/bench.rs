@@ -22,6 +22,9 @@ pub enum BenchCommand {
     /// process with the same threads: `xmc predict` vs pandas.read_csv + `predict_frame` +
     /// to_parquet (python/bench/predict_frame.py, in the virtualenv `.ci/run` makes).
     Python(PythonBenchArgs),
+    /// Spark local[N] (`python -m xmc.spark`, mapInArrow) against `xmc predict` with N threads on
+    /// the same synthetic Parquet file, each in a child process.
+    Spark(SparkBenchArgs),
     /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
     /// for reference) and build the k = 6 tree.
     Tree(TreeBenchArgs),
@@ -159,6 +162,24 @@ pub struct PythonBenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SparkBenchArgs {
+    /// A trained model folder of any method.
+    model: PathBuf,
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Spark's local[N] and the CLI's threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Python with the xmc wheel and pyspark installed (default: the virtualenv `.ci/run` makes).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    #[arg(long)]
+    taxonomy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct RankerBenchArgs {
     #[arg(long, default_value_t = 1_680_000)]
     records: usize,
@@ -197,6 +218,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Predict(args) => bench_predict(args),
         BenchCommand::PredictFile(args) => bench_predict_file(args),
         BenchCommand::Python(args) => bench_python(args),
+        BenchCommand::Spark(args) => bench_spark(args),
         BenchCommand::Peers(args) => crate::peers::bench_peers(args, &bench_dir()),
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
@@ -506,6 +528,48 @@ fn bench_python(args: PythonBenchArgs) -> Result<ExitCode> {
     let ratio = rate(p.0) / rate(c.0);
     println!("\nPython's records/s are {:.0}% of the CLI's (target: at least 90%).", 100.0 * ratio);
     Ok(if ratio >= 0.9 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bench_spark(args: SparkBenchArgs) -> Result<ExitCode> {
+    let dir = bench_dir();
+    let python = args.python.clone().unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).join("xmc-python-venv/bin/python"));
+    if !python.is_file() {
+        bail!("{} not found: run .ci/run once (it builds the wheel and installs pyspark into that virtualenv), or pass --python", python.display());
+    }
+    let (csv, descriptor) = synthetic_dataset(&dir, args.records, 14_262, args.taxonomy.clone())?;
+    let parquet = csv.with_extension("parquet");
+    if !parquet.exists() {
+        // Row groups of 64k rows: Spark splits the file into tasks along them.
+        let convert = "import sys, pyarrow.csv as c, pyarrow.parquet as p\n\
+            t = c.read_csv(sys.argv[1], convert_options=c.ConvertOptions(column_types={n: 'string' for n in c.read_csv(sys.argv[1], read_options=c.ReadOptions(skip_rows_after_names=10**9)).column_names}))\n\
+            p.write_table(t, sys.argv[2] + '.partial', row_group_size=65536)";
+        let status = Command::new(&python).args(["-c", convert]).arg(&csv).arg(&parquet).status()?;
+        anyhow::ensure!(status.success(), "converting {} to Parquet failed", csv.display());
+        std::fs::rename(format!("{}.partial", parquet.display()), &parquet)?;
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let exe = std::env::current_exe()?;
+    let cli_out = dir.join("bench-spark-cli.parquet");
+    let mut command = Command::new(&exe);
+    command.args(["xmc", "predict", "--model"]).arg(&args.model).arg("--input").arg(&parquet).arg("--dataset").arg(&descriptor);
+    command.arg("--output").arg(&cli_out).args(["--top-k", &args.top_k.to_string(), "--threads", &threads.to_string()]);
+    eprintln!("xmc predict: {} records ...", args.records);
+    let (cli_s, cli_rss) = measure(command)?;
+    let spark_out = dir.join("bench-spark-out");
+    let mut command = Command::new(&python);
+    command.args(["-m", "xmc.spark", "--master", &format!("local[{threads}]"), "--model"]).arg(&args.model);
+    command.arg("--dataset").arg(&descriptor).arg("--input").arg(&parquet).arg("--output").arg(&spark_out);
+    command.args(["--top-k", &args.top_k.to_string(), "--conf", "spark.sql.files.maxPartitionBytes=8m", "--conf", "spark.ui.enabled=false"]);
+    eprintln!("Spark local[{threads}]: {} records ...", args.records);
+    let (spark_s, spark_rss) = measure(command)?;
+    let rate = |s: f64| args.records as f64 / s;
+    println!("| side | records | cores | wall s | records/s | peak RSS MiB (parent process) |");
+    println!("|---|---|---|---|---|---|");
+    println!("| `xmc predict` (Parquet in and out) | {} | {threads} | {cli_s:.1} | {:.0} | {:.0} |", args.records, rate(cli_s), cli_rss as f64 / (1 << 20) as f64);
+    println!("| Spark local[{threads}], mapInArrow (Parquet in and out) | {} | {threads} | {spark_s:.1} | {:.0} | {:.0} |", args.records, rate(spark_s), spark_rss as f64 / (1 << 20) as f64);
+    let ratio = rate(spark_s) / rate(cli_s);
+    println!("\nSpark's records/s are {:.0}% of the CLI's (target: at least 75%); wall time includes Spark's start-up.", 100.0 * ratio);
+    Ok(if ratio >= 0.75 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {
