@@ -5,6 +5,7 @@ mod bench;
 mod models;
 mod peers;
 mod serve_bench;
+mod soak;
 mod zero_shot;
 
 use std::process::ExitCode;

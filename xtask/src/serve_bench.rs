@@ -23,6 +23,15 @@ pub struct ServeBenchArgs {
     /// Concurrent client connections.
     #[arg(long, default_value_t = 2)]
     clients: usize,
+    /// The soak and abuse run instead: the server in a child process (`xmc serve`), clients
+    /// mixing valid requests with malformed, oversized, slow and dropped ones, bounded by
+    /// --soak-requests and --soak-seconds; then SIGTERM, and the server must exit 0.
+    #[arg(long)]
+    soak: bool,
+    #[arg(long, default_value_t = 2000)]
+    soak_requests: usize,
+    #[arg(long, default_value_t = 180)]
+    soak_seconds: u64,
 }
 
 fn post(addr: SocketAddr, body: &str) -> Result<(u16, Duration)> {
@@ -49,6 +58,9 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 pub fn bench_serve(args: ServeBenchArgs) -> Result<ExitCode> {
+    if args.soak {
+        return crate::soak::soak(&args.model, args.data.as_deref(), args.clients.max(8), args.soak_requests, Duration::from_secs(args.soak_seconds));
+    }
     let data_dir = args.data.clone().unwrap_or_else(|| args.model.parent().unwrap_or(Path::new(".")).join("data"));
     let data = xmc_data::PreparedData::load(&data_dir)?;
     let records: Vec<serde_json::Value> = data.split(xmc_data::Split::Test).map(|r| record_json(&r.record)).collect();
