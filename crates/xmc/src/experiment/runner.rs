@@ -47,8 +47,15 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(stage: StageName, config: &impl serde::Serialize, mut inputs: BTreeMap<String, String>) -> Self {
+    fn new(stage: StageName, config: &impl serde::Serialize, inputs: BTreeMap<String, String>) -> Self {
+        Plan::with_code_version(stage, stage.code_version(), config, inputs)
+    }
+
+    /// The fingerprint covers the stage, the artifact format, the stage's code version, its
+    /// config and its inputs' hashes.
+    fn with_code_version(stage: StageName, code_version: u32, config: &impl serde::Serialize, mut inputs: BTreeMap<String, String>) -> Self {
         inputs.insert("config".into(), value_sha256(config));
+        inputs.insert("code_version".into(), code_version.to_string());
         let fingerprint = value_sha256(&(stage, ARTIFACT_VERSION, &inputs));
         Plan { fingerprint, inputs }
     }
@@ -832,7 +839,8 @@ fn copy_encoder(from: &Path, to: &Path) -> Result<()> {
 
 /// The second target: the product's brand (or manufacturer) from its title and description.
 fn run_brand(ctx: &StageContext) -> Result<(StageOutcome, String)> {
-    ctx.run(StageName::Brand, &serde_json::json!({ "classifier": "brand names in the title, then tf-idf centroids" }), BTreeMap::from([ctx.upstream(StageName::Data)]), |out| {
+    // No settings: what decides its output is the data and the stage's code version.
+    ctx.run(StageName::Brand, &serde_json::json!({}), BTreeMap::from([ctx.upstream(StageName::Data)]), |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let m = xmc_brand::train_and_evaluate(&data);
         m.save(&out.join(xmc_brand::METRICS_FILE))?;
@@ -1083,4 +1091,21 @@ fn data_report(stats: &xmc_data::DataStats) -> BTreeMap<String, serde_json::Valu
         ("valid".into(), json!(stats.valid_records)),
         ("test".into(), json!(stats.test_records)),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_changes_with_the_code_version_config_and_inputs() {
+        let inputs = BTreeMap::from([("data_stage".to_string(), "abc".to_string())]);
+        let base = Plan::with_code_version(StageName::Brand, 1, &serde_json::json!({}), inputs.clone()).fingerprint;
+        assert_eq!(base, Plan::with_code_version(StageName::Brand, 1, &serde_json::json!({}), inputs.clone()).fingerprint);
+        assert_ne!(base, Plan::with_code_version(StageName::Brand, 2, &serde_json::json!({}), inputs.clone()).fingerprint);
+        assert_ne!(base, Plan::with_code_version(StageName::Brand, 1, &serde_json::json!({"k": 1}), inputs).fingerprint);
+        let other = BTreeMap::from([("data_stage".to_string(), "abd".to_string())]);
+        assert_ne!(base, Plan::with_code_version(StageName::Brand, 1, &serde_json::json!({}), other).fingerprint);
+        assert_eq!(Plan::new(StageName::Brand, &serde_json::json!({}), BTreeMap::new()).inputs["code_version"], StageName::Brand.code_version().to_string());
+    }
 }

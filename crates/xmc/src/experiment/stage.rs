@@ -38,6 +38,26 @@ impl StageName {
         StageName::Report,
     ];
 
+    /// The version of the stage's code, part of its fingerprint: bump it with any change to the
+    /// code that changes what the stage writes for the same inputs and config, so that cached
+    /// artifacts made by the old code are rebuilt.
+    pub fn code_version(self) -> u32 {
+        match self {
+            StageName::Data => 1,
+            StageName::Embed => 1,
+            StageName::Tree => 1,
+            StageName::Codes => 1,
+            // 1: calibration.json in every model folder (session 6).
+            StageName::Train => 1,
+            // 1: calibrated confidences as scores.
+            StageName::Predict => 1,
+            StageName::Brand => 1,
+            // 1: calibration error in metrics.json.
+            StageName::Eval => 1,
+            StageName::Report => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StageName::Data => "data",
