@@ -527,6 +527,41 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
         assert!((a.score.unwrap() - b.score.unwrap()).abs() < 1e-5);
     }
 
+    // Truncated or altered model files: loading (and predicting with what loads) ends in a result
+    // or an error naming the folder; never a panic.
+    let mut cases = 0;
+    let files: Vec<_> = std::fs::read_dir(&model).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let n = bytes.len();
+        let variants: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            bytes[..n / 3].to_vec(),
+            bytes[..n.saturating_sub(1)].to_vec(),
+            { let mut b = bytes.clone(); if n > 0 { b[n / 2] ^= 0x5a; } b },
+            { let mut b = bytes.clone(); if n > 10 { b[n - 5] = b'9'; } b },
+            { let mut b = bytes.clone(); if n > 0 { b[0] = b'#'; } b },
+        ];
+        for variant in variants {
+            let copy = tmp.path().join("altered");
+            let _ = std::fs::remove_dir_all(&copy);
+            std::fs::create_dir(&copy).unwrap();
+            for f in &files {
+                std::fs::copy(f, copy.join(f.file_name().unwrap())).unwrap();
+            }
+            std::fs::write(copy.join(file.file_name().unwrap()), &variant).unwrap();
+            cases += 1;
+            match xmc::predictor::Predictor::load(&copy) {
+                Ok(p) => {
+                    let _ = p.predict_texts(&[test[0].input.as_str()], 5, 3, |_| {});
+                }
+                Err(e) => assert!(format!("{e:#}").contains("altered"), "{}: {e:#}", file.display()),
+            }
+        }
+    }
+    eprintln!("model-folder corruption cases: {cases}");
+    assert!(cases >= 30);
+
     // A file without the optional columns, with bad rows: each bad row is refused with its line,
     // or with --skip-bad-rows written to the rejects file while the rest is predicted.
     let bad = tmp.path().join("bad.csv");

@@ -452,3 +452,45 @@ pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     eprintln!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_like() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop_oneof![
+            Just("\"Hornby coach\"".to_string()),
+            Just("\"\"".to_string()),
+            "-?[0-9]{1,12}(\\.[0-9]{1,3})?".prop_map(String::from),
+            Just("null".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+            Just("[{\"title\": \"a\"}, {\"title\": 3}]".to_string()),
+        ];
+        let key = prop_oneof![
+            Just("title"), Just("top_k"), Just("records"), Just("price"), Just("id"), Just("store"), Just("colour"), Just("description")
+        ];
+        let object = proptest::collection::vec((key, value), 0..6)
+            .prop_map(|kv| format!("{{{}}}", kv.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect::<Vec<_>>().join(", ")).into_bytes());
+        prop_oneof![object, proptest::collection::vec(any::<u8>(), 0..64)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any body ends in records or in a 4xx answer with a JSON message; never a panic.
+        #[test]
+        fn request_bodies_never_panic(body in json_like()) {
+            let opts = ServeOptions { max_batch: 4, max_top_k: 10, ..ServeOptions::default() };
+            match parse_request(&body, &opts) {
+                Ok((records, top_k)) => {
+                    prop_assert!(!records.is_empty() && records.len() <= 4);
+                    prop_assert!((1..=10).contains(&top_k));
+                    prop_assert!(records.iter().all(|r| !r.title.trim().is_empty()));
+                }
+                Err(response) => prop_assert!(response.status().is_client_error(), "{}", response.status()),
+            }
+        }
+    }
+}

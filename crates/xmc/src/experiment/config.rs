@@ -268,3 +268,28 @@ mod tests {
         assert_eq!(cfg, default);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Any TOML-ish text ends in a config or an error naming the file; never a panic.
+        #[test]
+        fn configs_never_panic(lines in proptest::collection::vec(
+            "(\\[(data|embed|tree|model|train|ranker|fusion|search|eval|bogus)\\]|(name|method|branching|beam|top_k|features|kind|learning_rate|max_epochs|dataset|preset) ?= ?(\"[a-z_./-]{0,10}\"|-?[0-9]{1,4}(\\.[0-9])?|true|\\[\\]))",
+            0..12,
+        )) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("exp.toml");
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            if let Err(e) = ExperimentConfig::load_with_env(&path, &[], std::iter::empty()) {
+                let message = format!("{e:#}");
+                prop_assert!(!message.is_empty());
+            }
+        }
+    }
+}
