@@ -13,8 +13,10 @@
 //! at once; beyond that a request gets 503 with `Retry-After` at once (no queue grows). A request
 //! not answered within `deadline` gets 503 (its work finishes in the background, still holding
 //! its in-flight slot). SIGTERM or Ctrl-C stops accepting connections, lets the requests in
-//! flight finish and exits 0. Requests predict concurrently in one rayon pool of
-//! `XMC_PREDICT_THREADS` threads (default one per core).
+//! flight finish and exits 0. Requests are batched dynamically: a batching thread collects the
+//! requests that arrive within `batch_wait` of the first waiting one (up to `batch_records`
+//! records) and predicts them together, each batch as a task of one rayon pool of
+//! `XMC_PREDICT_THREADS` threads (default one per core) while the next batch is collected.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +49,11 @@ pub struct ServeOptions {
     pub max_in_flight: usize,
     /// A request not answered within this gets 503.
     pub deadline: Duration,
+    /// Dynamic batching: requests arriving within this of the first waiting one are predicted
+    /// together (up to `batch_records` records), so that many clients sending one record each
+    /// share a batch. Zero: only what is already waiting is batched.
+    pub batch_wait: Duration,
+    pub batch_records: usize,
 }
 
 impl Default for ServeOptions {
@@ -59,13 +66,30 @@ impl Default for ServeOptions {
             max_text_bytes: 16 << 10,
             max_in_flight: 64,
             deadline: Duration::from_secs(30),
+            batch_wait: Duration::from_millis(2),
+            batch_records: 32,
         }
     }
 }
 
-struct AppState {
+/// The model and the threads that predict with it.
+struct Engine {
     model: Predictor,
     pool: rayon::ThreadPool,
+}
+
+/// A request waiting for its batch: its records, its `top_k`, its in-flight slot (freed when the
+/// job is done) and where the answer goes.
+struct Job {
+    records: Vec<RecordIn>,
+    top_k: usize,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<PredictionOut>>>,
+}
+
+struct AppState {
+    engine: Arc<Engine>,
+    jobs: std::sync::mpsc::Sender<Job>,
     name: String,
     model_id: String,
     opts: ServeOptions,
@@ -191,27 +215,72 @@ fn product(record: &RecordIn) -> ProductRecord {
     }
 }
 
-fn predict(state: &AppState, records: &[RecordIn], top_k: usize) -> Result<Vec<PredictionOut>> {
-    state.pool.install(|| predict_in_pool(&state.model, records, top_k))
+/// Collects jobs into batches: after the first waiting job, more for up to `wait` or until
+/// `max_records` records; each batch is predicted on the pool while the next one is collected.
+fn run_batcher(engine: Arc<Engine>, jobs: std::sync::mpsc::Receiver<Job>, wait: Duration, max_records: usize) {
+    while let Ok(first) = jobs.recv() {
+        let mut n = first.records.len();
+        let mut batch = vec![first];
+        let until = Instant::now() + wait;
+        while n < max_records {
+            let next = match until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => jobs.recv_timeout(left).ok(),
+                _ => jobs.try_recv().ok(),
+            };
+            let Some(job) = next else { break };
+            n += job.records.len();
+            batch.push(job);
+        }
+        let worker = engine.clone();
+        engine.pool.spawn(move || predict_jobs(&worker.model, batch));
+    }
 }
 
-fn predict_in_pool(model: &Predictor, records: &[RecordIn], top_k: usize) -> Result<Vec<PredictionOut>> {
-    let texts: Vec<String> = records.iter().map(|r| model.template().render(&product(r))).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let beam = model.default_beam().max(top_k);
-    let ranked = model.predict_texts(&refs, beam, top_k, |_| {})?;
+/// Predicts a batch of jobs: those with the same beam (the model's, widened by `top_k`) in one
+/// call over the beam's whole pool, then each job's answer cut to its own `top_k` (the same
+/// answer as predicting the job alone: confidences are normalised over the pool).
+fn predict_jobs(model: &Predictor, batch: Vec<Job>) {
+    let mut groups: std::collections::BTreeMap<usize, Vec<Job>> = Default::default();
+    for job in batch {
+        groups.entry(model.default_beam().max(job.top_k)).or_default().push(job);
+    }
+    for (beam, group) in groups {
+        let texts: Vec<String> = group.iter().flat_map(|j| &j.records).map(|r| model.template().render(&product(r))).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        match model.predict_texts(&refs, beam, beam, |_| {}) {
+            Ok(ranked) => {
+                let mut ranked = ranked.into_iter();
+                for job in group {
+                    let mine: Vec<Vec<(u32, f32)>> = ranked.by_ref().take(job.records.len()).collect();
+                    let _ = job.reply.send(Ok(outputs(model, &job.records, mine, job.top_k)));
+                }
+            }
+            Err(e) => {
+                for job in group {
+                    let _ = job.reply.send(Err(anyhow::anyhow!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+/// A request's answers from its records' ranked labels (each cut to `top_k`).
+fn outputs(model: &Predictor, records: &[RecordIn], ranked: Vec<Vec<(u32, f32)>>, top_k: usize) -> Vec<PredictionOut> {
     let path = |l: u32| model.labels().get(l).map(|l| l.path.clone()).unwrap_or_default();
-    Ok(records
+    records
         .iter()
         .zip(ranked)
         .enumerate()
-        .map(|(i, (r, h))| PredictionOut {
-            id: r.id.clone().unwrap_or(json!(i)),
-            path: h.first().map(|&(l, _)| path(l)),
-            score: h.first().map(|&(_, s)| s),
-            top_k: h.iter().map(|&(l, s)| Scored { path: path(l), score: s }).collect(),
+        .map(|(i, (r, mut h))| {
+            h.truncate(top_k);
+            PredictionOut {
+                id: r.id.clone().unwrap_or(json!(i)),
+                path: h.first().map(|&(l, _)| path(l)),
+                score: h.first().map(|&(_, s)| s),
+                top_k: h.iter().map(|&(l, s)| Scored { path: path(l), score: s }).collect(),
+            }
         })
-        .collect())
+        .collect()
 }
 
 fn busy(message: String) -> Response {
@@ -229,27 +298,26 @@ async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Res
     let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
         return busy(format!("{} requests are being predicted; retry shortly", state.opts.max_in_flight));
     };
-    let worker = state.clone();
     let n = records.len();
-    let task = tokio::task::spawn_blocking(move || {
-        let out = predict(&worker, &records, top_k);
-        drop(permit); // the slot is free only once the work is done, even past the deadline
-        out
-    });
-    match tokio::time::timeout(state.opts.deadline, task).await {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if state.jobs.send(Job { records, top_k, _permit: permit, reply }).is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the prediction worker has stopped");
+    }
+    // Past the deadline the job still finishes in the background, holding its in-flight slot.
+    match tokio::time::timeout(state.opts.deadline, answer).await {
         Ok(Ok(Ok(predictions))) => {
             state.metrics.records.inc_by(n as u64);
-            let model = json!({ "id": state.model_id, "method": state.model.method() });
+            let model = json!({ "id": state.model_id, "method": state.engine.model.method() });
             axum::Json(json!({ "model": model, "predictions": predictions })).into_response()
         }
         Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e:#}")),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e}")),
+        Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "prediction failed: the worker dropped the request"),
         Err(_) => busy(format!("not answered within the deadline of {:.1} s; retry, or send fewer records", state.opts.deadline.as_secs_f64())),
     }
 }
 
 async fn health_handler(State(state): State<Arc<AppState>>) -> Response {
-    let model = &state.model;
+    let model = &state.engine.model;
     axum::Json(json!({
         "status": "ok",
         "model": { "id": state.model_id, "method": model.method(), "path": state.name },
@@ -293,7 +361,14 @@ pub fn router(model: Predictor, name: String, model_id: String, opts: ServeOptio
     anyhow::ensure!(opts.max_in_flight >= 1, "max_in_flight must be at least 1");
     let metrics = crate::serve_metrics::ServeMetrics::new(&model_id, model.method());
     let in_flight = Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight));
-    let state = Arc::new(AppState { model, pool, name, model_id, opts, in_flight, metrics });
+    let engine = Arc::new(Engine { model, pool });
+    let (jobs, queue) = std::sync::mpsc::channel();
+    let (batcher, wait, max_records) = (engine.clone(), opts.batch_wait, opts.batch_records.max(1));
+    std::thread::Builder::new()
+        .name("xmc-serve-batcher".into())
+        .spawn(move || run_batcher(batcher, queue, wait, max_records))
+        .context("starting the batching thread")?;
+    let state = Arc::new(AppState { engine, jobs, name, model_id, opts, in_flight, metrics });
     Ok(Router::new()
         .route("/health", get(health_handler))
         .route("/predict", post(predict_handler))
@@ -428,6 +503,13 @@ pub struct ServeArgs {
     /// Seconds a request may take before it gets 503.
     #[arg(long, default_value_t = 30.0)]
     pub deadline_secs: f64,
+    /// Dynamic batching: milliseconds to wait for more requests to predict together (0: batch
+    /// only what is already waiting).
+    #[arg(long, default_value_t = 2.0)]
+    pub batch_wait_ms: f64,
+    /// Most records predicted together by dynamic batching.
+    #[arg(long, default_value_t = 32)]
+    pub batch_records: usize,
 }
 
 pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
@@ -440,6 +522,8 @@ pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         max_text_bytes: args.max_text_bytes,
         max_in_flight: args.max_in_flight,
         deadline: Duration::from_secs_f64(args.deadline_secs),
+        batch_wait: Duration::from_secs_f64(args.batch_wait_ms.max(0.0) / 1e3),
+        batch_records: args.batch_records,
     };
     let server = start_with(&args.model, SocketAddr::new(args.host, args.port), opts, true)?;
     eprintln!(
