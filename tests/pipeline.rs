@@ -664,3 +664,22 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
     assert_eq!(code, ExitCode::SUCCESS);
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2501);
 }
+
+/// A T5 generating plain label paths reads no label tree: the embed, tree and codes stages are
+/// not run, and the sentence encoder is not needed (it does not exist here).
+#[test]
+fn plain_generation_runs_without_embeddings_tree_or_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "");
+    let args = ["experiment", &config, "--set", "model.mode=\"plain\"", "--set", "embed.encoder_dir=\"/nonexistent/encoder\"", "--set", "train.max_epochs=1", "--set", "model.vocab_size=3000", "--set", "model.max_target_tokens=64"];
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    for stage in ["embed", "tree", "codes"] {
+        assert!(!run.join(stage).exists(), "{stage} was built");
+    }
+    for stage in ["data", "train", "predict", "brand", "eval", "report"] {
+        assert!(run.join(stage).join("stage.json").is_file(), "{stage} did not run");
+    }
+    let metrics = xmc_eval::Metrics::load(&run.join("report/metrics.json")).unwrap();
+    assert!(metrics.code_prefix.is_none());
+}

@@ -77,7 +77,7 @@ fn ensure_models(args: &xmc::cli::ExperimentArgs) -> anyhow::Result<()> {
 fn ensure_models_for(config: &std::path::Path) -> anyhow::Result<()> {
     let cfg = xmc::experiment::ExperimentConfig::load(config, &[])?;
     let mut needed = Vec::new();
-    if cfg.embed.kind.uses_sentence_encoder() {
+    if cfg.embed.kind.uses_sentence_encoder() && cfg.needs_stage(xmc::experiment::StageName::Embed) {
         needed.push(std::path::PathBuf::from(&cfg.embed.encoder_dir));
     }
     if cfg.model.encoder == xmc_model::EncoderKind::Bert {

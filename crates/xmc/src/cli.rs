@@ -332,6 +332,7 @@ fn report(summary: &RunSummary) -> ExitCode {
         let what = match outcome {
             StageOutcome::Ran => "ran",
             StageOutcome::UpToDate => "up to date (skipped)",
+            StageOutcome::NotNeeded => "not needed by the method",
         };
         eprintln!("  {stage:<8} {what}");
     }

@@ -79,6 +79,15 @@ impl Default for ExperimentConfig {
 }
 
 impl ExperimentConfig {
+    /// Whether the config's method reads `stage`'s artifact (directly or through a later stage).
+    /// A T5 generating plain label paths needs no label embeddings, tree or codes, so those
+    /// stages (and the sentence encoder) are not run for it.
+    pub fn needs_stage(&self, stage: super::StageName) -> bool {
+        use super::StageName::{Codes, Embed, Tree};
+        let plain_generation = self.method == Method::Generative && self.model.mode == xmc_model::TargetMode::Plain;
+        !(plain_generation && matches!(stage, Embed | Tree | Codes))
+    }
+
     /// Loads `path`, applies `XMC_*__*` environment overrides and `overrides` (key, TOML value),
     /// and validates the result.
     pub fn load(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Self> {

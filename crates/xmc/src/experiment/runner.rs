@@ -30,6 +30,8 @@ pub struct RunOptions {
 pub enum StageOutcome {
     Ran,
     UpToDate,
+    /// The config's method does not read this stage's artifact ([`ExperimentConfig::needs_stage`]).
+    NotNeeded,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +70,10 @@ pub fn run_experiment(cfg: &ExperimentConfig, opts: &RunOptions) -> Result<RunSu
     let mut fingerprints: BTreeMap<StageName, String> = BTreeMap::new();
     for stage in StageName::ALL {
         let forced = opts.force || opts.from.is_some_and(|from| stage >= from);
+        if !cfg.needs_stage(stage) {
+            summary.stages.push((stage, StageOutcome::NotNeeded));
+            continue;
+        }
         let ctx = StageContext { cfg, run_dir: &run_dir, forced, upstream: &fingerprints };
         let (outcome, fingerprint) = match stage {
             StageName::Data => run_data(&ctx)?,
