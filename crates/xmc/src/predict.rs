@@ -136,6 +136,15 @@ pub fn predict_stream(
     mut writer: crate::output::PredictionWriter,
     rejects: &mut RejectsWriter,
 ) -> Result<xmc_data::StreamSummary> {
+    // A file shows the reader's bar over its bytes; standard input (length unknown) a count.
+    let counter = match source {
+        xmc_data::InputSource::Stdin => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} records predicted ({per_sec})").expect("valid template"));
+            bar
+        }
+        xmc_data::InputSource::File(_) => indicatif::ProgressBar::hidden(),
+    };
     let summary = xmc_data::stream_records(
         desc,
         source,
@@ -147,9 +156,11 @@ pub fn predict_stream(
             let ranked = predictor.predict_texts(&refs, options.beam, options.top_k, |_| {})?;
             let rows: Vec<PredictionRow> =
                 chunk.iter().zip(&ranked).map(|(r, ranked)| PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels())).collect();
+            counter.inc(rows.len() as u64);
             writer.write(&rows)
         },
     )?;
+    counter.finish_and_clear();
     writer.finish()?;
     Ok(summary)
 }
