@@ -457,6 +457,15 @@ fn bench_predict_ranked(dir: &Path, args: &PredictBenchArgs) -> Result<bool> {
     Ok(rate >= target)
 }
 
+/// `xmc predict` (through this binary's `xmc` passthrough) of `input` into `output`, for a bench
+/// child process.
+fn xmc_predict_command(exe: &Path, model: &Path, input: &Path, descriptor: &Path, output: &Path, top_k: usize, threads: usize) -> Command {
+    let mut command = Command::new(exe);
+    command.args(["xmc", "predict", "--model"]).arg(model).arg("--input").arg(input).arg("--dataset").arg(descriptor);
+    command.arg("--output").arg(output).args(["--top-k", &top_k.to_string(), "--threads", &threads.to_string()]);
+    command
+}
+
 fn bench_predict_file(args: PredictFileBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();
     let method = xmc::predictor::Predictor::load(&args.model)?.method();
@@ -467,9 +476,7 @@ fn bench_predict_file(args: PredictFileBenchArgs) -> Result<ExitCode> {
         let (csv, descriptor) = synthetic_dataset(&dir, records, 14_262, args.taxonomy.clone())?;
         let ext = format!("{:?}", args.format).to_lowercase();
         let out = dir.join(format!("predictions-{records}.{ext}"));
-        let mut command = Command::new(&exe);
-        command.args(["xmc", "predict", "--model"]).arg(&args.model).arg("--input").arg(&csv).arg("--dataset").arg(&descriptor);
-        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string(), "--threads", &threads.to_string()]);
+        let command = xmc_predict_command(&exe, &args.model, &csv, &descriptor, &out, args.top_k, threads);
         eprintln!("predicting {records} records ...");
         let (seconds, rss) = measure(command)?;
         let rss_mib = rss as f64 / (1 << 20) as f64;
@@ -496,21 +503,18 @@ fn bench_python(args: PythonBenchArgs) -> Result<ExitCode> {
         bail!("{} not found: run .ci/run once (it builds the wheel into that virtualenv), or pass --python", python.display());
     }
     let (csv, descriptor) = synthetic_dataset(&dir, args.records, 14_262, args.taxonomy.clone())?;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).to_string();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let exe = std::env::current_exe()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/bench/predict_frame.py");
     let (mut cli, mut py) = (Vec::new(), Vec::new());
     for run in 0..args.runs.max(1) {
         let out = dir.join("bench-python-cli.parquet");
-        let mut command = Command::new(&exe);
-        command.args(["xmc", "predict", "--model"]).arg(&args.model).arg("--input").arg(&csv).arg("--dataset").arg(&descriptor);
-        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string(), "--threads", &threads]);
-        let (seconds, rss) = measure(command)?;
+        let (seconds, rss) = measure(xmc_predict_command(&exe, &args.model, &csv, &descriptor, &out, args.top_k, threads))?;
         cli.push((seconds, rss));
         let out = dir.join("bench-python-py.parquet");
         let mut command = Command::new(&python);
         command.arg(&script).arg("--model").arg(&args.model).arg("--dataset").arg(&descriptor).arg("--input").arg(&csv);
-        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string()]).env("RAYON_NUM_THREADS", &threads);
+        command.arg("--output").arg(&out).args(["--top-k", &args.top_k.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
         let (seconds, rss) = measure(command)?;
         py.push((seconds, rss));
         eprintln!("run {}: CLI {:.1} s, Python {:.1} s", run + 1, cli[run].0, seconds);
@@ -550,11 +554,8 @@ fn bench_spark(args: SparkBenchArgs) -> Result<ExitCode> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let exe = std::env::current_exe()?;
     let cli_out = dir.join("bench-spark-cli.parquet");
-    let mut command = Command::new(&exe);
-    command.args(["xmc", "predict", "--model"]).arg(&args.model).arg("--input").arg(&parquet).arg("--dataset").arg(&descriptor);
-    command.arg("--output").arg(&cli_out).args(["--top-k", &args.top_k.to_string(), "--threads", &threads.to_string()]);
     eprintln!("xmc predict: {} records ...", args.records);
-    let (cli_s, cli_rss) = measure(command)?;
+    let (cli_s, cli_rss) = measure(xmc_predict_command(&exe, &args.model, &parquet, &descriptor, &cli_out, args.top_k, threads))?;
     let spark_out = dir.join("bench-spark-out");
     let mut command = Command::new(&python);
     command.args(["-m", "xmc.spark", "--master", &format!("local[{threads}]"), "--model"]).arg(&args.model);

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use xmc_eval::calibration::{BINS, reliability};
 
 /// The file in a model folder that holds the fitted temperature.
 pub const CALIBRATION_FILE: &str = "calibration.json";
@@ -93,11 +94,6 @@ pub fn fit_temperature(pools: &[Pool]) -> f64 {
     ((lo + hi) / 2.0).exp()
 }
 
-/// Expected calibration error of top-1 confidences against correctness, `bins` equal-width bins.
-pub fn ece(top1: &[(f64, bool)], bins: usize) -> f64 {
-    xmc_eval::calibration::reliability(top1, bins).ece
-}
-
 impl Calibration {
     /// Fits the temperature on validation `pools`.
     pub fn fit(pools: &[Pool], pool_size: usize) -> Self {
@@ -113,8 +109,8 @@ impl Calibration {
             temperature,
             records: pools.len(),
             pool: pool_size,
-            valid_ece_before: ece(&top1(1.0), xmc_eval::calibration::BINS),
-            valid_ece_after: ece(&top1(temperature), xmc_eval::calibration::BINS),
+            valid_ece_before: reliability(&top1(1.0), BINS).ece,
+            valid_ece_after: reliability(&top1(temperature), BINS).ece,
         }
     }
 

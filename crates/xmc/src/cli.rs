@@ -453,11 +453,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let source = xmc_data::InputSource::from_arg(&args.input);
     let format = crate::output::OutputFormat::choose(args.format, &args.output)?;
     let to_stdout = args.output == std::path::Path::new("-");
-    let options = crate::predict::StreamPredict {
-        beam: args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k),
-        top_k: args.top_k,
-        stream: xmc_data::StreamOptions { format: args.input_format, chunk_records: args.chunk_size, skip_bad_rows: args.skip_bad_rows },
-    };
+    let options = stream_settings(&args, &predictor);
     let rejects = match (&args.rejects, to_stdout) {
         (Some(path), _) => Some(path.clone()),
         (None, false) => Some(PathBuf::from(format!("{}.rejects.jsonl", args.output.display()))),
@@ -478,6 +474,15 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The streaming settings `xmc predict`'s flags ask for.
+fn stream_settings(args: &PredictArgs, predictor: &crate::predictor::Predictor) -> crate::predict::StreamPredict {
+    crate::predict::StreamPredict {
+        beam: args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k),
+        top_k: args.top_k,
+        stream: xmc_data::StreamOptions { format: args.input_format, chunk_records: args.chunk_size, skip_bad_rows: args.skip_bad_rows },
+    }
+}
+
 /// `xmc predict` over shards: one output per input shard in the --output folder; shards whose
 /// output exists (complete: outputs are renamed into place when whole) are skipped.
 fn predict_shards(args: &PredictArgs, predictor: &crate::predictor::Predictor, desc: &xmc_data::DatasetDescriptor) -> Result<ExitCode> {
@@ -487,11 +492,7 @@ fn predict_shards(args: &PredictArgs, predictor: &crate::predictor::Predictor, d
     let plan = crate::shards::plan(&args.input, &args.output, format, args.shard)?;
     let todo = plan.iter().filter(|p| !p.done).count();
     eprintln!("{} shards: {} done already, {todo} to predict", plan.len(), plan.len() - todo);
-    let options = crate::predict::StreamPredict {
-        beam: args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k),
-        top_k: args.top_k,
-        stream: xmc_data::StreamOptions { format: args.input_format, chunk_records: args.chunk_size, skip_bad_rows: args.skip_bad_rows },
-    };
+    let options = stream_settings(args, predictor);
     let (mut rows, mut records, mut skipped) = (0u64, 0u64, 0u64);
     for (i, shard) in plan.iter().filter(|p| !p.done).enumerate() {
         crate::shards::remove_stale_partials(&shard.output)?;

@@ -23,14 +23,13 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    /// The format a file name's extension names.
+    /// The format a file name's extension names (the extensions input files are told by).
     pub fn from_path(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(OutputFormat::Csv),
-            "jsonl" | "ndjson" | "json" => Some(OutputFormat::Jsonl),
-            "parquet" | "pq" => Some(OutputFormat::Parquet),
-            _ => None,
-        }
+        Some(match xmc_data::FileFormat::from_path(path)? {
+            xmc_data::FileFormat::Csv => OutputFormat::Csv,
+            xmc_data::FileFormat::Jsonl => OutputFormat::Jsonl,
+            xmc_data::FileFormat::Parquet => OutputFormat::Parquet,
+        })
     }
 
     /// The format for `--output`: `--format` when given, else the extension; standard output
