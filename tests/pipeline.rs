@@ -395,9 +395,72 @@ fn cluster_search_runs_through_eval_and_report() {
     assert!(err.contains("cluster-search"), "{err}");
     let code = xmc(&["experiment", &config, "--set", "method=cluster-search", "--set", "contrastive.epochs=0"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
-    assert!(run.join("train/method.json").is_file() && !run.join("train/encoder").exists(), "the pretrained encoder is used as it is");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("train/search.json")).unwrap()).unwrap();
+    assert!(meta["fine_tuned"] == false && !run.join("train/encoder/metrics.jsonl").exists(), "the pretrained encoder is used as it is");
     let report = std::fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(report.contains("not fine-tuned"), "{report}");
+}
+
+/// A cluster-search train stage is a model folder: `xmc predict` answers what the predict stage
+/// did; `xmc labels add` writes a new folder whose added leaves are predicted, leaves the old
+/// folder as it was, and is refused (with the reason) by the methods that learn labels from
+/// records.
+#[test]
+fn cluster_search_model_folder_predicts_and_takes_new_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), "[search]\nbeam = 3\ntop_k = 3\n[contrastive]\nepochs = 0\n");
+    assert_eq!(xmc(&["experiment", &config, "--set", "method=cluster-search"]).unwrap(), ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    let model = run.join("train");
+    let stage = xmc::evaluate::read_predictions(&run.join("predict/predictions.jsonl")).unwrap();
+    let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
+    let out = tmp.path().join("pred.jsonl");
+    let predict = |model: &Path, out: &Path| {
+        xmc(&["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "3"])
+    };
+    assert_eq!(predict(&model, &out).unwrap(), ExitCode::SUCCESS);
+    let cli: std::collections::HashMap<String, xmc::predict::PredictionRow> =
+        xmc::evaluate::read_predictions(&out).unwrap().into_iter().map(|r| (r.id.clone(), r)).collect();
+    for row in &stage {
+        let mine = &cli[&row.id];
+        assert_eq!(mine.path, row.path, "record {}", row.id);
+        assert!((mine.score.unwrap() - row.score.unwrap()).abs() < 1e-5, "record {}", row.id);
+    }
+
+    // New leaves named like existing ones ("<path> Deluxe"): placed, predicted, old folder untouched.
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let added: Vec<String> = data.labels.labels.iter().take(30).map(|l| format!("{} Deluxe", l.path)).collect();
+    let labels_file = tmp.path().join("new-labels.txt");
+    std::fs::write(&labels_file, added.join("\n") + "\n").unwrap();
+    let before = std::fs::read(model.join("labels.json")).unwrap();
+    let grown = tmp.path().join("grown");
+    let args = |m: &Path, o: &Path| ["labels", "add", "--model", m.to_str().unwrap(), "--labels", labels_file.to_str().unwrap(), "--output", o.to_str().unwrap()].map(String::from);
+    let code = xmc(&args(&model, &grown).each_ref().map(String::as_str)).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(std::fs::read(model.join("labels.json")).unwrap(), before, "the source folder is not changed");
+    let p = xmc::predictor::Predictor::load(&grown).unwrap();
+    assert_eq!(p.labels().len(), data.labels.len() + 30);
+    assert_eq!(p.labels().get(data.labels.len() as u32).unwrap().path, added[0]);
+    let codes = p.codes().unwrap();
+    xmc_codes::PrefixTrie::from_codes(&codes).expect("the new codes are unique and prefix-free among the old ones");
+    let out2 = tmp.path().join("pred-grown.jsonl");
+    assert_eq!(predict(&grown, &out2).unwrap(), ExitCode::SUCCESS);
+    let rows = std::fs::read_to_string(&out2).unwrap();
+    assert!(rows.contains(" Deluxe\""), "an added label is predicted for some record");
+    // Adding the same labels again names the line; an existing output is refused.
+    let again = tmp.path().join("again");
+    let err = xmc(&args(&grown, &again).each_ref().map(String::as_str)).unwrap_err();
+    assert!(err.contains("line 1") && err.contains("already a label"), "{err}");
+    assert!(!again.exists());
+    let err = xmc(&args(&model, &grown).each_ref().map(String::as_str)).unwrap_err();
+    assert!(err.contains("already exists"), "{err}");
+
+    // A ranker learns each label from its records: it refuses, saying so.
+    assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
+    let refused = tmp.path().join("refused");
+    let err = xmc(&args(&model, &refused).each_ref().map(String::as_str)).unwrap_err();
+    assert!(err.contains("`xr` model cannot take new labels") && err.contains("cluster-search"), "{err}");
+    assert!(!refused.exists());
 }
 
 /// `method = "xr"`: TF-IDF features, linear scorers at every node of the tree, beam over levels;

@@ -172,7 +172,7 @@ impl Model {
         Ok(Model { predictor: Arc::new(predictor), descriptor, path })
     }
 
-    /// The method the folder holds: "generative", "xr" or "fused".
+    /// The method the folder holds: "generative", "xr", "fused" or "cluster-search".
     #[getter]
     fn method(&self) -> &'static str {
         self.predictor.method()

@@ -29,7 +29,7 @@ pub fn bench_zero_shot(args: ZeroShotArgs) -> Result<ExitCode> {
     let embeddings = xmc_cluster::LabelEmbeddings::load(&args.run.join("embed"))?;
     let embed_cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(args.run.join("embed/config.json"))?)?;
     let encoder_dir = embed_cfg["encoder_dir"].as_str().unwrap_or("models/all-MiniLM-L6-v2").to_string();
-    let beam = cfg["beam"].as_u64().unwrap_or(5) as usize;
+    let beam = cfg["beam_width"].as_u64().or(cfg["beam"].as_u64()).unwrap_or(5) as usize;
 
     let mut candidates: Vec<u32> = data.labels.labels.iter().filter(|l| l.test_count > 0).map(|l| l.id).collect();
     SplitMix64::new(args.seed).shuffle(&mut candidates);

@@ -6,6 +6,7 @@ mod config;
 mod embed;
 mod error;
 mod kmeans_tree;
+pub mod model;
 pub mod npy;
 pub mod search;
 mod pifa;
@@ -15,4 +16,5 @@ pub use embed::{EMBEDDINGS_FILE, EMBEDDINGS_META_FILE, LabelEmbeddings, embed_la
 pub use error::{ClusterError, Result};
 pub use kmeans_tree::{TREE_FILE, build_tree, load_tree, save_tree};
 pub use pifa::pifa_embeddings;
+pub use model::{AddedLabel, SearchMeta, SearchModel};
 pub use search::{ClusterIndex, SearchConfig, read_new_labels};

@@ -76,8 +76,13 @@ pub struct ClusterIndex {
     nodes: Vec<Vec<f32>>,
 }
 
+/// `v` scaled to unit length; a vector already of unit length (within rounding) is kept as it
+/// is, so that vectors saved from an index load back bit for bit.
 fn normalised(mut v: Vec<f32>) -> Vec<f32> {
-    crate::pifa::normalise(&mut v);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if (norm - 1.0).abs() > 1e-6 {
+        crate::pifa::normalise(&mut v);
+    }
     v
 }
 
@@ -118,6 +123,11 @@ impl ClusterIndex {
 
     pub fn n_labels(&self) -> usize {
         self.labels.len()
+    }
+
+    /// Every label's unit vector (including labels inserted since), as sentence embeddings.
+    pub fn label_embeddings(&self) -> LabelEmbeddings {
+        LabelEmbeddings { kind: crate::EmbeddingKind::Sentence, labels: self.labels.len(), dim: self.dim, data: self.labels.concat() }
     }
 
     /// Up to `top_k` labels for a (unit) query vector, best first, with their mean path similarity.

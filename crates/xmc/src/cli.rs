@@ -40,6 +40,9 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// Serve a trained model over HTTP (POST /predict, GET /health).
     Serve(crate::serve::ServeArgs),
+    /// Change a trained model's labels without retraining (`xmc labels add`).
+    #[command(subcommand)]
+    Labels(crate::labels::LabelsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +270,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => crate::serve::serve(args),
+        Command::Labels(command) => crate::labels::run(command),
     }
 }
 

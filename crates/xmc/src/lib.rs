@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod experiment;
 pub mod fingerprint;
 pub mod fused;
+pub mod labels;
 pub mod output;
 pub mod predict;
 pub mod predictor;

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use xmc_data::{InputTemplate, LabelSet};
 use xmc_model::SentenceEncoder;
+use xmc_cluster::{AddedLabel, SearchModel};
 use xmc_ranker::XrModel;
 use xmc_train::TrainedModel;
 
@@ -33,6 +34,9 @@ enum Model {
     Xr { model: Box<XrModel>, encoder: Option<SentenceEncoder> },
     /// Ranker and generator candidates rescored together (`method = "fused"`).
     Fused(Box<crate::fused::FusedModel>),
+    /// Level-by-level search of the label tree by sentence-encoder similarity
+    /// (`method = "cluster-search"`), with the folder's encoder.
+    Search { model: Box<SearchModel>, encoder: SentenceEncoder },
 }
 
 impl Predictor {
@@ -86,6 +90,36 @@ impl Predictor {
         Ok(pools.iter().map(|p| self.calibration.apply(p, top_k)).collect())
     }
 
+    /// Adds leaves `paths` (levels joined by ` > `) to the model, placed so that they can be
+    /// predicted at once. Only cluster search can: the other methods learn a label from its
+    /// training records, and the error says so.
+    pub fn add_labels(&mut self, paths: &[String]) -> Result<Vec<AddedLabel>> {
+        let Model::Search { model, encoder } = &mut self.model else {
+            bail!(
+                "a `{}` model cannot take new labels without retraining: {}. Retrain with records of the new labels, or use \
+                 `method = \"cluster-search\"`, which places a new label by its name's embedding",
+                self.model.method(),
+                match self.model {
+                    Model::Generative(_) => "the T5 learns each label's code or name from its training records",
+                    _ => "the ranker's scorer for a label is trained on that label's records, and a new label has none",
+                }
+            );
+        };
+        let texts = model.texts_of(paths);
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = encoder.encode(&texts, model.meta.search.batch_size, |_| {})?;
+        Ok(model.add_labels(paths, &vectors)?)
+    }
+
+    /// Writes the model's own files back into `dir` after [`Self::add_labels`] (the encoder and
+    /// calibration are unchanged and stay as they are).
+    pub fn save_labels(&self, dir: &Path) -> Result<()> {
+        match &self.model {
+            Model::Search { model, .. } => Ok(model.save(dir)?),
+            m => bail!("a `{}` model has no labels to save apart from its training", m.method()),
+        }
+    }
+
     /// Each input's pool: the `beam` best labels the search reached with the method's own
     /// (uncalibrated, positive) scores, best first.
     pub fn predict_pools(&self, texts: &[&str], beam: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
@@ -113,14 +147,23 @@ impl Model {
             };
             return Ok(Model::Xr { model: Box::new(model), encoder });
         }
+        if dir.join(xmc_cluster::model::META_FILE).is_file() {
+            let model = SearchModel::load(dir)?;
+            let enc_dir = dir.join(xmc_cluster::model::ENCODER_DIR);
+            let encoder = SentenceEncoder::load(&enc_dir, &xmc_model::inference_device())
+                .with_context(|| format!("{}: cluster search needs its sentence encoder in `{}`", dir.display(), xmc_cluster::model::ENCODER_DIR))?;
+            return Ok(Model::Search { model: Box::new(model), encoder });
+        }
         if dir.join("meta.json").is_file() {
             return Ok(Model::Generative(Box::new(TrainedModel::load(dir, &xmc_model::inference_device())?)));
         }
         bail!(
-            "{}: not a model folder: it has none of `{}` (method fused), `{}` (method xr), `meta.json` (method generative)",
+            "{}: not a model folder: it has none of `{}` (method fused), `{}` (method xr), `{}` (method cluster-search), \
+             `meta.json` (method generative)",
             dir.display(),
             crate::fused::FUSION_FILE,
-            xmc_ranker::META_FILE
+            xmc_ranker::META_FILE,
+            xmc_cluster::model::META_FILE
         )
     }
 
@@ -130,6 +173,7 @@ impl Model {
             Model::Generative(_) => "generative",
             Model::Xr { .. } => "xr",
             Model::Fused(_) => "fused",
+            Model::Search { .. } => "cluster-search",
         }
     }
 
@@ -138,6 +182,7 @@ impl Model {
             Model::Generative(t) => &t.labels,
             Model::Xr { model, .. } => &model.labels,
             Model::Fused(f) => &f.parts.xr.labels,
+            Model::Search { model, .. } => &model.labels,
         }
     }
 
@@ -147,6 +192,7 @@ impl Model {
             Model::Generative(t) => &t.meta.template,
             Model::Xr { model, .. } => &model.meta.template,
             Model::Fused(f) => &f.parts.xr.meta.template,
+            Model::Search { model, .. } => &model.meta.template,
         }
     }
 
@@ -156,6 +202,7 @@ impl Model {
             Model::Generative(t) => t.meta.model.beam_width,
             Model::Xr { model, .. } => model.meta.config.beam,
             Model::Fused(f) => f.parts.xr.meta.config.beam,
+            Model::Search { model, .. } => model.meta.search.beam,
         }
     }
 
@@ -166,6 +213,7 @@ impl Model {
             Model::Generative(t) => crate::evaluate::model_codes(t),
             Model::Xr { model, .. } => Some(model.ranker.tree.codes()),
             Model::Fused(f) => Some(f.parts.xr.ranker.tree.codes()),
+            Model::Search { model, .. } => Some(model.index.tree.codes()),
         }
     }
 
@@ -192,6 +240,18 @@ impl Model {
             }
             // The candidates and the beams are the fused model's own; the pool is every candidate.
             Model::Fused(f) => f.predict_texts(texts, usize::MAX, on_batch),
+            // Mean cosine similarities, made positive as exp(s): the confidence is then a softmax
+            // of s / T.
+            Model::Search { model, encoder } => {
+                let mut out = Vec::with_capacity(texts.len());
+                for chunk in texts.chunks(RANK_CHUNK) {
+                    let queries = encoder.encode(chunk, model.meta.search.batch_size, |_| {})?;
+                    let hits = model.search(&queries, beam, beam);
+                    out.extend(hits.into_iter().map(|h| h.into_iter().map(|(l, s)| (l, s.exp())).collect::<Vec<_>>()));
+                    on_batch(chunk.len());
+                }
+                Ok(out)
+            }
         }
     }
 }

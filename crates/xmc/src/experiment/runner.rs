@@ -345,22 +345,33 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
 
 /// The train stage of a cluster-search run: the sentence encoder fine-tuned with the in-batch
 /// contrastive loss (record text vs label text) into `encoder/`, or, with
-/// `contrastive.epochs = 0`, the pretrained encoder as it is.
+/// `contrastive.epochs = 0`, the pretrained encoder as it is; then the model folder that
+/// `xmc predict` loads: the tree stage's tree, the labels' vectors under that encoder.
 fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
     let weights = Path::new(&cfg.embed.encoder_dir).join(xmc_model::SentenceEncoder::WEIGHTS);
-    let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ("encoder_weights".to_string(), file_sha256(&weights)?)]);
+    let inputs = BTreeMap::from([
+        ctx.upstream(StageName::Data),
+        ctx.upstream(StageName::Embed),
+        ctx.upstream(StageName::Tree),
+        ("encoder_weights".to_string(), file_sha256(&weights)?),
+    ]);
+    let template = resolved_template(cfg)?;
+    let search = xmc_cluster::SearchConfig { new_labels: None, ..cfg.search.clone() };
     let config = serde_json::json!({
         "method": cfg.method,
         "encoder_dir": cfg.embed.encoder_dir,
         "label_text": cfg.embed.text,
         "contrastive": cfg.contrastive,
+        "search": search,
+        "template": template,
     });
     ctx.run(StageName::Train, &config, inputs, |out| {
         let fine_tuned = cfg.contrastive.epochs > 0;
+        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
+        let encoder_dir = out.join(xmc_cluster::model::ENCODER_DIR);
         let mut report = BTreeMap::from([("fine_tuned".into(), serde_json::json!(fine_tuned))]);
         if fine_tuned {
-            let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
             let examples = |split| data.split(split).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
             let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
             let outcome = xmc_train::finetune_encoder(
@@ -369,7 +380,7 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
                 &examples(xmc_data::Split::Valid),
                 &label_texts,
                 &cfg.contrastive,
-                &out.join(SEARCH_ENCODER_DIR),
+                &encoder_dir,
             )?;
             eprintln!(
                 "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {}), {:.0} records/s",
@@ -386,14 +397,32 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
                 ("epochs".into(), serde_json::json!(outcome.epochs)),
                 ("train_seconds".into(), serde_json::json!(outcome.train_seconds)),
             ]);
+        } else {
+            copy_encoder(Path::new(&cfg.embed.encoder_dir), &encoder_dir)?;
         }
-        let note = serde_json::json!({
-            "method": "cluster-search",
-            "encoder_dir": cfg.embed.encoder_dir,
-            "fine_tuned": fine_tuned,
-            "encoder": if fine_tuned { SEARCH_ENCODER_DIR } else { cfg.embed.encoder_dir.as_str() },
-        });
-        std::fs::write(out.join("method.json"), serde_json::to_string_pretty(&note)? + "\n")?;
+        // The tree stays the one built from the pretrained embeddings; a fine-tuned encoder
+        // re-embeds the labels, and the node vectors are recomputed from them.
+        let embeddings = if fine_tuned {
+            let encoder = xmc_model::SentenceEncoder::load(&encoder_dir, &xmc_model::inference_device())?;
+            xmc_cluster::embed_labels(&data, &cfg.embed, Some(&encoder), |_| {})?
+        } else {
+            xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?
+        };
+        let meta = xmc_cluster::SearchMeta {
+            method: xmc_cluster::model::METHOD.into(),
+            format: xmc_cluster::model::FORMAT,
+            xmc_version: env!("CARGO_PKG_VERSION").into(),
+            search: search.clone(),
+            label_text: cfg.embed.text,
+            template: template.clone(),
+            fine_tuned,
+            added_labels: 0,
+        };
+        let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+        xmc_cluster::SearchModel::new(meta, tree, &embeddings, data.labels.clone())?.save(out)?;
+        std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
+            .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
+        report.extend(crate::calibration::calibrate_folder(out, &data)?.report());
         Ok(report)
     })
 }
@@ -401,109 +430,30 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 /// `predict/new_labels.json`: the labels of `search.new_labels`, with the ids and codes they got.
 const NEW_LABELS_FILE: &str = "new_labels.json";
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct NewLabel {
-    id: u32,
-    path: String,
-    code: Vec<u32>,
-}
-
-/// The fine-tuned sentence encoder's folder inside a cluster-search train stage.
-const SEARCH_ENCODER_DIR: &str = "encoder";
-
-/// The predict stage of a cluster-search run: level-by-level search through the label tree.
-fn run_cluster_search(ctx: &StageContext) -> Result<(StageOutcome, String)> {
-    let cfg = ctx.cfg;
-    let mut inputs = BTreeMap::from([
-        ctx.upstream(StageName::Data),
-        ctx.upstream(StageName::Embed),
-        ctx.upstream(StageName::Tree),
-        ctx.upstream(StageName::Train),
-    ]);
-    if let Some(file) = &cfg.search.new_labels {
-        inputs.insert("new_labels".into(), file_sha256(file).with_context(|| format!("the new-labels file {}", file.display()))?);
-    }
-    ctx.run(StageName::Predict, &cfg.search, inputs, |out| {
-        let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
-        // The tree stays the one built from the pretrained embeddings; a fine-tuned encoder
-        // re-embeds the labels, and the node vectors are recomputed from them.
-        let fine_tuned = ctx.dir(StageName::Train).join(SEARCH_ENCODER_DIR);
-        let (encoder, embeddings) = if fine_tuned.is_dir() {
-            let encoder = xmc_model::SentenceEncoder::load(&fine_tuned, &xmc_model::inference_device())?;
-            let embeddings = xmc_cluster::embed_labels(&data, &cfg.embed, Some(&encoder), |_| {})?;
-            (encoder, embeddings)
-        } else {
-            let encoder = xmc_model::SentenceEncoder::load(Path::new(&cfg.embed.encoder_dir), &xmc_model::inference_device())?;
-            (encoder, xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?)
-        };
-        let mut index = xmc_cluster::ClusterIndex::new(tree, &embeddings);
-        // Leaves added after training: placed by nearest centroid, predictable at once.
-        let new_paths = match &cfg.search.new_labels {
-            Some(file) => xmc_cluster::read_new_labels(file, &data.labels)?,
-            None => Vec::new(),
-        };
-        let labels = data.labels.with_added(&new_paths);
-        if !new_paths.is_empty() {
-            let texts = xmc_cluster::label_texts(&labels, cfg.embed.text);
-            let texts: Vec<&str> = texts[data.labels.len()..].iter().map(String::as_str).collect();
-            let added: Vec<NewLabel> = encoder
-                .encode(&texts, cfg.search.batch_size, |_| {})?
-                .iter()
-                .zip(&new_paths)
-                .map(|(vector, path)| {
-                    let (id, code) = index.insert(vector);
-                    NewLabel { id, path: path.clone(), code }
-                })
-                .collect();
-            std::fs::write(out.join(NEW_LABELS_FILE), serde_json::to_string_pretty(&added)? + "\n")?;
-            eprintln!("predict (cluster search): {} new labels placed in the tree", added.len());
-        }
-        let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
-        let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
-        let bar = progress_bar(texts.len() as u64, "searching");
-        let started = Instant::now();
-        let queries = encoder.encode(&texts, cfg.search.batch_size, |n| bar.inc(n as u64))?;
-        let hits: Vec<Vec<(u32, f32)>> = queries.iter().map(|q| index.search(q, cfg.search.beam, cfg.search.top_k)).collect();
-        let seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let path = |l: u32| labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
-        let rows: Vec<crate::predict::PredictionRow> = test
-            .iter()
-            .zip(&hits)
-            .map(|(r, h)| crate::predict::PredictionRow {
-                id: r.record.id.clone(),
-                path: h.first().map(|&(l, _)| path(l)),
-                score: h.first().map(|&(_, s)| s),
-                top_k: h.iter().map(|&(l, s)| (path(l), s)).collect(),
-                label: Some(path(r.label)),
-                correct: Some(h.first().is_some_and(|&(l, _)| l == r.label)),
-            })
-            .collect();
-        crate::predict::write_predictions(&out.join("predictions.jsonl"), &rows)?;
-        let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
-        let accuracy = correct as f64 / rows.len().max(1) as f64;
-        eprintln!("predict (cluster search): test accuracy (top 1) {accuracy:.4} on {} records, {:.0} records/s", rows.len(), rows.len() as f64 / seconds);
-        Ok(BTreeMap::from([
-            ("test_accuracy".into(), serde_json::json!(accuracy)),
-            ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
-        ]))
-    })
-}
-
 fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     use super::config::Method;
     let (beam, top_k) = match ctx.cfg.method {
-        Method::ClusterSearch => return run_cluster_search(ctx),
+        Method::ClusterSearch => (ctx.cfg.search.beam, ctx.cfg.search.top_k),
         Method::Generative => (ctx.cfg.model.beam_width, ctx.cfg.model.top_k),
         Method::Xr => (ctx.cfg.ranker.beam, ctx.cfg.ranker.top_k),
         Method::Fused => return run_fused_predict(ctx),
     };
     let config = serde_json::json!({ "beam_width": beam, "top_k": top_k, "confidence": "calibrated" });
-    let inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
+    let mut inputs = BTreeMap::from([ctx.upstream(StageName::Data), ctx.upstream(StageName::Train)]);
+    let new_labels = ctx.cfg.search.new_labels.as_ref().filter(|_| ctx.cfg.method == Method::ClusterSearch);
+    if let Some(file) = new_labels {
+        inputs.insert("new_labels".into(), file_sha256(file).with_context(|| format!("the new-labels file {}", file.display()))?);
+    }
     ctx.run(StageName::Predict, &config, inputs, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let predictor = crate::predictor::Predictor::load(&ctx.dir(StageName::Train))?;
+        let mut predictor = crate::predictor::Predictor::load(&ctx.dir(StageName::Train))?;
+        // Leaves added after training: placed by nearest centroid, predictable at once.
+        if let Some(file) = new_labels {
+            let paths = xmc_cluster::read_new_labels(file, predictor.labels())?;
+            let added = predictor.add_labels(&paths)?;
+            std::fs::write(out.join(NEW_LABELS_FILE), serde_json::to_string_pretty(&added)? + "\n")?;
+            eprintln!("predict: {} new labels placed in the tree", added.len());
+        }
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let bar = progress_bar(texts.len() as u64, "predicting");
@@ -902,7 +852,7 @@ fn run_eval(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         // Labels added after training (cluster search) can be predicted: they are labels too.
         let added_file = ctx.dir(StageName::Predict).join(NEW_LABELS_FILE);
         if added_file.is_file() {
-            let added: Vec<NewLabel> = serde_json::from_str(&std::fs::read_to_string(&added_file)?)
+            let added: Vec<xmc_cluster::AddedLabel> = serde_json::from_str(&std::fs::read_to_string(&added_file)?)
                 .with_context(|| format!("reading {}", added_file.display()))?;
             labels = labels.with_added(&added.iter().map(|a| a.path.clone()).collect::<Vec<_>>());
             if let Some(codes) = codes.as_mut() {
@@ -1035,7 +985,7 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     }
     // The T5's epochs, or the contrastive fine-tuning's (valid accuracy: retrieval among all labels).
     let train_dir = ctx.dir(StageName::Train);
-    let (curve_path, contrastive) = match train_dir.join(SEARCH_ENCODER_DIR).join("metrics.jsonl") {
+    let (curve_path, contrastive) = match train_dir.join(xmc_cluster::model::ENCODER_DIR).join("metrics.jsonl") {
         p if p.is_file() => (p, true),
         _ => (train_dir.join("metrics.jsonl"), false),
     };
