@@ -140,14 +140,12 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
     }
     for run in ours.iter().filter(|r| r.join("eval/metrics.json").is_file()) {
         let metrics = xmc_eval::Metrics::load(&run.join("eval/metrics.json"))?;
-        let figure = |stage: &str, key: &str| {
-            xmc::experiment::StageRecord::load(&run.join(stage)).and_then(|r| r.report.get(key).and_then(|v| v.as_f64()))
-        };
+        let record = |stage: &str| xmc::experiment::StageRecord::load(&run.join(stage));
         rows.push(Row {
             name: format!("xmc {}", run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
             metrics,
-            train_seconds: figure("train", "train_seconds"),
-            records_per_s: figure("predict", "records_per_s"),
+            train_seconds: record("train").and_then(|r| r.report.train().and_then(|t| t.train_seconds)),
+            records_per_s: record("predict").and_then(|r| r.report.predict().map(|p| p.records_per_s)),
         });
     }
 

@@ -204,14 +204,3 @@ pub fn calibrate_folder(dir: &Path, data: &xmc_data::PreparedData) -> Result<Cal
     );
     Ok(cal)
 }
-
-impl Calibration {
-    /// The stage-report entries of a fitted calibration.
-    pub fn report(&self) -> [(String, serde_json::Value); 3] {
-        [
-            ("calibration_temperature".into(), serde_json::json!(self.temperature)),
-            ("valid_ece_uncalibrated".into(), serde_json::json!(self.valid_ece_before)),
-            ("valid_ece_calibrated".into(), serde_json::json!(self.valid_ece_after)),
-        ]
-    }
-}

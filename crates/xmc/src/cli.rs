@@ -410,7 +410,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let record = crate::experiment::StageRecord::load(&summary.run_dir.join(StageName::Train.as_str()));
     std::fs::rename(summary.run_dir.join(StageName::Train.as_str()), &args.output)
         .with_context(|| format!("moving the model folder to {}", args.output.display()))?;
-    if let Some(valid) = record.as_ref().and_then(|r| r.report.get("best_valid_accuracy")).and_then(|v| v.as_f64()) {
+    if let Some(valid) = record.as_ref().and_then(|r| r.report.train()).and_then(|t| t.best_valid_accuracy) {
         eprintln!("validation accuracy {valid:.4}");
     }
     eprintln!("wrote the model folder {} (method {:?})", args.output.display(), cfg.method);

@@ -44,12 +44,12 @@ pub fn compare_runs(runs: &[(PathBuf, BTreeMap<String, String>)]) -> Result<Comp
                 status = format!("stopped before {stage}");
                 break;
             };
-            for (key, value) in &record.report {
-                let column = (stage, key.clone());
+            for (key, value) in record.report.columns() {
+                row.insert(format!("{stage}.{key}"), render(&value));
+                let column = (stage, key);
                 if !figure_columns.contains(&column) {
                     figure_columns.push(column);
                 }
-                row.insert(format!("{stage}.{key}"), render(value));
             }
         }
         row.insert("status".into(), status);

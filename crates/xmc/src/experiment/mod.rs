@@ -2,6 +2,7 @@
 
 mod compare;
 mod config;
+pub mod figures;
 mod runner;
 mod stage;
 mod sweep;

@@ -9,6 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::config::ExperimentConfig;
+use super::figures::{
+    BrandFigures, CodesFigures, DataFigures, EmbedFigures, EvalFigures, Figures, PredictFigures, ReportFigures, TrainFigures, TreeFigures,
+};
 use super::stage::{ARTIFACT_VERSION, CONFIG_FILE, StageName, StageRecord};
 use crate::fingerprint::{file_sha256, value_sha256};
 
@@ -124,7 +127,7 @@ impl StageContext<'_> {
         stage: StageName,
         config: &impl serde::Serialize,
         inputs: BTreeMap<String, String>,
-        work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
+        work: impl FnOnce(&Path) -> Result<Figures>,
     ) -> Result<(StageOutcome, String)> {
         self.run_keeping(stage, config, inputs, false, work)
     }
@@ -136,7 +139,7 @@ impl StageContext<'_> {
         config: &impl serde::Serialize,
         inputs: BTreeMap<String, String>,
         keep_partial: bool,
-        work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
+        work: impl FnOnce(&Path) -> Result<Figures>,
     ) -> Result<(StageOutcome, String)> {
         let plan = Plan::new(stage, config, inputs);
         let fingerprint = plan.fingerprint.clone();
@@ -159,7 +162,7 @@ fn commit_stage(
     plan: Plan,
     config: &impl serde::Serialize,
     keep_partial: bool,
-    work: impl FnOnce(&Path) -> Result<BTreeMap<String, serde_json::Value>>,
+    work: impl FnOnce(&Path) -> Result<Figures>,
 ) -> Result<()> {
     let final_dir = run_dir.join(stage.as_str());
     let partial = run_dir.join(format!("{stage}.partial"));
@@ -203,7 +206,7 @@ fn run_data(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let prepared = xmc_data::prepare(&desc, &cfg.data)?;
         prepared.save(out)?;
         eprint!("{}", prepared.stats.summary());
-        Ok(data_report(&prepared.stats))
+        Ok(data_figures(&prepared.stats))
     })
 }
 
@@ -232,10 +235,7 @@ fn run_embed(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let seconds = started.elapsed().as_secs_f64();
         embeddings.save(out)?;
         tracing::info!("embed: {} labels, {} dimensions, {:.1} labels/s", embeddings.labels, embeddings.dim, embeddings.labels as f64 / seconds);
-        Ok(BTreeMap::from([
-            ("dim".into(), serde_json::json!(embeddings.dim)),
-            ("labels_per_s".into(), serde_json::json!(embeddings.labels as f64 / seconds)),
-        ]))
+        Ok(Figures::Embed(EmbedFigures { dim: embeddings.dim, labels_per_s: embeddings.labels as f64 / seconds }))
     })
 }
 
@@ -248,10 +248,7 @@ fn run_tree(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let seconds = started.elapsed().as_secs_f64();
         xmc_cluster::save_tree(&tree, out)?;
         tracing::info!("tree: {} labels in {} internal nodes, built in {seconds:.2} s", tree.n_labels, tree.nodes.len());
-        Ok(BTreeMap::from([
-            ("internal_nodes".into(), serde_json::json!(tree.nodes.len())),
-            ("build_seconds".into(), serde_json::json!(seconds)),
-        ]))
+        Ok(Figures::Tree(TreeFigures { internal_nodes: tree.nodes.len(), build_seconds: seconds }))
     })
 }
 
@@ -276,14 +273,14 @@ fn run_codes(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             100.0 * c.prefix_2,
             100.0 * c.random_prefix_2
         );
-        Ok(BTreeMap::from([
-            ("mean_code_length".into(), serde_json::json!(s.mean_code_length)),
-            ("max_code_length".into(), serde_json::json!(s.max_code_length)),
-            ("coherence_1".into(), serde_json::json!(c.prefix_1)),
-            ("coherence_2".into(), serde_json::json!(c.prefix_2)),
-            ("random_coherence_1".into(), serde_json::json!(c.random_prefix_1)),
-            ("random_coherence_2".into(), serde_json::json!(c.random_prefix_2)),
-        ]))
+        Ok(Figures::Codes(CodesFigures {
+            mean_code_length: s.mean_code_length,
+            max_code_length: s.max_code_length,
+            coherence_1: c.prefix_1,
+            coherence_2: c.prefix_2,
+            random_coherence_1: c.random_prefix_1,
+            random_coherence_2: c.random_prefix_2,
+        }))
     })
 }
 
@@ -330,16 +327,18 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
         std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
             .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
         let calibration = crate::calibration::calibrate_folder(out, &data)?;
-        let mut report = BTreeMap::from([
-            ("best_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy)),
-            ("best_epoch".into(), serde_json::json!(outcome.best_epoch)),
-            ("epochs".into(), serde_json::json!(outcome.epochs)),
-            ("steps_per_s".into(), serde_json::json!(outcome.steps_per_s)),
-            ("parameters".into(), serde_json::json!(outcome.parameters)),
-            ("train_seconds".into(), serde_json::json!(outcome.train_seconds)),
-        ]);
-        report.extend(calibration.report());
-        Ok(report)
+        Ok(Figures::Train(
+            TrainFigures {
+                best_valid_accuracy: Some(outcome.best_valid_accuracy),
+                best_epoch: Some(outcome.best_epoch),
+                epochs: Some(outcome.epochs),
+                steps_per_s: Some(outcome.steps_per_s),
+                parameters: Some(outcome.parameters),
+                train_seconds: Some(outcome.train_seconds),
+                ..Default::default()
+            }
+            .with_calibration(&calibration),
+        ))
     })
 }
 
@@ -370,7 +369,7 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let fine_tuned = cfg.contrastive.epochs > 0;
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let encoder_dir = out.join(xmc_cluster::model::ENCODER_DIR);
-        let mut report = BTreeMap::from([("fine_tuned".into(), serde_json::json!(fine_tuned))]);
+        let mut report = TrainFigures { fine_tuned: Some(fine_tuned), ..Default::default() };
         if fine_tuned {
             let examples = |split| data.split(split).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
             let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
@@ -390,13 +389,11 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
                 outcome.epochs,
                 outcome.records_per_s
             );
-            report.extend([
-                ("pretrained_valid_accuracy".into(), serde_json::json!(outcome.pretrained_valid_accuracy)),
-                ("best_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy)),
-                ("best_epoch".into(), serde_json::json!(outcome.best_epoch)),
-                ("epochs".into(), serde_json::json!(outcome.epochs)),
-                ("train_seconds".into(), serde_json::json!(outcome.train_seconds)),
-            ]);
+            report.pretrained_valid_accuracy = Some(outcome.pretrained_valid_accuracy);
+            report.best_valid_accuracy = Some(outcome.best_valid_accuracy);
+            report.best_epoch = Some(outcome.best_epoch);
+            report.epochs = Some(outcome.epochs);
+            report.train_seconds = Some(outcome.train_seconds);
         } else {
             copy_encoder(Path::new(&cfg.embed.encoder_dir), &encoder_dir)?;
         }
@@ -422,8 +419,7 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         xmc_cluster::SearchModel::new(meta, tree, &embeddings, data.labels.clone())?.save(out)?;
         std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
             .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
-        report.extend(crate::calibration::calibrate_folder(out, &data)?.report());
-        Ok(report)
+        Ok(Figures::Train(report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?)))
     })
 }
 
@@ -466,10 +462,7 @@ fn run_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
         let accuracy = correct as f64 / rows.len().max(1) as f64;
         eprintln!("predict: test accuracy (top 1) {accuracy:.4} on {} records, {:.0} records/s", rows.len(), rows.len() as f64 / seconds);
-        Ok(BTreeMap::from([
-            ("test_accuracy".into(), serde_json::json!(accuracy)),
-            ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
-        ]))
+        Ok(Figures::Predict(PredictFigures { test_accuracy: accuracy, records_per_s: rows.len() as f64 / seconds }))
     })
 }
 
@@ -513,10 +506,7 @@ fn run_fused_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let correct = rows.iter().filter(|r| r.correct == Some(true)).count();
         let accuracy = correct as f64 / rows.len().max(1) as f64;
         eprintln!("predict (fused): test accuracy (top 1) {accuracy:.4} on {} records, {:.0} records/s", rows.len(), rows.len() as f64 / seconds);
-        Ok(BTreeMap::from([
-            ("test_accuracy".into(), serde_json::json!(accuracy)),
-            ("records_per_s".into(), serde_json::json!(rows.len() as f64 / seconds)),
-        ]))
+        Ok(Figures::Predict(PredictFigures { test_accuracy: accuracy, records_per_s: rows.len() as f64 / seconds }))
     })
 }
 
@@ -580,16 +570,14 @@ fn run_xr_train(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let trained = train_ranker_into(ctx, &data, &template, needs_encoder, out)?;
         drop(trained.model);
-        let mut report = trained.report;
-        report.extend(crate::calibration::calibrate_folder(out, &data)?.report());
-        Ok(report)
+        Ok(Figures::Train(trained.report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?)))
     })
 }
 
 /// What [`train_ranker_into`] leaves behind besides the folder.
 struct RankerTrained {
     model: xmc_ranker::XrModel,
-    report: BTreeMap<String, serde_json::Value>,
+    report: TrainFigures,
 }
 
 /// The ranker's stage inputs (data, tree, and the encoder's weights when it is needed) and the
@@ -624,7 +612,7 @@ fn train_ranker_into(
     let (train_texts, train_labels) = split(xmc_data::Split::Train);
     let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
     let started = Instant::now();
-    let mut report = BTreeMap::new();
+    let mut report = TrainFigures::default();
     let encoder = if needs_encoder {
         let target = out.join(xmc_ranker::ENCODER_DIR);
         if cfg.contrastive.epochs > 0 {
@@ -642,8 +630,8 @@ fn train_ranker_into(
                 "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {})",
                 outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
             );
-            report.insert("encoder_valid_retrieval".into(), serde_json::json!(outcome.best_valid_accuracy));
-            report.insert("encoder_seconds".into(), serde_json::json!(outcome.train_seconds));
+            report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
+            report.encoder_seconds = Some(outcome.train_seconds);
         } else {
             copy_encoder(encoder_dir, &target)?;
         }
@@ -682,15 +670,13 @@ fn train_ranker_into(
         valid.leaf.macro_avg.f1,
         valid.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}"))
     );
-    report.extend([
-        ("best_valid_accuracy".into(), serde_json::json!(valid.accuracy)),
-        ("valid_macro_f1".into(), serde_json::json!(valid.leaf.macro_avg.f1)),
-        ("valid_tail_accuracy".into(), serde_json::json!(valid.tail_accuracy)),
-        ("train_seconds".into(), serde_json::json!(train_seconds)),
-        ("features".into(), serde_json::json!(model.meta.layout.dim())),
-        ("weights".into(), serde_json::json!(summary.weights_kept)),
-        ("beam_negative_rows".into(), serde_json::json!(summary.beam_negative_rows)),
-    ]);
+    report.best_valid_accuracy = Some(valid.accuracy);
+    report.valid_macro_f1 = Some(valid.leaf.macro_avg.f1);
+    report.valid_tail_accuracy = valid.tail_accuracy;
+    report.train_seconds = Some(train_seconds);
+    report.features = Some(model.meta.layout.dim());
+    report.weights = Some(summary.weights_kept);
+    report.beam_negative_rows = Some(summary.beam_negative_rows);
     Ok(RankerTrained { model, report })
 }
 
@@ -737,8 +723,8 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
             let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &template, &dir, resuming)?;
             std::fs::remove_dir_all(dir.join("checkpoint")).ok();
             eprintln!("train (generator): best validation accuracy {:.4} at epoch {} of {}", outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs);
-            report.insert("generator_valid_accuracy".into(), serde_json::json!(outcome.best_valid_accuracy));
-            report.insert("generator_seconds".into(), serde_json::json!(outcome.train_seconds));
+            report.generator_valid_accuracy = Some(outcome.best_valid_accuracy);
+            report.generator_seconds = Some(outcome.train_seconds);
         }
         let parts = crate::fused::FusedParts::load(out, fusion)?;
         drop(ranker.model);
@@ -760,15 +746,12 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
             fused.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
             started.elapsed().as_secs_f64()
         );
-        report.extend([
-            ("fused_valid_accuracy_in_sample".into(), serde_json::json!(fused.accuracy)),
-            ("candidate_recall".into(), serde_json::json!(recall)),
-            ("fusion_cross_fitted_accuracy".into(), serde_json::json!(model.cross_fitted_accuracy)),
-            ("fusion_ranker_only".into(), serde_json::json!(model.ranker_only)),
-            ("train_seconds".into(), serde_json::json!(report["train_seconds"].as_f64().unwrap_or(0.0) + started.elapsed().as_secs_f64())),
-        ]);
-        report.extend(crate::calibration::calibrate_folder(out, &data)?.report());
-        Ok(report)
+        report.fused_valid_accuracy_in_sample = Some(fused.accuracy);
+        report.candidate_recall = Some(recall);
+        report.fusion_cross_fitted_accuracy = model.cross_fitted_accuracy;
+        report.fusion_ranker_only = Some(model.ranker_only);
+        report.train_seconds = Some(report.train_seconds.unwrap_or(0.0) + started.elapsed().as_secs_f64());
+        Ok(Figures::Train(report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?)))
     })
 }
 
@@ -804,11 +787,7 @@ fn run_brand(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             "brand: accuracy {:.4}, macro-F1 {:.4}, weighted F1 {:.4} on {} test records ({} brands in training)",
             m.accuracy, m.scores.macro_avg.f1, m.scores.weighted_avg.f1, m.records, m.brands_in_training
         );
-        Ok(BTreeMap::from([
-            ("accuracy".into(), serde_json::json!(m.accuracy)),
-            ("macro_f1".into(), serde_json::json!(m.scores.macro_avg.f1)),
-            ("weighted_f1".into(), serde_json::json!(m.scores.weighted_avg.f1)),
-        ]))
+        Ok(Figures::Brand(BrandFigures { accuracy: m.accuracy, macro_f1: m.scores.macro_avg.f1, weighted_f1: m.scores.weighted_avg.f1 }))
     })
 }
 
@@ -868,29 +847,8 @@ fn run_eval(ctx: &StageContext) -> Result<(StageOutcome, String)> {
             metrics.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
             metrics.records
         );
-        Ok(eval_report(&metrics))
+        Ok(Figures::Eval(EvalFigures::of(&metrics)))
     })
-}
-
-/// The figures the comparison tables show for a run.
-fn eval_report(m: &xmc_eval::Metrics) -> BTreeMap<String, serde_json::Value> {
-    use serde_json::json;
-    let mut r = BTreeMap::from([
-        ("accuracy".into(), json!(m.accuracy)),
-        ("macro_f1".into(), json!(m.leaf.macro_avg.f1)),
-        ("micro_f1".into(), json!(m.leaf.micro_avg.f1)),
-        ("weighted_f1".into(), json!(m.leaf.weighted_avg.f1)),
-        ("tail_accuracy".into(), json!(m.tail_accuracy)),
-        ("hierarchical_f1".into(), json!(m.hierarchical.f1)),
-    ]);
-    for a in &m.at_k {
-        r.insert(format!("p@{}", a.k), json!(a.precision));
-        r.insert(format!("psp@{}", a.k), json!(a.psp));
-    }
-    for l in &m.levels {
-        r.insert(format!("l{}_accuracy", l.level), json!(l.accuracy));
-    }
-    r
 }
 
 fn run_report(ctx: &StageContext) -> Result<(StageOutcome, String)> {
@@ -906,7 +864,7 @@ fn run_report(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let report_ctx = report_context(ctx)?;
         let files = xmc_eval::write_report(out, &metrics, &report_ctx)?;
         eprintln!("report: {}", out.with_file_name(StageName::Report.as_str()).join(xmc_eval::report::REPORT_FILE).display());
-        Ok(BTreeMap::from([("files".into(), serde_json::json!(files))]))
+        Ok(Figures::Report(ReportFigures { files }))
     })
 }
 
@@ -959,23 +917,20 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
         },
     };
     let mut facts = Vec::new();
-    let figure = |stage: StageName, key: &str| StageRecord::load(&ctx.dir(stage)).and_then(|r| r.report.get(key).cloned());
-    if let Some(p) = figure(StageName::Train, "parameters") {
+    let train = StageRecord::load(&ctx.dir(StageName::Train)).and_then(|r| r.report.train().cloned()).unwrap_or_default();
+    if let Some(p) = train.parameters {
         facts.push(("parameters".into(), p.to_string()));
     }
-    if let (Some(best), Some(epochs)) = (figure(StageName::Train, "best_epoch"), figure(StageName::Train, "epochs")) {
+    if let (Some(best), Some(epochs)) = (train.best_epoch, train.epochs) {
         facts.push(("best epoch".into(), format!("{best} of {epochs}")));
     }
-    if let Some(s) = figure(StageName::Train, "train_seconds").and_then(|v| v.as_f64()) {
+    if let Some(s) = train.train_seconds {
         facts.push(("training time".into(), format!("{:.1} min", s / 60.0)));
     }
-    if let (Some(before), Some(after)) = (
-        figure(StageName::Train, "pretrained_valid_accuracy").and_then(|v| v.as_f64()),
-        figure(StageName::Train, "best_valid_accuracy").and_then(|v| v.as_f64()),
-    ) {
+    if let (Some(before), Some(after)) = (train.pretrained_valid_accuracy, train.best_valid_accuracy) {
         facts.push(("validation retrieval accuracy (pretrained -> fine-tuned)".into(), format!("{before:.4} -> {after:.4}")));
     }
-    if let Some(r) = figure(StageName::Predict, "records_per_s").and_then(|v| v.as_f64()) {
+    if let Some(r) = StageRecord::load(&ctx.dir(StageName::Predict)).and_then(|r| r.report.predict().map(|p| p.records_per_s)) {
         let beam = match cfg.method {
             super::config::Method::ClusterSearch => cfg.search.beam,
             super::config::Method::Xr | super::config::Method::Fused => cfg.ranker.beam,
@@ -1035,18 +990,17 @@ fn progress_bar(len: u64, message: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
-fn data_report(stats: &xmc_data::DataStats) -> BTreeMap<String, serde_json::Value> {
-    use serde_json::json;
-    BTreeMap::from([
-        ("records".into(), json!(stats.records)),
-        ("skipped".into(), json!(stats.skipped)),
-        ("labels".into(), json!(stats.labels)),
-        ("tail_labels".into(), json!(stats.tail_labels)),
-        ("tail_label_share".into(), json!(stats.tail_label_share)),
-        ("train".into(), json!(stats.train_records)),
-        ("valid".into(), json!(stats.valid_records)),
-        ("test".into(), json!(stats.test_records)),
-    ])
+fn data_figures(stats: &xmc_data::DataStats) -> Figures {
+    Figures::Data(DataFigures {
+        records: stats.records,
+        skipped: stats.skipped,
+        labels: stats.labels,
+        tail_labels: stats.tail_labels,
+        tail_label_share: stats.tail_label_share,
+        train: stats.train_records,
+        valid: stats.valid_records,
+        test: stats.test_records,
+    })
 }
 
 #[cfg(test)]

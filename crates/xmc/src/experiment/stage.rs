@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::figures::Figures;
+
 /// Bump when a stage's artifact format changes, so old artifacts are rebuilt rather than misread.
 pub const ARTIFACT_VERSION: u32 = 1;
 pub const STAGE_FILE: &str = "stage.json";
@@ -81,6 +83,7 @@ impl std::fmt::Display for StageName {
 
 /// `stage.json`: written last, so a folder without it holds no finished stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawStageRecord")]
 pub struct StageRecord {
     pub stage: StageName,
     pub artifact_version: u32,
@@ -90,8 +93,37 @@ pub struct StageRecord {
     /// The hashes that went into the fingerprint, by name, for a person to read.
     pub inputs: BTreeMap<String, String>,
     pub seconds: f64,
-    /// Figures for comparison tables (e.g. `labels`, `tail_labels`).
-    pub report: BTreeMap<String, serde_json::Value>,
+    /// The stage's figures (for the report and comparison tables), typed by the stage.
+    pub report: Figures,
+}
+
+/// `stage.json` as read, before its figures are typed by its stage.
+#[derive(Deserialize)]
+struct RawStageRecord {
+    stage: StageName,
+    artifact_version: u32,
+    xmc_version: String,
+    fingerprint: String,
+    inputs: BTreeMap<String, String>,
+    seconds: f64,
+    report: serde_json::Value,
+}
+
+impl TryFrom<RawStageRecord> for StageRecord {
+    type Error = String;
+
+    fn try_from(r: RawStageRecord) -> Result<Self, String> {
+        let report = Figures::read(r.stage, r.report).map_err(|e| format!("the {} stage's figures: {e}", r.stage))?;
+        Ok(StageRecord {
+            stage: r.stage,
+            artifact_version: r.artifact_version,
+            xmc_version: r.xmc_version,
+            fingerprint: r.fingerprint,
+            inputs: r.inputs,
+            seconds: r.seconds,
+            report,
+        })
+    }
 }
 
 impl StageRecord {
