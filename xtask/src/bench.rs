@@ -121,6 +121,10 @@ pub struct DataBenchArgs {
     /// Google taxonomy file (default: taxonomy-with-ids.en-US.txt under the data folder).
     #[arg(long)]
     taxonomy: Option<PathBuf>,
+    /// Prepare with the streaming data stage (`data.streaming`: two passes, bounded memory)
+    /// instead of the in-memory one.
+    #[arg(long)]
+    streaming: bool,
 }
 
 #[derive(Debug, Args)]
@@ -199,7 +203,8 @@ pub struct RankerBenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ChildArgs {
-    /// What to run: `data-prepare`, or `ranker-train-<k>-<train beam>` (the ranker bench's work).
+    /// What to run: `data-prepare`, `data-prepare-streaming`, or `ranker-train-<k>-<train beam>`
+    /// (the ranker bench's work).
     task: String,
     descriptor: PathBuf,
     out: PathBuf,
@@ -236,6 +241,13 @@ pub fn child(args: ChildArgs) -> Result<ExitCode> {
             let prepared_at = started.elapsed();
             prepared.save(&args.out)?;
             tracing::info!("prepare {:.2?}, save {:.2?}", prepared_at, started.elapsed() - prepared_at);
+            eprint!("{}", prepared.stats.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        "data-prepare-streaming" => {
+            let desc = xmc_data::DatasetDescriptor::load(&args.descriptor)?;
+            let cfg = xmc_data::DataConfig { dataset: args.descriptor.clone(), streaming: true, ..Default::default() };
+            let prepared = xmc_data::prepare_streaming(&desc, &cfg, &args.out, &Default::default(), |_, _| {})?;
             eprint!("{}", prepared.stats.summary());
             Ok(ExitCode::SUCCESS)
         }
@@ -702,7 +714,8 @@ fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
     for run in 0..args.runs.max(1) {
         let out = dir.join("synthetic-prepared");
         let mut command = Command::new(&exe);
-        command.args(["bench-child", "data-prepare"]).arg(&descriptor).arg(&out);
+        let task = if args.streaming { "data-prepare-streaming" } else { "data-prepare" };
+        command.args(["bench-child", task]).arg(&descriptor).arg(&out);
         let (seconds, rss) = measure(command)?;
         eprintln!("run {}: {seconds:.2} s, peak RSS {:.0} MiB", run + 1, rss as f64 / (1 << 20) as f64);
         times.push(seconds);

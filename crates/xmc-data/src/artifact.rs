@@ -74,7 +74,7 @@ impl PreparedData {
     }
 }
 
-fn records_frame(records: &[PreparedRecord]) -> Result<DataFrame> {
+pub(crate) fn records_frame(records: &[PreparedRecord]) -> Result<DataFrame> {
     fn text(records: &[PreparedRecord], f: impl Fn(&PreparedRecord) -> Option<&str>) -> Vec<Option<&str>> {
         records.iter().map(f).collect()
     }

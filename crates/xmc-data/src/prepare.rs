@@ -32,6 +32,10 @@ pub struct DataConfig {
     pub tail_max: u32,
     /// Skip malformed rows (counted and listed in `stats.json`) instead of failing.
     pub skip_bad_rows: bool,
+    /// Prepare in two passes over the file with bounded memory (files larger than memory; see
+    /// [`crate::prepare_streaming`]) instead of holding every record: the same artifact.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub streaming: bool,
 }
 
 impl Default for DataConfig {
@@ -42,6 +46,7 @@ impl Default for DataConfig {
             split: SplitConfig::default(),
             tail_max: 25,
             skip_bad_rows: false,
+            streaming: false,
         }
     }
 }
@@ -118,7 +123,16 @@ pub struct LoadedRecords {
     pub cleaning: CleaningStats,
 }
 
-impl LoadedRecords {
+/// What reading a file left besides its records: rows seen and skipped, cleaning counts.
+#[derive(Debug, Default)]
+pub(crate) struct ReadSummary {
+    pub rows_read: u64,
+    pub skipped: Vec<SkippedRow>,
+    pub skipped_by_kind: BTreeMap<String, u64>,
+    pub cleaning: CleaningStats,
+}
+
+impl ReadSummary {
     fn skip(&mut self, line: u64, kind: &str, reason: String) {
         let n = self.skipped_by_kind.entry(kind.to_string()).or_default();
         *n += 1;
@@ -131,14 +145,37 @@ impl LoadedRecords {
 /// Reads and cleans every row of a dataset. With `require_label`, a row without a category path
 /// follows the descriptor's `unlabelled` policy; malformed rows fail unless `skip_bad_rows`.
 pub fn load_records(desc: &DatasetDescriptor, file: &Path, skip_bad_rows: bool, require_label: bool) -> Result<LoadedRecords> {
+    let mut records = Vec::new();
+    let summary = visit_records(desc, file, skip_bad_rows, require_label, |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(LoadedRecords {
+        records,
+        rows_read: summary.rows_read,
+        skipped: summary.skipped,
+        skipped_by_kind: summary.skipped_by_kind,
+        cleaning: summary.cleaning,
+    })
+}
+
+/// [`load_records`] handing each kept record to `keep` in file order instead of collecting them
+/// (memory: the distinct ids and raw paths, not the records).
+pub(crate) fn visit_records(
+    desc: &DatasetDescriptor,
+    file: &Path,
+    skip_bad_rows: bool,
+    require_label: bool,
+    mut keep: impl FnMut(ProductRecord) -> Result<()>,
+) -> Result<ReadSummary> {
     if require_label && desc.columns.category_path.is_none() {
         return Err(DataError::Descriptor {
             path: desc.origin.clone().unwrap_or_default(),
             message: "`columns.category_path` is required to prepare training data".into(),
         });
     }
-    let mut out = LoadedRecords::default();
-    let mut first_line_of_id: HashMap<String, u64> = HashMap::new();
+    let mut out = ReadSummary::default();
+    let mut ids = crate::id_index::IdIndex::default();
     let mut raw_paths: HashMap<String, crate::clean::PathChanges> = HashMap::new();
     let bad_row = |line: u64, reason: String| DataError::BadRow {
         location: RowLocation { file: file.to_path_buf(), line },
@@ -158,7 +195,7 @@ pub fn load_records(desc: &DatasetDescriptor, file: &Path, skip_bad_rows: bool, 
                     if changes.any() {
                         out.cleaning.rows_changed += 1;
                     }
-                    if let Some(first) = first_line_of_id.get(&record.id) {
+                    if let Some(first) = ids.first_line(&record.id) {
                         (row.line, RowIssue::new("duplicate id", format!("id `{}` was already used at line {first}", record.id)))
                     } else if require_label && record.category.is_empty() {
                         let (kind, reason) = if changes.product_name {
@@ -174,9 +211,8 @@ pub fn load_records(desc: &DatasetDescriptor, file: &Path, skip_bad_rows: bool, 
                             RowPolicy::Fail => (row.line, RowIssue::new(kind, format!("{reason} (set `cleaning.unlabelled = \"skip\"` in the descriptor to skip such rows)"))),
                         }
                     } else {
-                        first_line_of_id.insert(record.id.clone(), row.line);
-                        out.records.push(record);
-                        return Ok(());
+                        ids.insert(&record.id, row.line);
+                        return keep(record);
                     }
                 }
                 Err(issue) => (row.line, issue),
@@ -216,30 +252,9 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
     if loaded.records.is_empty() {
         return Err(DataError::NoLabelledRecords { skipped: loaded.rows_read });
     }
-    // Number the distinct paths in order of appearance, then map them to the sorted label ids.
-    let mut path_index: HashMap<&[String], u32> = HashMap::new();
-    let mut distinct: Vec<&[String]> = Vec::new();
-    let record_paths: Vec<u32> = loaded
-        .records
-        .iter()
-        .map(|r| {
-            *path_index.entry(r.category.as_slice()).or_insert_with(|| {
-                distinct.push(r.category.as_slice());
-                distinct.len() as u32 - 1
-            })
-        })
-        .collect();
-    let mut labels = LabelSet::from_paths(distinct.iter().copied(), cfg.tail_max);
-    let path_label: Vec<u32> = distinct.iter().map(|p| labels.id_of(p).expect("every kept path is a label")).collect();
-    let record_labels: Vec<u32> = record_paths.iter().map(|&p| path_label[p as usize]).collect();
-    drop(path_index);
-    let paths: Vec<&str> = labels.labels.iter().map(|l| l.path.as_str()).collect();
-    let splits = assign_splits(&record_labels, &paths, &cfg.split);
-    let mut counts = vec![[0u32; 3]; labels.len()];
-    for (&label, &split) in record_labels.iter().zip(&splits) {
-        counts[label as usize][split as usize] += 1;
-    }
-    labels.set_counts(&counts);
+    let mut numbering = PathNumbering::default();
+    let record_paths: Vec<u32> = loaded.records.iter().map(|r| numbering.number(&r.category)).collect();
+    let Labelled { labels, record_labels, splits } = label_and_split(&numbering, &record_paths, cfg);
     tracing::debug!("labelled and split in {:.2?}", started.elapsed());
 
     let template = cfg.template_for(desc);
@@ -250,22 +265,61 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
         .map(|(record, (&label, &split))| PreparedRecord { input: template.render(&record), record, label, split })
         .collect();
     tracing::debug!("rendered inputs in {:.2?}", started.elapsed());
-    let stats = compute_stats(desc, &file, &records, &labels, loaded.rows_read, loaded.skipped, loaded.skipped_by_kind, loaded.cleaning);
+    let summary = ReadSummary { rows_read: loaded.rows_read, skipped: loaded.skipped, skipped_by_kind: loaded.skipped_by_kind, cleaning: loaded.cleaning };
+    let stats = compute_stats(desc, &file, &splits, &labels, summary);
     Ok(PreparedData { records, labels, stats })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compute_stats(
-    desc: &DatasetDescriptor,
-    file: &Path,
-    records: &[PreparedRecord],
-    labels: &LabelSet,
-    rows_read: u64,
-    skipped_examples: Vec<SkippedRow>,
-    skipped_by_kind: BTreeMap<String, u64>,
-    cleaning: CleaningStats,
-) -> DataStats {
-    let in_split = |s: Split| records.iter().filter(|r| r.split == s).count() as u64;
+/// Numbers the distinct category paths in order of first appearance.
+#[derive(Debug, Default)]
+pub(crate) struct PathNumbering {
+    index: HashMap<Vec<String>, u32>,
+    distinct: Vec<Vec<String>>,
+}
+
+impl PathNumbering {
+    /// The number of `path`, giving it the next one when it is new.
+    pub fn number(&mut self, path: &[String]) -> u32 {
+        if let Some(&n) = self.index.get(path) {
+            return n;
+        }
+        let n = self.distinct.len() as u32;
+        self.distinct.push(path.to_vec());
+        self.index.insert(path.to_vec(), n);
+        n
+    }
+
+    /// The number of a path seen before.
+    pub fn get(&self, path: &[String]) -> Option<u32> {
+        self.index.get(path).copied()
+    }
+}
+
+/// The label set of the numbered paths, each record's label and split.
+pub(crate) struct Labelled {
+    pub labels: LabelSet,
+    pub record_labels: Vec<u32>,
+    pub splits: Vec<Split>,
+}
+
+/// Builds the labels (leaves sorted by path) from the distinct paths, maps each record's path
+/// number to its label and splits the records, stratified by label; the labels get their counts.
+pub(crate) fn label_and_split(numbering: &PathNumbering, record_paths: &[u32], cfg: &DataConfig) -> Labelled {
+    let mut labels = LabelSet::from_paths(numbering.distinct.iter().map(Vec::as_slice), cfg.tail_max);
+    let path_label: Vec<u32> = numbering.distinct.iter().map(|p| labels.id_of(p).expect("every kept path is a label")).collect();
+    let record_labels: Vec<u32> = record_paths.iter().map(|&p| path_label[p as usize]).collect();
+    let paths: Vec<&str> = labels.labels.iter().map(|l| l.path.as_str()).collect();
+    let splits = assign_splits(&record_labels, &paths, &cfg.split);
+    let mut counts = vec![[0u32; 3]; labels.len()];
+    for (&label, &split) in record_labels.iter().zip(&splits) {
+        counts[label as usize][split as usize] += 1;
+    }
+    labels.set_counts(&counts);
+    Labelled { labels, record_labels, splits }
+}
+
+pub(crate) fn compute_stats(desc: &DatasetDescriptor, file: &Path, splits: &[Split], labels: &LabelSet, summary: ReadSummary) -> DataStats {
+    let in_split = |s: Split| splits.iter().filter(|&&r| r == s).count() as u64;
     let train_records = in_split(Split::Train);
     let tail: BTreeSet<u32> = labels.labels.iter().filter(|l| l.tail).map(|l| l.id).collect();
     let tail_train = labels.labels.iter().filter(|l| l.tail).map(|l| l.train_count as u64).sum::<u64>();
@@ -276,12 +330,12 @@ fn compute_stats(
     DataStats {
         dataset: desc.name.clone(),
         file: file.display().to_string(),
-        rows_read,
-        records: records.len() as u64,
-        skipped: skipped_by_kind.values().sum(),
-        skipped_by_kind,
-        skipped_examples,
-        cleaning,
+        rows_read: summary.rows_read,
+        records: splits.len() as u64,
+        skipped: summary.skipped_by_kind.values().sum(),
+        skipped_by_kind: summary.skipped_by_kind,
+        skipped_examples: summary.skipped,
+        cleaning: summary.cleaning,
         train_records,
         valid_records: in_split(Split::Valid),
         test_records: in_split(Split::Test),

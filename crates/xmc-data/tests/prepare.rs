@@ -215,3 +215,40 @@ fn tail_flags_follow_training_counts() {
     assert_eq!(big.train_count + big.valid_count + big.test_count, 60);
     assert_eq!(prepared.stats.tail_labels, 1);
 }
+
+/// The streaming data stage writes what the in-memory one does: the same records (ids, lines,
+/// inputs, labels, splits), labels and statistics, on the bundled sample (2,500 rows, skipped
+/// unlabelled rows) in chunks of 1, 7, 300 and 65,536 records; and on a file with every kind of
+/// bad row (quoted multi-line field, duplicate id, bad price, empty title, unlabelled), skipped.
+#[test]
+fn streaming_preparation_writes_the_in_memory_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = DatasetDescriptor::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/amazon-uk-sample.toml")).unwrap();
+    let mut text = rows(40);
+    text.push_str("q1,\"A, quoted \"\"title\"\"\",\"two\r\nlines\",M,,\"Games > Cards\"\r\n");
+    text.push_str("id3,Duplicate,,M,,Toys > Trains\r\nbad,Thing,,M,twelve pounds,Toys > Trains\r\nz,  ,,M,,Toys\r\nu,Unlabelled,,M,,\r\n");
+    write(dir.path(), "p.csv", &text);
+    let small = descriptor(dir.path(), "p.csv", "");
+    let skip = DataConfig { skip_bad_rows: true, ..DataConfig::default() };
+    for (name, desc, chunks) in [("sample", &sample, vec![1, 7, 300, 65_536]), ("small", &small, vec![3])] {
+        let in_memory = prepare(desc, &skip).unwrap();
+        assert!(in_memory.stats.skipped > 0, "{name}: the comparison covers skipped rows");
+        for chunk_records in chunks {
+            let out = dir.path().join(format!("{name}-{chunk_records}"));
+            let opts = xmc_data::StreamingOptions { chunk_records };
+            let summary = xmc_data::prepare_streaming(desc, &skip, &out, &opts, |_, _| {}).unwrap();
+            assert_eq!(summary.stats, in_memory.stats, "{name}, chunks of {chunk_records}");
+            let streamed = PreparedData::load(&out).unwrap();
+            assert_eq!(streamed.labels, in_memory.labels, "{name}, chunks of {chunk_records}");
+            assert_eq!(streamed.records.len(), in_memory.records.len());
+            for (a, b) in streamed.records.iter().zip(&in_memory.records) {
+                assert_eq!(a, b, "{name}, chunks of {chunk_records}");
+            }
+        }
+    }
+    // Without skipping, the first bad row fails both paths at the same line.
+    let memory = prepare(&small, &DataConfig::default()).unwrap_err();
+    let streaming = xmc_data::prepare_streaming(&small, &DataConfig::default(), &dir.path().join("fails"), &Default::default(), |_, _| {}).unwrap_err();
+    expect_bad_row(streaming, 44, "already used at line 5");
+    expect_bad_row(memory, 44, "already used at line 5");
+}

@@ -141,6 +141,10 @@ pub struct PrepareArgs {
     /// Seed of the train/valid/test split.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Two passes over the file with bounded memory, for files larger than memory (the same
+    /// artifact as without; also `data.streaming = true` in a config).
+    #[arg(long)]
+    pub streaming: bool,
     /// Print the full default `[data]` config and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -291,12 +295,33 @@ fn prepare(args: PrepareArgs) -> Result<ExitCode> {
     }
     cfg.skip_bad_rows |= args.skip_bad_rows;
     let out = args.out.expect("clap requires --out");
+    cfg.streaming |= args.streaming;
     let desc = xmc_data::DatasetDescriptor::load(&cfg.dataset)?;
-    let prepared = xmc_data::prepare(&desc, &cfg)?;
-    prepared.save(&out).with_context(|| format!("writing {}", out.display()))?;
-    eprint!("{}", prepared.stats.summary());
+    let stats = if cfg.streaming {
+        prepare_streaming_with_progress(&desc, &cfg, &out)?
+    } else {
+        let prepared = xmc_data::prepare(&desc, &cfg)?;
+        prepared.save(&out).with_context(|| format!("writing {}", out.display()))?;
+        prepared.stats
+    };
+    eprint!("{}", stats.summary());
     eprintln!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The streaming data stage with a spinner per pass (the number of records is not known before
+/// the first pass ends).
+pub(crate) fn prepare_streaming_with_progress(desc: &xmc_data::DatasetDescriptor, cfg: &xmc_data::DataConfig, out: &std::path::Path) -> Result<xmc_data::DataStats> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+    let prepared = xmc_data::prepare_streaming(desc, cfg, out, &Default::default(), |pass, records| {
+        let what = if pass == 1 { "reading and cleaning" } else { "writing" };
+        bar.set_message(format!("pass {pass} of 2, {what}: {records} records"));
+        bar.tick();
+    })
+    .with_context(|| format!("preparing {} into {}", desc.name, out.display()))?;
+    bar.finish_and_clear();
+    Ok(prepared.stats)
 }
 
 fn stats(args: StatsArgs) -> Result<ExitCode> {

@@ -203,10 +203,15 @@ fn run_data(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let config = serde_json::json!({ "data": cfg.data, "dataset": desc });
     ctx.run(StageName::Data, &config, BTreeMap::from([("dataset_file".to_string(), file_hash)]), |out| {
         tracing::info!("data: preparing {} from {}", desc.name, file.display());
-        let prepared = xmc_data::prepare(&desc, &cfg.data)?;
-        prepared.save(out)?;
-        eprint!("{}", prepared.stats.summary());
-        Ok(data_figures(&prepared.stats))
+        let stats = if cfg.data.streaming {
+            crate::cli::prepare_streaming_with_progress(&desc, &cfg.data, out)?
+        } else {
+            let prepared = xmc_data::prepare(&desc, &cfg.data)?;
+            prepared.save(out)?;
+            prepared.stats
+        };
+        eprint!("{}", stats.summary());
+        Ok(data_figures(&stats))
     })
 }
 
