@@ -37,6 +37,11 @@ fn data_prepare_on_the_bundled_sample() {
     }
     let code = xmc(&["data", "stats", dir.to_str().unwrap()]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
+    // The streaming stage from the command line writes the same artifact.
+    let streamed = out.path().join("streamed");
+    let code = xmc(&["data", "prepare", "--dataset", &sample_descriptor(), "--out", streamed.to_str().unwrap(), "--streaming"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(xmc_data::PreparedData::load(&streamed).unwrap() == prepared, "streaming and in-memory artifacts differ");
 }
 
 /// A tiny T5 trained for two epochs: the pipeline's code path, not its accuracy.

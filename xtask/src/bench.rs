@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Prepare 1.68M synthetic records (the CSV is written first, then the stage alone is timed).
+    /// Prepare 1.68M synthetic records (the CSV is written first, then the stage alone is timed
+    /// in a child process: wall time and peak RSS). `--streaming --records 16800000` is the
+    /// larger-than-memory figure.
     Data(DataBenchArgs),
     /// Training steps/s of the small-cpu T5 (batch 32) in burn and in PyTorch (transformers).
     Train(TrainBenchArgs),
@@ -726,13 +728,16 @@ fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
     let csv_mb = std::fs::metadata(&csv)?.len() as f64 / 1e6;
     println!("| benchmark | records | input | runs | median wall | peak RSS | target |");
     println!("|---|---|---|---|---|---|---|");
+    // 15 s at the reference scale (1.68M records), growing no faster than the records.
+    let target_seconds = 15.0 * (args.records as f64 / 1_680_000.0).max(1.0);
     println!(
-        "| data prepare | {} | {csv_mb:.0} MB CSV | {} | {median:.2} s | {:.0} MiB | <= 15 s, <= 3 GB |",
+        "| data prepare{} | {} | {csv_mb:.0} MB CSV | {} | {median:.2} s | {:.0} MiB | <= {target_seconds:.0} s, <= 3 GB |",
+        if args.streaming { " (streaming)" } else { "" },
         args.records,
         times.len(),
         peak as f64 / (1 << 20) as f64
     );
-    let ok = median <= 15.0 && peak <= 3_000_000_000;
+    let ok = median <= target_seconds && peak <= 3_000_000_000;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -137,6 +137,55 @@ pub fn read_rows(
     read_source(&InputSource::File(path.to_path_buf()), format, columns, MissingColumns::Fail, visit)
 }
 
+/// Rows handed from the background reader to the visitor at once.
+const BACKGROUND_BATCH: usize = 4096;
+/// Batches read ahead at most.
+const BACKGROUND_AHEAD: usize = 4;
+
+/// [`read_rows`] with the parsing, and `map` applied to each row, on a thread of their own, so
+/// that reading and cleaning the file (`map`) and the visitor's work run on two cores. The visitor
+/// sees the mapped rows in file order; an error from either side stops both and is returned.
+pub fn read_rows_mapped<T: Send>(
+    path: &Path,
+    format: FileFormat,
+    columns: &ColumnMap,
+    mut map: impl FnMut(RowEvent) -> T + Send,
+    mut visit: impl FnMut(T) -> Result<()>,
+) -> Result<u64> {
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<T>>(BACKGROUND_AHEAD);
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BACKGROUND_BATCH);
+            let seen = read_rows(path, format, columns, |event| {
+                batch.push(map(event));
+                if batch.len() == BACKGROUND_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BACKGROUND_BATCH));
+                    // The visitor stopped (its error is the one returned): stop reading.
+                    send.send(full).map_err(|_| DataError::Format { file: path.to_path_buf(), message: "reading stopped".into() })?;
+                }
+                Ok(())
+            })?;
+            if !batch.is_empty() {
+                let _ = send.send(batch);
+            }
+            Ok(seen)
+        });
+        let mut visited: Result<()> = Ok(());
+        'batches: for batch in receive.iter() {
+            for item in batch {
+                visited = visit(item);
+                if visited.is_err() {
+                    break 'batches;
+                }
+            }
+        }
+        drop(receive);
+        let seen = reader.join().map_err(|_| DataError::Format { file: path.to_path_buf(), message: "the reader thread panicked".into() })?;
+        visited?;
+        seen
+    })
+}
+
 /// [`read_rows`] from any source, with the visitor's own error type: an error from `visit` stops
 /// the reading and is returned as it is. Text formats are read as a stream; Parquet in slices of
 /// [`PARQUET_SLICE_ROWS`] rows (it cannot come from standard input: the format needs to seek).

@@ -1,6 +1,6 @@
 //! The data stage: raw file -> cleaned, labelled, split records (the [`PreparedData`] artifact).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::clean::{RowPolicy, parse_price};
 use crate::descriptor::DatasetDescriptor;
 use crate::error::{DataError, Result, RowLocation};
-use crate::ingest::{Field, RawRow, RowEvent, read_rows};
+use crate::ingest::{Field, RawRow, RowEvent, read_rows_mapped};
 use crate::labels::LabelSet;
 use crate::record::{PreparedRecord, ProductRecord, Split};
 use crate::split::{SplitConfig, assign_splits};
@@ -130,6 +130,8 @@ pub(crate) struct ReadSummary {
     pub skipped: Vec<SkippedRow>,
     pub skipped_by_kind: BTreeMap<String, u64>,
     pub cleaning: CleaningStats,
+    /// The line of every kept record, in order.
+    pub kept_lines: Vec<u64>,
 }
 
 impl ReadSummary {
@@ -176,47 +178,53 @@ pub(crate) fn visit_records(
     }
     let mut out = ReadSummary::default();
     let mut ids = crate::id_index::IdIndex::default();
-    let mut raw_paths: HashMap<String, crate::clean::PathChanges> = HashMap::new();
+    let mut raw_paths: rustc_hash::FxHashMap<String, crate::clean::PathChanges> = Default::default();
     let bad_row = |line: u64, reason: String| DataError::BadRow {
         location: RowLocation { file: file.to_path_buf(), line },
         reason,
     };
     let format = crate::FileFormat::from_path(file).unwrap_or_else(|| desc.format());
-    out.rows_read = read_rows(file, format, &desc.columns, |event| {
-        let (line, issue) = match event {
-            RowEvent::Bad { line, reason } => (line, RowIssue::new("malformed row", reason)),
-            RowEvent::Row(row) => match clean_row(desc, &row) {
-                Ok((record, changes)) => {
-                    if let Some(raw) = row.get(Field::CategoryPath)
-                        && !raw_paths.contains_key(raw)
-                    {
-                        raw_paths.insert(raw.to_string(), changes);
-                    }
-                    if changes.any() {
-                        out.cleaning.rows_changed += 1;
-                    }
-                    if let Some(first) = ids.first_line(&record.id) {
-                        (row.line, RowIssue::new("duplicate id", format!("id `{}` was already used at line {first}", record.id)))
-                    } else if require_label && record.category.is_empty() {
-                        let (kind, reason) = if changes.product_name {
-                            ("path is only a product name", "the category path holds only the product's name")
-                        } else {
-                            ("no category path", "the category path is empty")
-                        };
-                        match desc.cleaning.unlabelled {
-                            RowPolicy::Skip => {
-                                out.skip(row.line, kind, reason.to_string());
-                                return Ok(());
-                            }
-                            RowPolicy::Fail => (row.line, RowIssue::new(kind, format!("{reason} (set `cleaning.unlabelled = \"skip\"` in the descriptor to skip such rows)"))),
-                        }
-                    } else {
-                        ids.insert(&record.id, row.line);
-                        return keep(record);
-                    }
+    // Cleaning happens on the reading thread; the decisions that need every earlier row here.
+    let clean = |event: RowEvent| match event {
+        RowEvent::Bad { line, reason } => (line, None, Err(RowIssue::new("malformed row", reason))),
+        RowEvent::Row(mut row) => {
+            let cleaned = clean_row(desc, &row);
+            (row.line, row.values[Field::CategoryPath as usize].take(), cleaned)
+        }
+    };
+    out.rows_read = read_rows_mapped(file, format, &desc.columns, clean, |(line, raw_path, cleaned)| {
+        let issue = match cleaned {
+            Ok((record, changes)) => {
+                if let Some(raw) = raw_path
+                    && !raw_paths.contains_key(&raw)
+                {
+                    raw_paths.insert(raw, changes);
                 }
-                Err(issue) => (row.line, issue),
-            },
+                if changes.any() {
+                    out.cleaning.rows_changed += 1;
+                }
+                let unlabelled = require_label && record.category.is_empty();
+                // A kept record's id is recorded in the same probe that looks for it.
+                if let Some(first) = ids.first_line_or_insert(&record.id, line, !unlabelled) {
+                    RowIssue::new("duplicate id", format!("id `{}` was already used at line {first}", record.id))
+                } else if unlabelled {
+                    let (kind, reason) = if changes.product_name {
+                        ("path is only a product name", "the category path holds only the product's name")
+                    } else {
+                        ("no category path", "the category path is empty")
+                    };
+                    match desc.cleaning.unlabelled {
+                        RowPolicy::Skip => {
+                            out.skip(line, kind, reason.to_string());
+                            return Ok(());
+                        }
+                        RowPolicy::Fail => RowIssue::new(kind, format!("{reason} (set `cleaning.unlabelled = \"skip\"` in the descriptor to skip such rows)")),
+                    }
+                } else {
+                    return keep(record);
+                }
+            }
+            Err(issue) => issue,
         };
         if skip_bad_rows {
             out.skip(line, issue.kind, issue.reason);
@@ -225,6 +233,7 @@ pub(crate) fn visit_records(
             Err(bad_row(line, format!("{}: {} (use --skip-bad-rows or `data.skip_bad_rows = true` to skip and count such rows)", issue.kind, issue.reason)))
         }
     })?;
+    out.kept_lines = ids.into_lines();
     out.cleaning.raw_paths = raw_paths.len();
     for changes in raw_paths.values() {
         out.cleaning.changed_by_product_name += usize::from(changes.product_name);
@@ -265,7 +274,13 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
         .map(|(record, (&label, &split))| PreparedRecord { input: template.render(&record), record, label, split })
         .collect();
     tracing::debug!("rendered inputs in {:.2?}", started.elapsed());
-    let summary = ReadSummary { rows_read: loaded.rows_read, skipped: loaded.skipped, skipped_by_kind: loaded.skipped_by_kind, cleaning: loaded.cleaning };
+    let summary = ReadSummary {
+        rows_read: loaded.rows_read,
+        skipped: loaded.skipped,
+        skipped_by_kind: loaded.skipped_by_kind,
+        cleaning: loaded.cleaning,
+        kept_lines: Vec::new(),
+    };
     let stats = compute_stats(desc, &file, &splits, &labels, summary);
     Ok(PreparedData { records, labels, stats })
 }
@@ -273,7 +288,7 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
 /// Numbers the distinct category paths in order of first appearance.
 #[derive(Debug, Default)]
 pub(crate) struct PathNumbering {
-    index: HashMap<Vec<String>, u32>,
+    index: rustc_hash::FxHashMap<Vec<String>, u32>,
     distinct: Vec<Vec<String>>,
 }
 

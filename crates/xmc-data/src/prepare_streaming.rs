@@ -21,7 +21,7 @@ use polars::prelude::ParquetWriter;
 use crate::artifact::{RECORDS_FILE, STATS_FILE, records_frame, write_json};
 use crate::descriptor::DatasetDescriptor;
 use crate::error::{DataError, Result, RowLocation};
-use crate::ingest::{RowEvent, read_rows};
+use crate::ingest::{RowEvent, read_rows_mapped};
 use crate::labels::LabelSet;
 use crate::prepare::{DataConfig, Labelled, PathNumbering, clean_row, compute_stats, label_and_split, visit_records};
 use crate::record::{PreparedRecord, ProductRecord, Split};
@@ -68,15 +68,14 @@ pub fn prepare_streaming(
     // Pass 1: every decision, and per kept record its path number and line.
     let mut numbering = PathNumbering::default();
     let mut record_paths: Vec<u32> = Vec::new();
-    let mut kept_lines: Vec<u64> = Vec::new();
-    let summary = visit_records(desc, &file, cfg.skip_bad_rows, true, |record| {
+    let mut summary = visit_records(desc, &file, cfg.skip_bad_rows, true, |record| {
         record_paths.push(numbering.number(&record.category));
-        kept_lines.push(record.line);
-        if kept_lines.len() % chunk_records == 0 {
-            progress(1, kept_lines.len() as u64);
+        if record_paths.len() % chunk_records == 0 {
+            progress(1, record_paths.len() as u64);
         }
         Ok(())
     })?;
+    let kept_lines = std::mem::take(&mut summary.kept_lines);
     if record_paths.is_empty() {
         return Err(DataError::NoLabelledRecords { skipped: summary.rows_read });
     }
@@ -98,14 +97,20 @@ pub fn prepare_streaming(
         let mut next = 0usize;
         let mut chunk = Vec::with_capacity(chunk_records);
         let format = crate::FileFormat::from_path(&file).unwrap_or_else(|| desc.format());
-        let read = read_rows(&file, format, &desc.columns, |event| {
-            let RowEvent::Row(row) = event else { return Ok(()) };
-            if kept_lines.get(next) != Some(&row.line) {
-                return Ok(());
+        // The reading thread picks the kept rows and cleans them; this one checks and batches.
+        let mut picked = 0usize;
+        let pick = |event: RowEvent| match event {
+            RowEvent::Row(row) if kept_lines.get(picked) == Some(&row.line) => {
+                picked += 1;
+                Some((row.line, clean_row(desc, &row)))
             }
-            let (record, _) = clean_row(desc, &row).map_err(|issue| changed(row.line, issue.reason))?;
+            _ => None,
+        };
+        let read = read_rows_mapped(&file, format, &desc.columns, pick, |item| {
+            let Some((line, cleaned)) = item else { return Ok(()) };
+            let (record, _) = cleaned.map_err(|issue| changed(line, issue.reason))?;
             if numbering.get(&record.category) != Some(record_paths[next]) {
-                return Err(changed(row.line, "its category path is not the one read before".into()));
+                return Err(changed(line, "its category path is not the one read before".into()));
             }
             chunk.push((record, record_labels[next], splits[next]));
             next += 1;
