@@ -6,18 +6,32 @@
 //! from SplitMix64 streams, one per 4096-value chunk, generated on all cores. Same semantics:
 //! active only on an autodiff (training) device, kept values scaled by 1 / (1 - p).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use burn::module::Module;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-/// Every call draws a fresh stream id; `reseed` restarts the sequence (e.g. per training run).
-static STREAM: AtomicU64 = AtomicU64::new(0x5EED);
+thread_local! {
+    /// Every call draws a fresh stream id; `reseed` restarts the sequence (e.g. per training run).
+    /// One sequence per thread: a training run draws its masks on the thread that runs it, so two
+    /// runs in one process (tests, a server training in the background) do not take each other's
+    /// masks, and a run's masks depend only on its seed.
+    static STREAM: Cell<u64> = const { Cell::new(0x5EED) };
+}
 
-/// Restarts the dropout noise sequence from `seed`.
+/// Restarts this thread's dropout noise sequence from `seed`.
 pub fn reseed(seed: u64) {
-    STREAM.store(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), Ordering::SeqCst);
+    STREAM.with(|s| s.set(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+}
+
+/// The next stream id of this thread's sequence.
+fn next_stream() -> u64 {
+    STREAM.with(|s| {
+        let id = s.get();
+        s.set(id.wrapping_add(0x632B_E59B_D9B4_E019));
+        id
+    })
 }
 
 fn splitmix(state: &mut u64) -> u64 {
@@ -63,7 +77,7 @@ impl FastDropout {
             return input;
         }
         let shape = input.shape();
-        let stream = STREAM.fetch_add(0x632B_E59B_D9B4_E019, Ordering::Relaxed);
+        let stream = next_stream();
         let mask = mask_values(shape.num_elements(), self.prob, stream);
         let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &input.device());
         input * mask

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use tokenizers::models::unigram::{Unigram, UnigramTrainer};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::normalizers::{NormalizerWrapper, unicode::NFKC};
 use tokenizers::pre_tokenizers::{PreTokenizerWrapper, metaspace::Metaspace};
 use tokenizers::{AddedToken, Tokenizer};
@@ -50,8 +50,18 @@ impl TextTokenizer {
         tokenizer.with_normalizer(Some(NormalizerWrapper::NFKC(NFKC))).map_err(tok_err)?;
         tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::Metaspace(Metaspace::default())));
         tokenizer.train(&mut TrainerWrapper::UnigramTrainer(trainer), texts).map_err(tok_err)?;
+        let ModelWrapper::Unigram(trained) = tokenizer.get_model() else {
+            return Err(ModelError::Tokenizer("the Unigram trainer returned another model".into()));
+        };
+        let stable = order_stable(trained, special.len())?;
+        tokenizer.with_model(stable);
         tokenizer.add_special_tokens(special).map_err(tok_err)?;
         Self::from_tokenizer(tokenizer)
+    }
+
+    /// Serialised `tokenizer.json`, as [`Self::save`] writes it.
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(tok_err)
     }
 
     fn from_tokenizer(mut inner: Tokenizer) -> Result<Self> {
@@ -99,6 +109,49 @@ impl TextTokenizer {
     }
 }
 
+/// Decimal places a trained piece's score keeps: the trainer's run-to-run wobble (about 1e-11,
+/// from summing in hash-map order) disappears, and a log-probability to 1e-4 tokenizes the same.
+const SCORE_DECIMALS: i32 = 4;
+
+/// The step by which the trainer raises the score of each character it must add to the pieces
+/// (tokenizers' `UnigramTrainer::finalize`: the lowest score, plus 1e-4 per character added).
+const ADDED_CHAR_STEP: f64 = 1e-4;
+
+/// The trained vocabulary made independent of the trainer's hash-map order, which decides two
+/// things: the low digits of every score (sums in a different order) and which of the characters
+/// the trainer adds at the end gets which score (the lowest score plus 1e-4 steps, in hash-set
+/// order). The first `special` entries (the special tokens) stay in place; the added characters
+/// take those steps in text order; the other scores are rounded to [`SCORE_DECIMALS`] places; the
+/// pieces are ordered by score (best first), then by text. Two trainings on the same texts give
+/// the same ids and the same file.
+fn order_stable(trained: &Unigram, special: usize) -> Result<Unigram> {
+    let scale = 10f64.powi(SCORE_DECIMALS);
+    let mut vocab: Vec<(String, f64)> = trained.iter().cloned().collect();
+    let special = special.min(vocab.len());
+    let rest = &mut vocab[special..];
+    let lowest = rest.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let added: Vec<usize> = (0..rest.len())
+        .filter(|&i| {
+            let (piece, score) = &rest[i];
+            let k = (score - lowest) / ADDED_CHAR_STEP;
+            piece.chars().count() == 1 && (k - k.round()).abs() < 1e-6 && (0.0..10_000.0).contains(&k.round())
+        })
+        .collect();
+    let mut steps: Vec<f64> = added.iter().map(|&i| rest[i].1).collect();
+    steps.sort_by(f64::total_cmp);
+    let mut chars: Vec<String> = added.iter().map(|&i| rest[i].0.clone()).collect();
+    chars.sort();
+    for ((&i, piece), score) in added.iter().zip(chars).zip(steps) {
+        rest[i] = (piece, score);
+    }
+    for (_, score) in rest.iter_mut() {
+        *score = (*score * scale).round() / scale;
+    }
+    vocab[special..].sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let unk = vocab.iter().position(|(p, _)| p == UNK);
+    Unigram::from(vocab, unk, trained.byte_fallback()).map_err(tok_err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +172,21 @@ mod tests {
         tok.save(&dir.path().join("t.json")).unwrap();
         let loaded = TextTokenizer::load(&dir.path().join("t.json")).unwrap();
         assert_eq!(loaded.encode("Hornby train", 28).unwrap(), ids);
+    }
+
+    /// The Unigram trainer sums in hash-map order, which differs between runs: scores move in
+    /// the 11th digit and near-tied pieces swap ids. Training twice on the bundled sample gives
+    /// the same tokenizer file.
+    #[test]
+    fn training_twice_gives_the_same_tokenizer() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/amazon-uk-sample/products.csv");
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let codes = vec![code_token(0, 1)];
+        let json = |t: &TextTokenizer| t.to_json().unwrap();
+        let first = json(&TextTokenizer::train(lines.iter().copied(), 1000, &codes).unwrap());
+        let second = json(&TextTokenizer::train(lines.iter().copied(), 1000, &codes).unwrap());
+        assert!(second == first, "the vocabulary changed between runs");
     }
 }
 

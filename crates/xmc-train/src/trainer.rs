@@ -165,6 +165,8 @@ pub fn train(
     if model_cfg.encoder == xmc_model::EncoderKind::Bert {
         model = model.load_bert_encoder(&Path::new(&model_cfg.encoder_dir).join("model.safetensors"))?;
     }
+    // The run's dropout masks come from its seed, whichever way the weights were initialised.
+    xmc_model::dropout::reseed(cfg.seed);
     let parameters = model.num_params();
     let mut optim_cfg = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(cfg.weight_decay as f32);
     if cfg.grad_clip > 0.0 {

@@ -279,6 +279,18 @@ impl burn::module::ModuleVisitor for Materialise {
     }
 }
 
+/// Feeds every float parameter's bytes, in the module's visiting order, to a SHA-256.
+struct WeightsDigest(sha2::Sha256);
+
+impl burn::module::ModuleVisitor for WeightsDigest {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        use sha2::Digest;
+        let data = param.val().into_data();
+        self.0.update(data.shape().iter().flat_map(|d| (*d as u64).to_le_bytes()).collect::<Vec<u8>>());
+        self.0.update(data.as_bytes());
+    }
+}
+
 impl T5Config {
     /// A freshly initialised model that depends only on `seed`.
     pub fn init_seeded(&self, device: &Device, seed: u64) -> T5 {
@@ -310,6 +322,15 @@ impl T5Config {
 }
 
 impl T5 {
+    /// SHA-256 of the weights alone (shapes and values, in module order): equal for two models
+    /// with the same weights, whatever burn's random parameter ids in `model.bpk` are.
+    pub fn weights_sha256(&self) -> String {
+        use sha2::Digest;
+        let mut digest = WeightsDigest(sha2::Sha256::new());
+        self.visit(&mut digest);
+        digest.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Encodes `ids` [b, s] with `mask` [b, s] (1 = token, 0 = padding).
     pub fn encode(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> EncoderOutput {
         if let Some(bridge) = &self.bert {

@@ -50,7 +50,8 @@ impl StageName {
             StageName::Tree => 1,
             StageName::Codes => 1,
             // 1: calibration.json in every model folder (session 6).
-            StageName::Train => 1,
+            // 2: the Unigram tokenizer made order-stable (scores rounded, ids by score then text).
+            StageName::Train => 2,
             // 1: calibrated confidences as scores.
             StageName::Predict => 1,
             StageName::Brand => 1,
