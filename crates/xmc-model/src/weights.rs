@@ -22,3 +22,26 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(mut module: M, path: &Path, 
     }
     Ok(module)
 }
+
+/// Clears burn's parameter ids (random per run) from the tensors written.
+#[derive(Clone)]
+struct WithoutParamIds;
+
+impl burn::store::ModuleAdapter for WithoutParamIds {
+    fn adapt(&self, mut tensor: burn::store::burn_pack::Tensor, _ctx: burn::store::ModuleContext<'_>) -> burn::store::burn_pack::Tensor {
+        tensor.param_id = None;
+        tensor
+    }
+
+    fn clone_box(&self) -> Box<dyn burn::store::ModuleAdapter> {
+        Box::new(self.clone())
+    }
+}
+
+/// Writes `module`'s weights to a burnpack file without burn's random parameter ids, so the file
+/// depends on the weights alone (two runs with the same weights write the same bytes). For
+/// finished models: a training checkpoint keeps the ids, which its optimizer state refers to.
+pub fn save_weights<M: Module + ModuleSnapshot>(module: &M, path: &Path) -> Result<()> {
+    let mut store = burn::store::BurnpackStore::from_file(path).with_to_adapter(WithoutParamIds).overwrite(true).auto_extension(false);
+    module.save_into(&mut store).map_err(|e| ModelError::Weights { path: path.into(), message: e.to_string() })
+}

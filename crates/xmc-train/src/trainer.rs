@@ -259,7 +259,7 @@ pub fn train(
             state.best_loss = metrics.train_loss;
             state.best_epoch = epoch + 1;
             state.epochs_since_best = 0;
-            valid_model.save_file(out.join("model.bpk")).map_err(|e| TrainError::Artifact { path: out.join("model.bpk"), message: e.to_string() })?;
+            xmc_model::save_weights(&valid_model, &out.join("model.bpk")).map_err(|e| TrainError::Artifact { path: out.join("model.bpk"), message: e.to_string() })?;
         } else {
             state.epochs_since_best += 1;
         }
