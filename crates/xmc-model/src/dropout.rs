@@ -25,6 +25,16 @@ pub fn reseed(seed: u64) {
     STREAM.with(|s| s.set(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
 }
 
+/// Where this thread's sequence stands (for a checkpoint: [`restore`] continues from it).
+pub fn position() -> u64 {
+    STREAM.with(Cell::get)
+}
+
+/// Continues this thread's sequence from a [`position`] (a resumed training run).
+pub fn restore(position: u64) {
+    STREAM.with(|s| s.set(position));
+}
+
 /// The next stream id of this thread's sequence.
 fn next_stream() -> u64 {
     STREAM.with(|s| {

@@ -44,6 +44,10 @@ struct RunState {
     best_loss: f64,
     best_epoch: usize,
     epochs_since_best: usize,
+    /// The dropout mask sequence's position after the last finished epoch, so that a resumed run
+    /// draws the masks the uninterrupted one would have (absent in older checkpoints: reseeded).
+    #[serde(default)]
+    dropout_stream: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,7 +177,7 @@ pub fn train(
         optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
     }
     let mut optim = optim_cfg.init();
-    let mut state = RunState { epochs_done: 0, steps: 0, best_accuracy: -1.0, best_loss: f64::INFINITY, best_epoch: 0, epochs_since_best: 0 };
+    let mut state = RunState { epochs_done: 0, steps: 0, best_accuracy: -1.0, best_loss: f64::INFINITY, best_epoch: 0, epochs_since_best: 0, dropout_stream: None };
     let state_path = checkpoint.join("state.json");
     if resume && state_path.is_file() {
         state = serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?)
@@ -184,6 +188,9 @@ pub fn train(
         optim = optim
             .load(checkpoint.join("optim.bpk"))
             .map_err(|e| TrainError::Artifact { path: checkpoint.join("optim.bpk"), message: e.to_string() })?;
+        if let Some(position) = state.dropout_stream {
+            xmc_model::dropout::restore(position);
+        }
         tracing::info!("resuming after epoch {} (step {})", state.epochs_done, state.steps);
     } else {
         let _ = std::fs::remove_file(out.join("metrics.jsonl"));
@@ -265,6 +272,7 @@ pub fn train(
         }
         model.clone().save_file(checkpoint.join("model.bpk")).map_err(|e| TrainError::Artifact { path: checkpoint.join("model.bpk"), message: e.to_string() })?;
         optim.save(checkpoint.join("optim.bpk")).map_err(|e| TrainError::Artifact { path: checkpoint.join("optim.bpk"), message: e.to_string() })?;
+        state.dropout_stream = Some(xmc_model::dropout::position());
         write_json(&state_path, &state)?;
     }
     let train_seconds = started.elapsed().as_secs_f64();
