@@ -510,12 +510,18 @@ fn bench_predict_file(args: PredictFileBenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The Python the benches run: `given`, else the virtualenv `.ci/run` fills with `what`.
+fn venv_python(bench_dir: &Path, given: Option<PathBuf>, what: &str) -> Result<PathBuf> {
+    let python = given.unwrap_or_else(|| bench_dir.parent().unwrap_or(Path::new(".")).join("xmc-python-venv/bin/python"));
+    if !python.is_file() {
+        bail!("{} not found: run .ci/run once (it installs {what} into that virtualenv), or pass --python", python.display());
+    }
+    Ok(python)
+}
+
 fn bench_python(args: PythonBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();
-    let python = args.python.clone().unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).join("xmc-python-venv/bin/python"));
-    if !python.is_file() {
-        bail!("{} not found: run .ci/run once (it builds the wheel into that virtualenv), or pass --python", python.display());
-    }
+    let python = venv_python(&dir, args.python.clone(), "the wheel")?;
     let (csv, descriptor) = synthetic_dataset(&dir, args.records, 14_262, args.taxonomy.clone())?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let exe = std::env::current_exe()?;
@@ -550,10 +556,7 @@ fn bench_python(args: PythonBenchArgs) -> Result<ExitCode> {
 
 fn bench_spark(args: SparkBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();
-    let python = args.python.clone().unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).join("xmc-python-venv/bin/python"));
-    if !python.is_file() {
-        bail!("{} not found: run .ci/run once (it builds the wheel and installs pyspark into that virtualenv), or pass --python", python.display());
-    }
+    let python = venv_python(&dir, args.python.clone(), "the wheel and pyspark")?;
     let (csv, descriptor) = synthetic_dataset(&dir, args.records, 14_262, args.taxonomy.clone())?;
     let parquet = csv.with_extension("parquet");
     if !parquet.exists() {

@@ -153,19 +153,9 @@ impl SearchModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xmc_codes::{Child, TreeNode};
 
     fn model() -> SearchModel {
-        let data = vec![1.0, 0.1, 1.0, -0.1, 0.1, 1.0, -0.1, 1.0];
-        let emb = LabelEmbeddings { kind: EmbeddingKind::Sentence, labels: 4, dim: 2, data };
-        let tree = LabelTree {
-            n_labels: 4,
-            nodes: vec![
-                TreeNode { children: vec![Child::Node(1), Child::Node(2)] },
-                TreeNode { children: vec![Child::Label(0), Child::Label(1)] },
-                TreeNode { children: vec![Child::Label(2), Child::Label(3)] },
-            ],
-        };
+        let (tree, emb) = crate::search::tests::two_clusters();
         let paths: Vec<Vec<String>> =
             ["A > x1", "A > x2", "B > y1", "B > y2"].iter().map(|p| p.split(" > ").map(str::to_string).collect()).collect();
         let labels = LabelSet::from_paths(paths.iter().map(Vec::as_slice), 25);

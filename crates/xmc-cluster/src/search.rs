@@ -219,12 +219,12 @@ impl ClusterIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::EmbeddingKind;
 
     /// Labels 0, 1 near the x axis, 2, 3 near the y axis; two clusters under the root.
-    fn index() -> ClusterIndex {
+    pub(crate) fn two_clusters() -> (LabelTree, LabelEmbeddings) {
         let data = vec![1.0, 0.1, 1.0, -0.1, 0.1, 1.0, -0.1, 1.0];
         let emb = LabelEmbeddings { kind: EmbeddingKind::Sentence, labels: 4, dim: 2, data };
         let tree = LabelTree {
@@ -235,6 +235,11 @@ mod tests {
                 TreeNode { children: vec![Child::Label(2), Child::Label(3)] },
             ],
         };
+        (tree, emb)
+    }
+
+    fn index() -> ClusterIndex {
+        let (tree, emb) = two_clusters();
         ClusterIndex::new(tree, &emb)
     }
 

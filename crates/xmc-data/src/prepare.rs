@@ -256,31 +256,27 @@ pub fn prepare(desc: &DatasetDescriptor, cfg: &DataConfig) -> Result<PreparedDat
     cfg.validate().map_err(DataError::Config)?;
     let file = desc.resolve_path()?;
     let started = std::time::Instant::now();
-    let loaded = load_records(desc, &file, cfg.skip_bad_rows, true)?;
-    tracing::debug!("read and cleaned {} records in {:.2?}", loaded.records.len(), started.elapsed());
-    if loaded.records.is_empty() {
-        return Err(DataError::NoLabelledRecords { skipped: loaded.rows_read });
+    let mut records = Vec::new();
+    let summary = visit_records(desc, &file, cfg.skip_bad_rows, true, |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    tracing::debug!("read and cleaned {} records in {:.2?}", records.len(), started.elapsed());
+    if records.is_empty() {
+        return Err(DataError::NoLabelledRecords { skipped: summary.rows_read });
     }
     let mut numbering = PathNumbering::default();
-    let record_paths: Vec<u32> = loaded.records.iter().map(|r| numbering.number(&r.category)).collect();
+    let record_paths: Vec<u32> = records.iter().map(|r| numbering.number(&r.category)).collect();
     let Labelled { labels, record_labels, splits } = label_and_split(&numbering, &record_paths, cfg);
     tracing::debug!("labelled and split in {:.2?}", started.elapsed());
 
     let template = cfg.template_for(desc);
-    let records: Vec<PreparedRecord> = loaded
-        .records
+    let records: Vec<PreparedRecord> = records
         .into_iter()
         .zip(record_labels.iter().zip(&splits))
         .map(|(record, (&label, &split))| PreparedRecord { input: template.render(&record), record, label, split })
         .collect();
     tracing::debug!("rendered inputs in {:.2?}", started.elapsed());
-    let summary = ReadSummary {
-        rows_read: loaded.rows_read,
-        skipped: loaded.skipped,
-        skipped_by_kind: loaded.skipped_by_kind,
-        cleaning: loaded.cleaning,
-        kept_lines: Vec::new(),
-    };
     let stats = compute_stats(desc, &file, &splits, &labels, summary);
     Ok(PreparedData { records, labels, stats })
 }
