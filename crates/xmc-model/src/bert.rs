@@ -251,16 +251,13 @@ impl SentenceEncoder {
         &self.model
     }
 
-    /// The same tokenizer with other weights (e.g. after a training step).
-    pub fn with_model(mut self, model: Bert) -> Self {
-        self.device = model.devices().into_iter().next().unwrap_or(self.device);
-        self.model = model;
-        self
-    }
-
     /// A copy without autodiff, for evaluation during training.
     pub fn valid(&self) -> Self {
-        let model = self.model.valid();
+        self.with_weights(self.model.valid())
+    }
+
+    /// A copy with other weights of the same shape (e.g. a training loop's current ones).
+    pub fn with_weights(&self, model: Bert) -> Self {
         let device = model.devices().into_iter().next().unwrap_or_else(crate::inference_device);
         SentenceEncoder {
             model,
@@ -293,6 +290,12 @@ impl SentenceEncoder {
     /// Unit vectors [batch, d] of tokenised texts, padded to the longest; differentiable when the
     /// encoder sits on an autodiff device.
     pub fn embed_tokens(&self, tokens: &[&[u32]]) -> Tensor<2> {
+        self.embed_tokens_with(&self.model, tokens)
+    }
+
+    /// [`Self::embed_tokens`] through other weights of the same shape (a training loop's).
+    pub fn embed_tokens_with(&self, model: &Bert, tokens: &[&[u32]]) -> Tensor<2> {
+        let device = model.devices().into_iter().next().unwrap_or_else(|| self.device.clone());
         let len = tokens.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
         let mut ids = Vec::with_capacity(tokens.len() * len);
         let mut mask = Vec::with_capacity(tokens.len() * len);
@@ -303,9 +306,9 @@ impl SentenceEncoder {
             mask.extend(std::iter::repeat_n(0.0f32, len - t.len()));
         }
         let shape = [tokens.len(), len];
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &self.device);
-        mean_pool_normalised(self.model.forward(ids, mask.clone()), mask)
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &device);
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &device);
+        mean_pool_normalised(model.forward(ids, mask.clone()), mask)
     }
 
     /// Unit vectors for `texts`, in order. Texts are batched by length to keep padding small;

@@ -13,7 +13,7 @@ pub mod t5;
 pub mod tokenizer;
 mod weights;
 
-pub use bert::{BertConfig, SentenceEncoder};
+pub use bert::{Bert, BertConfig, SentenceEncoder};
 pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};

@@ -16,7 +16,8 @@ pub struct TrainConfig {
     /// Oversample labels with few training records so batches mix head and tail: every label
     /// is seen at least this many times per epoch (0 = off).
     pub tail_min_per_epoch: usize,
-    /// Learning-rate warm-up steps, then `schedule` decay to zero at the last step.
+    /// Learning-rate warm-up steps (linear), then `schedule`: constant, or linear or cosine decay
+    /// to zero at the last step (burn's schedulers; see `fit::Optimization::scheduler`).
     pub warmup_steps: usize,
     pub schedule: Schedule,
     /// Per-parameter gradient norm clipping (0 = off).
@@ -53,8 +54,8 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!("`train.learning_rate` = {} must be a positive number", self.learning_rate));
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return Err(format!("`train.learning_rate` = {} must be in (0, 1]", self.learning_rate));
         }
         for (name, value) in [("batch_size", self.batch_size), ("max_epochs", self.max_epochs), ("max_input_tokens", self.max_input_tokens)] {
             if value == 0 {
@@ -66,21 +67,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-
-    /// The learning rate at `step` of `total` steps.
-    pub fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
-        let lr = self.learning_rate;
-        if step < self.warmup_steps {
-            return lr * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
-        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        match self.schedule {
-            Schedule::Constant => lr,
-            Schedule::Linear => lr * (1.0 - progress),
-            Schedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -88,15 +74,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn warm_up_then_decay() {
-        let cfg = TrainConfig { warmup_steps: 10, ..TrainConfig::default() };
-        assert!((cfg.learning_rate_at(0, 110) - 1e-5).abs() < 1e-12);
-        assert!((cfg.learning_rate_at(9, 110) - 1e-4).abs() < 1e-12);
-        assert!((cfg.learning_rate_at(60, 110) - 5e-5).abs() < 1e-12);
-        assert!(cfg.learning_rate_at(109, 110) < 2e-6);
-        let cosine = TrainConfig { schedule: Schedule::Cosine, ..cfg.clone() };
-        assert!((cosine.learning_rate_at(60, 110) - 5e-5).abs() < 1e-9);
-        let constant = TrainConfig { schedule: Schedule::Constant, ..cfg };
-        assert_eq!(constant.learning_rate_at(100, 110), 1e-4);
+    fn learning_rates_outside_what_the_schedulers_take_are_refused() {
+        for lr in [0.0, -1.0, 1.5, f64::NAN] {
+            let err = TrainConfig { learning_rate: lr, ..TrainConfig::default() }.validate().unwrap_err();
+            assert!(err.contains("train.learning_rate"), "{err}");
+        }
+        assert!(TrainConfig { learning_rate: 1.0, ..TrainConfig::default() }.validate().is_ok());
     }
 }

@@ -3,19 +3,17 @@
 //! record must pick its own label's text among the `b` label texts and each label text its
 //! record; other records of the same label are not counted as negatives.
 
-use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use xmc_model::SentenceEncoder;
+use xmc_model::{Bert, SentenceEncoder};
 
+use crate::config::Schedule;
 use crate::error::{Result, TrainError};
-use crate::trainer::{epoch_bar, epoch_rng};
+use crate::fit::{Fingerprint, FitRun, Objective, Optimization, fit};
+use crate::trainer::epoch_rng;
 
 /// The `[contrastive]` section of an experiment config (used by `method = "cluster-search"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,8 +56,8 @@ impl Default for ContrastiveConfig {
 
 impl ContrastiveConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!("`contrastive.learning_rate` = {} must be a positive number", self.learning_rate));
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return Err(format!("`contrastive.learning_rate` = {} must be in (0, 1]", self.learning_rate));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(format!("`contrastive.temperature` = {} must be a positive number", self.temperature));
@@ -76,24 +74,15 @@ impl ContrastiveConfig {
         Ok(())
     }
 
-    fn learning_rate_at(&self, step: usize, total: usize) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
+    fn optimization(&self) -> Optimization {
+        Optimization {
+            learning_rate: self.learning_rate,
+            warmup_steps: self.warmup_steps,
+            schedule: Schedule::Linear,
+            weight_decay: self.weight_decay,
+            grad_clip: self.grad_clip,
         }
-        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
-        self.learning_rate * (1.0 - ((step - self.warmup_steps) as f64 / span).min(1.0))
     }
-}
-
-/// One line of the fine-tuning `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContrastiveEpoch {
-    pub epoch: usize,
-    pub train_loss: f64,
-    /// Validation records whose nearest label text (among all labels) is their own.
-    pub valid_accuracy: f64,
-    pub seconds: f64,
-    pub records_per_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,9 +172,81 @@ pub fn retrieval_accuracy(encoder: &SentenceEncoder, examples: &[Example], label
     Ok(correct as f64 / examples.len() as f64)
 }
 
+/// The contrastive fine-tuning's side of the training loop.
+struct ContrastiveObjective<'a> {
+    /// The encoder being tuned: its tokenizer and config (the weights come from the loop).
+    encoder: SentenceEncoder,
+    cfg: &'a ContrastiveConfig,
+    record_tokens: Vec<Vec<u32>>,
+    label_tokens: Vec<Vec<u32>>,
+    train_labels: Vec<u32>,
+    valid: &'a [Example<'a>],
+    label_texts: &'a [String],
+    out: &'a Path,
+}
+
+const EVAL_BATCH: usize = 64;
+
+impl Objective for ContrastiveObjective<'_> {
+    type Model = Bert;
+
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        epoch_order(&self.train_labels, self.cfg, epoch)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    fn min_batch(&self) -> usize {
+        2
+    }
+
+    fn batch_loss(&self, model: &Bert, chunk: &[usize]) -> Result<Tensor<1>> {
+        let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
+        let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
+        let targets: Vec<&[u32]> = labels.iter().map(|&l| self.label_tokens[l as usize].as_slice()).collect();
+        let (r, t) = (self.encoder.embed_tokens_with(model, &records), self.encoder.embed_tokens_with(model, &targets));
+        Ok(contrastive_loss(r, t, &labels, self.cfg.temperature))
+    }
+
+    fn validate(&self, model: &Bert) -> Result<f64> {
+        retrieval_accuracy(&self.encoder.with_weights(model.clone()), self.valid, self.label_texts, EVAL_BATCH)
+    }
+
+    fn save_best(&self, model: &Bert) -> Result<()> {
+        Ok(self.encoder.with_weights(model.clone()).save(self.out)?)
+    }
+}
+
+/// What a fine-tuning run is made from, for its checkpoint.
+fn fingerprint(encoder_dir: &Path, cfg: &ContrastiveConfig, train: &[Example], valid: &[Example], label_texts: &[String]) -> Result<Fingerprint> {
+    let weights = [SentenceEncoder::FINE_TUNED_WEIGHTS, SentenceEncoder::WEIGHTS].map(|f| encoder_dir.join(f)).into_iter().find(|p| p.is_file());
+    let weights = match weights {
+        Some(path) => std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?,
+        None => Vec::new(),
+    };
+    let examples = |examples: &[Example]| -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (text, label) in examples {
+            bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.extend_from_slice(&label.to_le_bytes());
+        }
+        bytes
+    };
+    let config = serde_json::to_vec(cfg).expect("serialises");
+    let labels = serde_json::to_vec(label_texts).expect("serialises");
+    Ok(Fingerprint::default()
+        .part("configuration", [config.as_slice()])
+        .part("pretrained encoder", [weights.as_slice()])
+        .part("training and validation records", [examples(train).as_slice(), examples(valid).as_slice(), labels.as_slice()]))
+}
+
 /// Fine-tunes the sentence encoder in `encoder_dir` on `train` pairs and writes the best epoch's
 /// encoder (by validation retrieval accuracy; the pretrained one if no epoch beats it) to `out`
-/// as a folder [`SentenceEncoder::load`] reads, with `metrics.jsonl`.
+/// as a folder [`SentenceEncoder::load`] reads, with `metrics.jsonl`. `out/checkpoint` holds the
+/// resumable state while it runs; with `resume`, a checkpoint of the same run is continued.
 pub fn finetune_encoder(
     encoder_dir: &Path,
     train: &[Example],
@@ -193,90 +254,52 @@ pub fn finetune_encoder(
     label_texts: &[String],
     cfg: &ContrastiveConfig,
     out: &Path,
+    resume: bool,
 ) -> Result<ContrastiveOutcome> {
     cfg.validate().map_err(TrainError::Config)?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let mut encoder = SentenceEncoder::load(encoder_dir, &xmc_model::training_device())?;
-    let eval_batch = 64;
-    let pretrained_valid_accuracy = retrieval_accuracy(&encoder.valid(), valid, label_texts, eval_batch)?;
+    let encoder = SentenceEncoder::load(encoder_dir, &xmc_model::training_device())?;
+    let pretrained_valid_accuracy = retrieval_accuracy(&encoder.valid(), valid, label_texts, EVAL_BATCH)?;
     tracing::info!("contrastive: pretrained encoder, validation retrieval accuracy {pretrained_valid_accuracy:.4}");
-
     let record_tokens: Vec<Vec<u32>> = train.iter().map(|e| Ok(truncate(encoder.tokenize(e.0)?, cfg.max_tokens))).collect::<Result<_>>()?;
     let label_tokens: Vec<Vec<u32>> = label_texts.iter().map(|t| Ok(truncate(encoder.tokenize(t)?, cfg.max_tokens))).collect::<Result<_>>()?;
-    let train_labels: Vec<u32> = train.iter().map(|e| e.1).collect();
-    let mut optim_cfg = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(cfg.weight_decay as f32);
-    if cfg.grad_clip > 0.0 {
-        optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
-    }
-    let mut optim = optim_cfg.init();
-    let steps_per_epoch = epoch_order(&train_labels, cfg, 0).len().div_ceil(cfg.batch_size);
-    let total_steps = steps_per_epoch * cfg.epochs;
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path).map_err(|e| TrainError::io(&metrics_path, e))?;
-    let mut outcome = ContrastiveOutcome {
-        pretrained_valid_accuracy,
-        best_valid_accuracy: pretrained_valid_accuracy,
-        best_epoch: 0,
-        epochs: 0,
-        train_seconds: 0.0,
-        records_per_s: 0.0,
+    let checkpoint = out.join("checkpoint");
+    let run = FitRun {
+        name: "contrastive epoch",
+        optimization: cfg.optimization(),
+        epochs: cfg.epochs,
+        patience: usize::MAX,
+        seed: cfg.seed,
+        out,
+        checkpoint: &checkpoint,
+        resume,
+        fingerprint: fingerprint(encoder_dir, cfg, train, valid, label_texts)?,
+        baseline: Some(pretrained_valid_accuracy),
     };
-    let (mut step, mut records_seen) = (0usize, 0usize);
-    let started = Instant::now();
-    for epoch in 0..cfg.epochs {
-        let epoch_started = Instant::now();
-        let order = epoch_order(&train_labels, cfg, epoch);
-        let bar = epoch_bar("contrastive epoch", order.len(), epoch, cfg.epochs);
-        let (mut loss_sum, mut batches) = (0.0, 0usize);
-        for chunk in order.chunks(cfg.batch_size).filter(|c| c.len() >= 2) {
-            let labels: Vec<u32> = chunk.iter().map(|&i| train_labels[i]).collect();
-            let records: Vec<&[u32]> = chunk.iter().map(|&i| record_tokens[i].as_slice()).collect();
-            let targets: Vec<&[u32]> = labels.iter().map(|&l| label_tokens[l as usize].as_slice()).collect();
-            let loss = contrastive_loss(encoder.embed_tokens(&records), encoder.embed_tokens(&targets), &labels, cfg.temperature);
-            let loss_value = loss.clone().into_scalar::<f32>() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), encoder.model());
-            let lr = cfg.learning_rate_at(step, total_steps);
-            let model = optim.step(lr, encoder.model().clone(), grads);
-            encoder = encoder.with_model(model);
-            step += 1;
-            loss_sum += loss_value;
-            batches += 1;
-            bar.inc(chunk.len() as u64);
-            bar.set_message(format!("loss {:.4}", loss_sum / batches as f64));
-        }
-        bar.finish_and_clear();
-        let train_seconds = epoch_started.elapsed().as_secs_f64();
-        records_seen += order.len();
-        let valid_encoder = encoder.valid();
-        let valid_accuracy = retrieval_accuracy(&valid_encoder, valid, label_texts, eval_batch)?;
-        let line = ContrastiveEpoch {
-            epoch: epoch + 1,
-            train_loss: loss_sum / batches.max(1) as f64,
-            valid_accuracy,
-            seconds: epoch_started.elapsed().as_secs_f64(),
-            records_per_s: order.len() as f64 / train_seconds.max(1e-9),
-        };
-        tracing::info!(
-            "contrastive epoch {}: loss {:.4}, validation retrieval accuracy {:.4}, {:.0} records/s",
-            line.epoch,
-            line.train_loss,
-            line.valid_accuracy,
-            line.records_per_s
-        );
-        writeln!(metrics, "{}", serde_json::to_string(&line).expect("serialises")).map_err(|e| TrainError::io(&metrics_path, e))?;
-        outcome.epochs = epoch + 1;
-        if valid_accuracy > outcome.best_valid_accuracy {
-            outcome.best_valid_accuracy = valid_accuracy;
-            outcome.best_epoch = epoch + 1;
-            valid_encoder.save(out)?;
-        }
-    }
+    let model = encoder.model().clone();
+    let objective = ContrastiveObjective {
+        encoder,
+        cfg,
+        record_tokens,
+        label_tokens,
+        train_labels: train.iter().map(|e| e.1).collect(),
+        valid,
+        label_texts,
+        out,
+    };
+    let outcome = fit(&objective, model, &run)?;
     if outcome.best_epoch == 0 {
         SentenceEncoder::load(encoder_dir, &xmc_model::inference_device())?.save(out)?;
     }
-    outcome.train_seconds = started.elapsed().as_secs_f64();
-    outcome.records_per_s = records_seen as f64 / outcome.train_seconds.max(1e-9);
-    Ok(outcome)
+    std::fs::remove_dir_all(&checkpoint).map_err(|e| TrainError::io(&checkpoint, e))?;
+    Ok(ContrastiveOutcome {
+        pretrained_valid_accuracy,
+        best_valid_accuracy: outcome.best_score,
+        best_epoch: outcome.best_epoch,
+        epochs: outcome.epochs,
+        train_seconds: outcome.seconds,
+        records_per_s: outcome.records_run as f64 / outcome.seconds.max(1e-9),
+    })
 }
 
 #[cfg(test)]

@@ -43,19 +43,26 @@ impl Seq2SeqTask {
     /// Builds the task: trains a tokenizer on the training inputs (and, in plain mode, the label
     /// paths) unless the config names one. `codes` is required in hierarchical mode.
     pub fn build(data: &PreparedData, codes: Option<&[Vec<u32>]>, cfg: &ModelConfig) -> Result<Self> {
+        Self::build_with(data, codes, cfg, None)
+    }
+
+    /// [`Self::build`], with the tokenizer given when there is one (a resumed run's, kept with its
+    /// checkpoint: [`crate::checkpoint_tokenizer`]) instead of loaded or trained.
+    pub fn build_with(data: &PreparedData, codes: Option<&[Vec<u32>]>, cfg: &ModelConfig, tokenizer: Option<TextTokenizer>) -> Result<Self> {
         let code_list = match (cfg.mode, codes) {
             (TargetMode::Hierarchical, Some(codes)) => codes,
             (TargetMode::Hierarchical, None) => return Err(TrainError::Config("hierarchical mode needs the label codes".into())),
             (TargetMode::Plain, _) => &[][..],
         };
         let special = code_tokens(code_list);
-        let tokenizer = match &cfg.tokenizer {
-            Some(path) => {
+        let tokenizer = match (tokenizer, &cfg.tokenizer) {
+            (Some(given), _) => given,
+            (None, Some(path)) => {
                 let mut t = TextTokenizer::load(Path::new(path))?;
                 t.add_special(&special)?;
                 t
             }
-            None => {
+            (None, None) => {
                 let inputs = data.split(Split::Train).map(|r| r.input.as_str());
                 let paths = data.labels.labels.iter().map(|l| l.path.as_str());
                 TextTokenizer::train(inputs.chain(paths), cfg.vocab_size, &special)?

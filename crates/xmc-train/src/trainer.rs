@@ -1,15 +1,11 @@
-//! The training loop: teacher-forced cross-entropy, AdamW with warm-up and decay, per-epoch
-//! validation accuracy with constrained greedy decoding, best checkpoint, early stopping, and
-//! checkpoints that let a killed run resume to the same result.
+//! Training the T5 generator: teacher-forced cross-entropy over the label codes and constrained
+//! greedy accuracy on the validation records, run by the common loop in [`crate::fit`].
 
-use std::io::Write;
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use xmc_data::{PreparedData, Split, SplitMix64};
@@ -19,36 +15,9 @@ use crate::artifact::{MODEL_FORMAT, ModelMeta, save_model_files};
 use crate::batch::{decoder_batch, pad_batch};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::fit::{FitRun, Fingerprint, Objective, Optimization, fit};
 use crate::predict::{Batching, predict_inputs};
 use crate::task::Seq2SeqTask;
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub steps: usize,
-    pub train_loss: f64,
-    pub valid_accuracy: f64,
-    pub learning_rate: f64,
-    pub seconds: f64,
-    pub records_per_s: f64,
-}
-
-/// `checkpoint/state.json`: where a run stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct RunState {
-    epochs_done: usize,
-    steps: usize,
-    best_accuracy: f64,
-    /// Training loss of the best epoch: among epochs of equal validation accuracy, the lower wins.
-    best_loss: f64,
-    best_epoch: usize,
-    epochs_since_best: usize,
-    /// The dropout mask sequence's position after the last finished epoch, so that a resumed run
-    /// draws the masks the uninterrupted one would have (absent in older checkpoints: reseeded).
-    #[serde(default)]
-    dropout_stream: Option<u64>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOutcome {
@@ -118,10 +87,6 @@ pub(crate) fn epoch_bar(name: &str, len: usize, epoch: usize, epochs: usize) -> 
     bar
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value).expect("serialises") + "\n").map_err(|e| TrainError::io(path, e))
-}
-
 /// Accuracy of constrained greedy decoding on (input ids, label) pairs.
 pub fn accuracy(model: &T5, task: &Seq2SeqTask, inputs: &[&str], labels: &[u32], max_input_tokens: usize) -> Result<f64> {
     if inputs.is_empty() {
@@ -133,7 +98,67 @@ pub fn accuracy(model: &T5, task: &Seq2SeqTask, inputs: &[&str], labels: &[u32],
     Ok(correct as f64 / inputs.len() as f64)
 }
 
-/// Trains into `out` (the model folder; `out/checkpoint` holds the resumable state).
+/// The tokenizer a run was trained with, kept beside its checkpoint so that a resumed run
+/// continues with it rather than training another.
+pub fn checkpoint_tokenizer(out: &Path) -> PathBuf {
+    out.join("checkpoint").join("tokenizer.json")
+}
+
+/// The T5 generator's side of the training loop: teacher-forced cross-entropy over the target
+/// codes, constrained greedy accuracy on the validation records.
+struct GeneratorObjective<'a> {
+    task: &'a Seq2SeqTask,
+    cfg: &'a TrainConfig,
+    n_labels: usize,
+    train_ids: Vec<Vec<u32>>,
+    train_labels: Vec<u32>,
+    /// Targets in output-column space (the same ids when the softmax covers the whole vocabulary).
+    column_targets: Vec<Vec<u32>>,
+    pad_column: u32,
+    loss: CrossEntropyLoss,
+    device: Device,
+    valid_inputs: Vec<&'a str>,
+    valid_labels: Vec<u32>,
+    out: &'a Path,
+}
+
+impl Objective for GeneratorObjective<'_> {
+    type Model = T5;
+
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        epoch_order(&self.train_labels, self.n_labels, self.cfg, epoch)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    fn batch_loss(&self, model: &T5, chunk: &[usize]) -> Result<Tensor<1>> {
+        let pad = self.task.tokenizer.pad_id;
+        let inputs: Vec<&[u32]> = chunk.iter().map(|&i| self.train_ids[i].as_slice()).collect();
+        let targets: Vec<&[u32]> = chunk.iter().map(|&i| self.task.targets[self.train_labels[i] as usize].as_slice()).collect();
+        let (ids, mask) = pad_batch(&inputs, pad, &self.device);
+        let (dec_in, _) = decoder_batch(&targets, pad, pad, &self.device);
+        let columns: Vec<&[u32]> = chunk.iter().map(|&i| self.column_targets[self.train_labels[i] as usize].as_slice()).collect();
+        let (_, dec_out) = decoder_batch(&columns, self.pad_column, self.pad_column, &self.device);
+        let logits = model.forward_over(ids, mask, dec_in, self.task.output_tokens.as_deref());
+        let [b, t, v] = logits.dims();
+        Ok(self.loss.forward(logits.reshape([b * t, v]), dec_out.reshape([b * t])))
+    }
+
+    fn validate(&self, model: &T5) -> Result<f64> {
+        accuracy(model, self.task, &self.valid_inputs, &self.valid_labels, self.cfg.max_input_tokens)
+    }
+
+    fn save_best(&self, model: &T5) -> Result<()> {
+        let path = self.out.join("model.bpk");
+        xmc_model::save_weights(model, &path).map_err(|e| TrainError::Artifact { path, message: e.to_string() })
+    }
+}
+
+/// Trains into `out` (the model folder; `out/checkpoint` holds the resumable state). With
+/// `resume`, a checkpoint made for the same configuration, data and tokenizer is continued; one
+/// made for another is refused.
 pub fn train(
     data: &PreparedData,
     task: &Seq2SeqTask,
@@ -152,15 +177,32 @@ pub fn train(
     save_model_files(out, &meta, &t5_cfg, task, &data.labels)?;
 
     let train: Vec<_> = data.split(Split::Train).collect();
-    let train_ids: Vec<Vec<u32>> = train.iter().map(|r| task.input_ids(&r.input, cfg.max_input_tokens)).collect::<Result<_>>()?;
-    let train_labels: Vec<u32> = train.iter().map(|r| r.label).collect();
     let mut valid: Vec<_> = data.split(Split::Valid).collect();
     if valid.is_empty() {
         tracing::warn!("no validation records: the best epoch is chosen by training accuracy");
         valid = train.clone();
     }
-    let valid_inputs: Vec<&str> = valid.iter().map(|r| r.input.as_str()).collect();
-    let valid_labels: Vec<u32> = valid.iter().map(|r| r.label).collect();
+    let tokenizer_json = task.tokenizer.to_json()?;
+    let configuration = serde_json::to_vec(&(model_cfg, cfg, template)).expect("serialises");
+    let targets = serde_json::to_vec(&task.targets).expect("serialises");
+    let records = |records: &[&xmc_data::PreparedRecord]| -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for r in records {
+            bytes.extend_from_slice(&(r.input.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(r.input.as_bytes());
+            bytes.extend_from_slice(&r.label.to_le_bytes());
+        }
+        bytes
+    };
+    let fingerprint = Fingerprint::default()
+        .part("configuration", [configuration.as_slice()])
+        .part("training and validation records", [records(&train).as_slice(), records(&valid).as_slice()])
+        .part("tokenizer", [tokenizer_json.as_bytes(), targets.as_slice()]);
+    let resuming = resume && checkpoint.join("state.json").is_file();
+    if !resuming {
+        let path = checkpoint_tokenizer(out);
+        std::fs::write(&path, &tokenizer_json).map_err(|e| TrainError::io(&path, e))?;
+    }
 
     let mut model: T5 = match &model_cfg.init_from {
         Some(dir) => t5_cfg.init(&device).load_hf_weights(&Path::new(dir).join("model.safetensors"))?,
@@ -169,121 +211,48 @@ pub fn train(
     if model_cfg.encoder == xmc_model::EncoderKind::Bert {
         model = model.load_bert_encoder(&Path::new(&model_cfg.encoder_dir).join("model.safetensors"))?;
     }
-    // The run's dropout masks come from its seed, whichever way the weights were initialised.
-    xmc_model::dropout::reseed(cfg.seed);
     let parameters = model.num_params();
-    let mut optim_cfg = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(cfg.weight_decay as f32);
-    if cfg.grad_clip > 0.0 {
-        optim_cfg = optim_cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
-    }
-    let mut optim = optim_cfg.init();
-    let mut state = RunState { epochs_done: 0, steps: 0, best_accuracy: -1.0, best_loss: f64::INFINITY, best_epoch: 0, epochs_since_best: 0, dropout_stream: None };
-    let state_path = checkpoint.join("state.json");
-    if resume && state_path.is_file() {
-        state = serde_json::from_str(&std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?)
-            .map_err(|e| TrainError::Artifact { path: state_path.clone(), message: e.to_string() })?;
-        model = model
-            .try_load_file(checkpoint.join("model.bpk"))
-            .map_err(|e| TrainError::Artifact { path: checkpoint.join("model.bpk"), message: e.to_string() })?;
-        optim = optim
-            .load(checkpoint.join("optim.bpk"))
-            .map_err(|e| TrainError::Artifact { path: checkpoint.join("optim.bpk"), message: e.to_string() })?;
-        if let Some(position) = state.dropout_stream {
-            xmc_model::dropout::restore(position);
-        }
-        tracing::info!("resuming after epoch {} (step {})", state.epochs_done, state.steps);
-    } else {
-        let _ = std::fs::remove_file(out.join("metrics.jsonl"));
-    }
-
-    // Targets in output-column space (the same ids when the softmax covers the whole vocabulary).
     let pad_column = task.output_column(task.tokenizer.pad_id);
-    let column_targets: Vec<Vec<u32>> = task.targets.iter().map(|t| t.iter().map(|&x| task.output_column(x)).collect()).collect();
-    let loss_fn = CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![pad_column as usize])).init(&device);
-    let steps_per_epoch = epoch_order(&train_labels, data.labels.len(), cfg, 0).len().div_ceil(cfg.batch_size);
-    let total_steps = steps_per_epoch * cfg.max_epochs;
-    let started = Instant::now();
-    let steps_at_start = state.steps;
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out.join("metrics.jsonl"))
-        .map_err(|e| TrainError::io(out.join("metrics.jsonl"), e))?;
-    for epoch in state.epochs_done..cfg.max_epochs {
-        if state.epochs_since_best >= cfg.patience && state.epochs_done > 0 {
-            break;
-        }
-        let epoch_started = Instant::now();
-        let order = epoch_order(&train_labels, data.labels.len(), cfg, epoch);
-        let bar = epoch_bar("epoch", order.len(), epoch, cfg.max_epochs);
-        let (mut loss_sum, mut batches) = (0.0, 0usize);
-        let mut lr = cfg.learning_rate;
-        for chunk in order.chunks(cfg.batch_size) {
-            let inputs: Vec<&[u32]> = chunk.iter().map(|&i| train_ids[i].as_slice()).collect();
-            let targets: Vec<&[u32]> = chunk.iter().map(|&i| task.targets[train_labels[i] as usize].as_slice()).collect();
-            let (ids, mask) = pad_batch(&inputs, task.tokenizer.pad_id, &device);
-            let (dec_in, _) = decoder_batch(&targets, task.tokenizer.pad_id, task.tokenizer.pad_id, &device);
-            let columns: Vec<&[u32]> = chunk.iter().map(|&i| column_targets[train_labels[i] as usize].as_slice()).collect();
-            let (_, dec_out) = decoder_batch(&columns, pad_column, pad_column, &device);
-            let logits = model.forward_over(ids, mask, dec_in, task.output_tokens.as_deref());
-            let [b, t, v] = logits.dims();
-            let loss = loss_fn.forward(logits.reshape([b * t, v]), dec_out.reshape([b * t]));
-            let loss_value: f64 = loss.clone().into_scalar::<f32>() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            lr = cfg.learning_rate_at(state.steps, total_steps);
-            model = optim.step(lr, model, grads);
-            state.steps += 1;
-            loss_sum += loss_value;
-            batches += 1;
-            bar.inc(chunk.len() as u64);
-            bar.set_message(format!("loss {:.4}", loss_sum / batches as f64));
-        }
-        bar.finish_and_clear();
-        let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let valid_model = model.valid();
-        let valid_accuracy = accuracy(&valid_model, task, &valid_inputs, &valid_labels, cfg.max_input_tokens)?;
-        let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            steps: state.steps,
-            train_loss: loss_sum / batches.max(1) as f64,
-            valid_accuracy,
-            learning_rate: lr,
-            seconds: epoch_started.elapsed().as_secs_f64(),
-            records_per_s: order.len() as f64 / train_seconds,
-        };
-        tracing::info!(
-            "epoch {}: loss {:.4}, valid accuracy {:.4}, {:.0} records/s",
-            metrics.epoch,
-            metrics.train_loss,
-            metrics.valid_accuracy,
-            metrics.records_per_s
-        );
-        writeln!(metrics_file, "{}", serde_json::to_string(&metrics).expect("serialises")).map_err(|e| TrainError::io(out.join("metrics.jsonl"), e))?;
-        state.epochs_done = epoch + 1;
-        let better = valid_accuracy > state.best_accuracy || (valid_accuracy == state.best_accuracy && metrics.train_loss < state.best_loss);
-        if better {
-            state.best_accuracy = valid_accuracy;
-            state.best_loss = metrics.train_loss;
-            state.best_epoch = epoch + 1;
-            state.epochs_since_best = 0;
-            xmc_model::save_weights(&valid_model, &out.join("model.bpk")).map_err(|e| TrainError::Artifact { path: out.join("model.bpk"), message: e.to_string() })?;
-        } else {
-            state.epochs_since_best += 1;
-        }
-        model.clone().save_file(checkpoint.join("model.bpk")).map_err(|e| TrainError::Artifact { path: checkpoint.join("model.bpk"), message: e.to_string() })?;
-        optim.save(checkpoint.join("optim.bpk")).map_err(|e| TrainError::Artifact { path: checkpoint.join("optim.bpk"), message: e.to_string() })?;
-        state.dropout_stream = Some(xmc_model::dropout::position());
-        write_json(&state_path, &state)?;
-    }
-    let train_seconds = started.elapsed().as_secs_f64();
-    let steps_run = state.steps - steps_at_start;
+    let objective = GeneratorObjective {
+        task,
+        cfg,
+        n_labels: data.labels.len(),
+        train_ids: train.iter().map(|r| task.input_ids(&r.input, cfg.max_input_tokens)).collect::<Result<_>>()?,
+        train_labels: train.iter().map(|r| r.label).collect(),
+        column_targets: task.targets.iter().map(|t| t.iter().map(|&x| task.output_column(x)).collect()).collect(),
+        pad_column,
+        loss: CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![pad_column as usize])).init(&device),
+        device,
+        valid_inputs: valid.iter().map(|r| r.input.as_str()).collect(),
+        valid_labels: valid.iter().map(|r| r.label).collect(),
+        out,
+    };
+    let run = FitRun {
+        name: "epoch",
+        optimization: Optimization {
+            learning_rate: cfg.learning_rate,
+            warmup_steps: cfg.warmup_steps,
+            schedule: cfg.schedule,
+            weight_decay: cfg.weight_decay,
+            grad_clip: cfg.grad_clip,
+        },
+        epochs: cfg.max_epochs,
+        patience: cfg.patience,
+        seed: cfg.seed,
+        out,
+        checkpoint: &checkpoint,
+        resume: resuming,
+        fingerprint,
+        baseline: None,
+    };
+    let outcome = fit(&objective, model, &run)?;
     Ok(TrainOutcome {
-        epochs: state.epochs_done,
-        best_epoch: state.best_epoch,
-        best_valid_accuracy: state.best_accuracy.max(0.0),
-        steps: state.steps,
-        train_seconds,
-        steps_per_s: steps_run as f64 / train_seconds.max(1e-9),
+        epochs: outcome.epochs,
+        best_epoch: outcome.best_epoch,
+        best_valid_accuracy: outcome.best_score.max(0.0),
+        steps: outcome.steps,
+        train_seconds: outcome.seconds,
+        steps_per_s: outcome.steps_run as f64 / outcome.seconds.max(1e-9),
         parameters,
     })
 }

@@ -33,7 +33,7 @@ fn fine_tuning_pulls_records_to_their_labels_and_saves_a_loadable_encoder() {
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let out = tempfile::tempdir().unwrap();
     let cfg = ContrastiveConfig { epochs: 30, batch_size: 6, learning_rate: 3e-3, warmup_steps: 0, temperature: 0.1, ..ContrastiveConfig::default() };
-    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path()).unwrap();
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
     assert!(outcome.pretrained_valid_accuracy < 0.5, "a random encoder should not already know: {outcome:?}");
     assert!(outcome.best_valid_accuracy >= 0.9, "{outcome:?}");
     assert!(outcome.best_epoch > 0);
@@ -58,7 +58,7 @@ fn bad_settings_are_refused_before_any_work() {
         (ContrastiveConfig { batch_size: 1, ..ContrastiveConfig::default() }, "batch_size"),
         (ContrastiveConfig { temperature: 0.0, ..ContrastiveConfig::default() }, "temperature"),
     ] {
-        let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path()).unwrap_err().to_string();
+        let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap_err().to_string();
         assert!(err.contains(key), "{err}");
     }
 }

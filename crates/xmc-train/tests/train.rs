@@ -104,36 +104,33 @@ fn a_tiny_model_overfits_twenty_examples_in_both_modes() {
     }
 }
 
+/// A checkpoint resumes only the run it was made for. (That a resumed run reaches the weights of
+/// the uninterrupted one is tested by killing the process: crates/xmc/tests/resume.rs.)
 #[test]
-fn a_resumed_run_reaches_the_same_model() {
+fn a_checkpoint_of_another_run_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = data(dir.path());
-    let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 4);
-    // With dropout on: the resumed run must continue the masks, not replay epoch 1's.
-    let model_cfg = ModelConfig { dropout: 0.1, ..model_cfg };
+    let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 2);
     let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
-    let straight = dir.path().join("straight");
-    train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &straight, false).unwrap();
-    // Stop after two epochs, then resume to four.
-    let resumed = dir.path().join("resumed");
-    train(&data, &task, &model_cfg, &TrainConfig { max_epochs: 2, ..train_cfg.clone() }, &Default::default(), &resumed, false).unwrap();
-    let outcome = train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &resumed, true).unwrap();
-    assert_eq!(outcome.epochs, 4);
-    let logits = |dir: &Path| {
-        use burn::module::Module;
-        use burn::prelude::*;
-        let device = inference_device();
-        let cfg = xmc_train::t5_config(&model_cfg, task.tokenizer.vocab_size()).unwrap();
-        let model = cfg.init(&device).load_file(dir.join("checkpoint/model.bpk"));
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 7, 1], [1, 4]), &device);
-        let dec = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 3], [1, 2]), &device);
-        model.forward(ids, Tensor::ones([1, 4], &device), dec).into_data().try_to_vec::<f32>().unwrap()
+    let out = dir.path().join("model");
+    train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &out, false).unwrap();
+    assert!(xmc_train::checkpoint_tokenizer(&out).is_file(), "the tokenizer goes with the checkpoint");
+    let refused = |model_cfg: &ModelConfig, train_cfg: &TrainConfig, task: &Seq2SeqTask, data: &PreparedData| {
+        train(data, task, model_cfg, train_cfg, &Default::default(), &out, true).unwrap_err().to_string()
     };
-    let (a, b) = (logits(&straight), logits(&resumed));
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    assert!(diff < 1e-5, "resumed weights differ from the uninterrupted run: max logit diff {diff}");
-    let metrics = std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().count(), 4);
+    let err = refused(&model_cfg, &TrainConfig { learning_rate: 1e-3, ..train_cfg.clone() }, &task, &data);
+    assert!(err.contains("checkpoint/state.json") && err.contains("differs from this one in: configuration;") && err.contains("--resume"), "{err}");
+    let mut fewer = data.clone();
+    fewer.records.truncate(16);
+    let err = refused(&model_cfg, &train_cfg, &task, &fewer);
+    assert!(err.contains("in: training and validation records;"), "{err}");
+    let other_tokenizer = Seq2SeqTask::build(&data, Some(&codes()), &ModelConfig { vocab_size: 50, ..model_cfg.clone() }).unwrap();
+    let err = refused(&model_cfg, &train_cfg, &other_tokenizer, &data);
+    assert!(err.contains("in: tokenizer;"), "{err}");
+    // The same run resumes: it was finished, so nothing more is trained.
+    let outcome = train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &out, true).unwrap();
+    assert_eq!((outcome.epochs, outcome.steps), (2, 6));
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
 }
 
 #[test]

@@ -289,11 +289,17 @@ fn run_codes(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     })
 }
 
+/// The tokenizer kept with a generator's checkpoint, when the run resumes from it.
+fn resumed_tokenizer(out: &Path, resuming: bool) -> Result<Option<xmc_model::TextTokenizer>> {
+    let path = xmc_train::checkpoint_tokenizer(out);
+    Ok(if resuming && path.is_file() { Some(xmc_model::TextTokenizer::load(&path)?) } else { None })
+}
+
 fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
     match cfg.method {
-        super::config::Method::ClusterSearch => return run_search_setup(ctx),
-        super::config::Method::Xr => return run_xr_train(ctx),
+        super::config::Method::ClusterSearch => return run_search_setup(ctx, resume),
+        super::config::Method::Xr => return run_xr_train(ctx, resume),
         super::config::Method::Fused => return run_fused_train(ctx, resume),
         super::config::Method::Generative => {}
     }
@@ -317,8 +323,8 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
     ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let codes = if hierarchical { Some(xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes) } else { None };
-        let task = xmc_train::Seq2SeqTask::build(&data, codes.as_deref(), &cfg.model)?;
         let resuming = resume && out.join("checkpoint/state.json").is_file();
+        let task = xmc_train::Seq2SeqTask::build_with(&data, codes.as_deref(), &cfg.model, resumed_tokenizer(out, resuming)?)?;
         let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &template, out, resuming)?;
         tracing::info!(
             "train: best validation accuracy {:.4} at epoch {} of {}; {:.2} steps/s; {} parameters",
@@ -351,7 +357,7 @@ fn run_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)>
 /// contrastive loss (record text vs label text) into `encoder/`, or, with
 /// `contrastive.epochs = 0`, the pretrained encoder as it is; then the model folder that
 /// `xmc predict` loads: the tree stage's tree, the labels' vectors under that encoder.
-fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+fn run_search_setup(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
     let weights = Path::new(&cfg.embed.encoder_dir).join(xmc_model::SentenceEncoder::WEIGHTS);
     let inputs = BTreeMap::from([
@@ -370,7 +376,7 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         "search": search,
         "template": template,
     });
-    ctx.run(StageName::Train, &config, inputs, |out| {
+    ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
         let fine_tuned = cfg.contrastive.epochs > 0;
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
         let encoder_dir = out.join(xmc_cluster::model::ENCODER_DIR);
@@ -385,6 +391,7 @@ fn run_search_setup(ctx: &StageContext) -> Result<(StageOutcome, String)> {
                 &label_texts,
                 &cfg.contrastive,
                 &encoder_dir,
+                resume,
             )?;
             eprintln!(
                 "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {}), {:.0} records/s",
@@ -560,7 +567,7 @@ fn test_rows(test: &[&xmc_data::PreparedRecord], ranked: &[Vec<(u32, f32)>], lab
 /// The train stage of an XR run: TF-IDF fitted on the training inputs (and, for dense
 /// features, the sentence encoder, fine-tuned when `contrastive.epochs > 0`), then the ranker's
 /// node scorers over the tree stage's tree; the model folder `xmc predict` loads.
-fn run_xr_train(ctx: &StageContext) -> Result<(StageOutcome, String)> {
+fn run_xr_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
     let needs_encoder = cfg.ranker.features.uses_dense();
     let (inputs, template) = ranker_inputs(ctx, needs_encoder)?;
@@ -571,9 +578,9 @@ fn run_xr_train(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         "encoder_dir": needs_encoder.then_some(&cfg.embed.encoder_dir),
         "contrastive": needs_encoder.then_some(&cfg.contrastive),
     });
-    ctx.run(StageName::Train, &config, inputs, |out| {
+    ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let trained = train_ranker_into(ctx, &data, &template, needs_encoder, out)?;
+        let trained = train_ranker_into(ctx, &data, &template, needs_encoder, out, resume)?;
         drop(trained.model);
         Ok(Figures::Train(trained.report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?)))
     })
@@ -609,6 +616,7 @@ fn train_ranker_into(
     template: &xmc_data::InputTemplate,
     needs_encoder: bool,
     out: &Path,
+    resume: bool,
 ) -> Result<RankerTrained> {
     let cfg = ctx.cfg;
     let encoder_dir = Path::new(&cfg.embed.encoder_dir);
@@ -630,6 +638,7 @@ fn train_ranker_into(
                 &label_texts,
                 &cfg.contrastive,
                 &target,
+                resume,
             )?;
             eprintln!(
                 "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {})",
@@ -714,7 +723,7 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
     });
     ctx.run_keeping(StageName::Train, &config, inputs, resume, |out| {
         let data = xmc_data::PreparedData::load(&ctx.dir(StageName::Data))?;
-        let ranker = train_ranker_into(ctx, &data, &template, needs_encoder, out)?;
+        let ranker = train_ranker_into(ctx, &data, &template, needs_encoder, out, resume)?;
         let mut report = ranker.report;
         let started = Instant::now();
         if fusion.generator {
@@ -722,9 +731,9 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
                 anyhow::bail!("the fused method scores candidates by their codes: set `model.mode = \"hierarchical\"`");
             }
             let codes = xmc_codes::LabelCodes::load(&ctx.dir(StageName::Codes))?.codes;
-            let task = xmc_train::Seq2SeqTask::build(&data, Some(&codes), &cfg.model)?;
             let dir = out.join(crate::fused::GENERATOR_DIR);
             let resuming = resume && dir.join("checkpoint/state.json").is_file();
+            let task = xmc_train::Seq2SeqTask::build_with(&data, Some(&codes), &cfg.model, resumed_tokenizer(&dir, resuming)?)?;
             let outcome = xmc_train::train(&data, &task, &cfg.model, &cfg.train, &template, &dir, resuming)?;
             std::fs::remove_dir_all(dir.join("checkpoint")).ok();
             eprintln!("train (generator): best validation accuracy {:.4} at epoch {} of {}", outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs);
@@ -945,19 +954,14 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
     }
     // The T5's epochs, or the contrastive fine-tuning's (valid accuracy: retrieval among all labels).
     let train_dir = ctx.dir(StageName::Train);
-    let (curve_path, contrastive) = match train_dir.join(xmc_cluster::model::ENCODER_DIR).join("metrics.jsonl") {
-        p if p.is_file() => (p, true),
-        _ => (train_dir.join("metrics.jsonl"), false),
+    let curve_path = match train_dir.join(xmc_cluster::model::ENCODER_DIR).join("metrics.jsonl") {
+        p if p.is_file() => p,
+        _ => train_dir.join("metrics.jsonl"),
     };
     let point = |l: &str| -> Result<xmc_eval::EpochPoint> {
         let context = || format!("parsing {}", curve_path.display());
-        Ok(if contrastive {
-            let e: xmc_train::ContrastiveEpoch = serde_json::from_str(l).with_context(context)?;
-            xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy }
-        } else {
-            let e: xmc_train::EpochMetrics = serde_json::from_str(l).with_context(context)?;
-            xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy }
-        })
+        let e: xmc_train::EpochMetrics = serde_json::from_str(l).with_context(context)?;
+        Ok(xmc_eval::EpochPoint { epoch: e.epoch, train_loss: e.train_loss, valid_accuracy: e.valid_accuracy })
     };
     let curve = match std::fs::read_to_string(&curve_path) {
         Ok(text) => text.lines().filter(|l| !l.trim().is_empty()).map(point).collect::<Result<Vec<_>>>()?,
