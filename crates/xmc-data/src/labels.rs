@@ -166,6 +166,9 @@ mod tests {
         assert_eq!(leaf.ancestor(3), None);
         assert_eq!(set.nodes_per_level(), vec![2, 2, 1]);
         assert_eq!(set.max_depth(), 3);
+        // The same paths in another order give the same ids.
+        let reversed = LabelSet::from_paths(paths.iter().rev().map(Vec::as_slice), 25);
+        assert_eq!(reversed.labels.iter().map(|l| &l.path).collect::<Vec<_>>(), set.labels.iter().map(|l| &l.path).collect::<Vec<_>>());
     }
 
     #[test]
