@@ -191,13 +191,11 @@ pub struct RankerBenchArgs {
     records: usize,
     #[arg(long, default_value_t = 14_262)]
     labels: usize,
-    /// Branching factor of the PIFA k-means tree.
-    #[arg(long, default_value_t = 16)]
-    branching: usize,
-    /// The ranker's training beam (hard negatives per level; the configs' default is 10, each
-    /// unit adds about one pass over the records per level).
-    #[arg(long, default_value_t = 3)]
-    train_beam: usize,
+    /// Override a `tree.` or `ranker.` key (TOML value), e.g. --set tree.balanced=true
+    /// --set ranker.max_iter=10. The bench's own defaults: a k = 16 tree over PIFA label
+    /// vectors, the ranker's defaults with a training beam of 3.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Google taxonomy file (default: taxonomy-with-ids.en-US.txt under the data folder).
     #[arg(long)]
     taxonomy: Option<PathBuf>,
@@ -205,11 +203,43 @@ pub struct RankerBenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ChildArgs {
-    /// What to run: `data-prepare`, `data-prepare-streaming`, or `ranker-train-<k>-<train beam>`
-    /// (the ranker bench's work).
+    /// What to run: `data-prepare`, `data-prepare-streaming`, or `ranker-train` (the ranker
+    /// bench's work).
     task: String,
     descriptor: PathBuf,
     out: PathBuf,
+    /// The ranker bench's tree and ranker settings, as JSON.
+    #[arg(long)]
+    settings: Option<String>,
+}
+
+/// The ranker bench's settings: its defaults with `--set tree.KEY=VALUE` / `ranker.KEY=VALUE`
+/// applied (unknown keys are refused by the configs' own deserialisers).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RankerBenchSettings {
+    tree: xmc_cluster::TreeConfig,
+    ranker: xmc_ranker::RankerConfig,
+}
+
+impl RankerBenchSettings {
+    fn with_overrides(sets: &[String]) -> Result<Self> {
+        let defaults = RankerBenchSettings {
+            tree: xmc_cluster::TreeConfig { branching: 16, ..Default::default() },
+            ranker: xmc_ranker::RankerConfig { train_beam: 3, ..Default::default() },
+        };
+        let mut value = serde_json::to_value(defaults)?;
+        for item in sets {
+            let (key, raw) = item.split_once('=').with_context(|| format!("--set {item}: expected KEY=VALUE"))?;
+            let parsed: toml::Table = toml::from_str(&format!("v = {raw}")).with_context(|| format!("--set {item}: not a TOML value"))?;
+            let (section, field) = key.split_once('.').with_context(|| format!("--set {item}: expected tree.KEY or ranker.KEY"))?;
+            let target = value.get_mut(section).with_context(|| format!("--set {item}: only tree. and ranker. keys apply here"))?;
+            target[field] = serde_json::to_value(&parsed["v"])?;
+        }
+        let settings: RankerBenchSettings = serde_json::from_value(value).context("--set")?;
+        settings.tree.validate().map_err(anyhow::Error::msg)?;
+        settings.ranker.validate().map_err(anyhow::Error::msg)?;
+        Ok(settings)
+    }
 }
 
 fn bench_dir() -> PathBuf {
@@ -253,9 +283,9 @@ pub fn child(args: ChildArgs) -> Result<ExitCode> {
             eprint!("{}", prepared.stats.summary());
             Ok(ExitCode::SUCCESS)
         }
-        task if task.starts_with("ranker-train-") => {
-            let (k, beam) = task["ranker-train-".len()..].split_once('-').context("ranker-train-<k>-<train beam>")?;
-            ranker_child(&args.descriptor, k.parse()?, beam.parse()?, &args.out)
+        "ranker-train" => {
+            let settings: RankerBenchSettings = serde_json::from_str(args.settings.as_deref().context("ranker-train needs --settings")?)?;
+            ranker_child(&args.descriptor, &settings, &args.out)
         }
         other => bail!("unknown bench task {other}"),
     }
@@ -746,7 +776,7 @@ fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
 
 /// The ranker bench's child: prepare the synthetic data, PIFA label vectors, the k-means tree,
 /// TF-IDF, the ranker; each step timed (JSON on stdout), the model saved to `out`.
-fn ranker_child(descriptor: &Path, branching: usize, train_beam: usize, out: &Path) -> Result<ExitCode> {
+fn ranker_child(descriptor: &Path, settings: &RankerBenchSettings, out: &Path) -> Result<ExitCode> {
     let mut times = serde_json::Map::new();
     let mut lap = {
         let mut last = Instant::now();
@@ -763,14 +793,14 @@ fn ranker_child(descriptor: &Path, branching: usize, train_beam: usize, out: &Pa
     let embed_cfg = xmc_cluster::EmbedConfig { kind: xmc_cluster::EmbeddingKind::Pifa, ..Default::default() };
     let embeddings = xmc_cluster::embed_labels(&data, &embed_cfg, None, |_| {})?;
     lap("pifa", &mut times);
-    let tree = xmc_cluster::build_tree(&embeddings, &xmc_cluster::TreeConfig { branching, ..Default::default() })?;
+    let tree = xmc_cluster::build_tree(&embeddings, &settings.tree)?;
     drop(embeddings);
     lap("tree", &mut times);
     let (texts, labels): (Vec<&str>, Vec<u32>) = data.split(xmc_data::Split::Train).map(|r| (r.input.as_str(), r.label)).unzip();
-    let cfg = xmc_ranker::RankerConfig { train_beam, ..Default::default() };
+    let cfg = settings.ranker.clone();
     let training = xmc_ranker::TrainingData { texts: &texts, labels: &labels, dense: None };
     let template = data_template(&desc);
-    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &data.labels, &cfg, &template, |_| {})?;
+    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &[], &data.labels, &cfg, &template, |_| {})?;
     lap("tfidf_and_ranker", &mut times);
     model.save(out)?;
     lap("save", &mut times);
@@ -795,9 +825,10 @@ fn data_template(desc: &xmc_data::DatasetDescriptor) -> xmc_data::InputTemplate 
 fn bench_ranker(args: RankerBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();
     let (_, descriptor) = synthetic_dataset(&dir, args.records, args.labels, args.taxonomy)?;
+    let settings = RankerBenchSettings::with_overrides(&args.set)?;
     let out = dir.join("ranker-model");
     let mut command = Command::new(std::env::current_exe()?);
-    command.args(["bench-child", &format!("ranker-train-{}-{}", args.branching, args.train_beam)]).arg(&descriptor).arg(&out);
+    command.args(["bench-child", "ranker-train"]).arg(&descriptor).arg(&out).arg("--settings").arg(serde_json::to_string(&settings)?);
     command.stdout(std::process::Stdio::piped());
     let child_out = dir.join("ranker-child.json");
     command.stdout(std::fs::File::create(&child_out)?);
@@ -805,6 +836,7 @@ fn bench_ranker(args: RankerBenchArgs) -> Result<ExitCode> {
     let figures: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&child_out)?.trim())?;
     let f = |k: &str| figures[k].as_f64().unwrap_or(f64::NAN);
     let train = f("tfidf_and_ranker");
+    println!("settings: {}", if args.set.is_empty() { "the bench's defaults".to_string() } else { args.set.join(" ") });
     println!("| benchmark | records (train) | labels | k, train beam | features | weights | prepare | PIFA + tree | TF-IDF + ranker training | predict 20k test | test accuracy (20k) | whole child | peak RSS | target |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
@@ -812,8 +844,8 @@ fn bench_ranker(args: RankerBenchArgs) -> Result<ExitCode> {
         args.records,
         figures["train_records"],
         args.labels,
-        args.branching,
-        args.train_beam,
+        settings.tree.branching,
+        settings.ranker.train_beam,
         figures["features"],
         figures["weights"],
         f("prepare"),

@@ -71,6 +71,9 @@ impl EmbedConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TreeConfig {
+    /// `kmeans` (recursive k-means over the label vectors) or `taxonomy` (the category
+    /// hierarchy itself; branching and the k-means settings are then unused).
+    pub kind: TreeKind,
     /// Children per node (k); a node with fewer than k labels is not split further.
     pub branching: usize,
     /// Give each child floor(n/k) or ceil(n/k) labels (balanced k-means, as PECOS).
@@ -83,9 +86,18 @@ pub struct TreeConfig {
     pub seed: u64,
 }
 
+/// How the label tree is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TreeKind {
+    #[default]
+    Kmeans,
+    Taxonomy,
+}
+
 impl Default for TreeConfig {
     fn default() -> Self {
-        TreeConfig { branching: 6, balanced: false, max_iterations: 100, runs: 1, tolerance: 1e-3, seed: 42 }
+        TreeConfig { kind: TreeKind::Kmeans, branching: 6, balanced: false, max_iterations: 100, runs: 1, tolerance: 1e-3, seed: 42 }
     }
 }
 

@@ -11,7 +11,7 @@ pub mod npy;
 pub mod search;
 mod pifa;
 
-pub use config::{EmbedConfig, EmbeddingKind, LabelText, TreeConfig};
+pub use config::{EmbedConfig, EmbeddingKind, LabelText, TreeConfig, TreeKind};
 pub use embed::{EMBEDDINGS_FILE, EMBEDDINGS_META_FILE, LabelEmbeddings, embed_labels, label_texts};
 pub use error::{ClusterError, Result};
 pub use kmeans_tree::{TREE_FILE, build_tree, load_tree, save_tree};

@@ -84,6 +84,72 @@ impl LabelTree {
         }
         codes
     }
+
+    /// The tree the taxonomy itself draws: a node per category that holds labels below it, whose
+    /// children are its sub-categories and the label that is the category itself (a record may
+    /// sit at an inner category). A category with one child is passed through. `paths[l]` is label
+    /// `l`'s path, root first; two labels with one path are an error.
+    pub fn from_taxonomy(paths: &[Vec<String>]) -> Result<LabelTree> {
+        #[derive(Default)]
+        struct Category<'a> {
+            label: Option<u32>,
+            children: std::collections::BTreeMap<&'a str, Category<'a>>,
+        }
+        let mut root = Category::default();
+        for (id, path) in paths.iter().enumerate() {
+            let mut at = &mut root;
+            for segment in path {
+                at = at.children.entry(segment.as_str()).or_default();
+            }
+            if let Some(other) = at.label.replace(id as u32) {
+                return Err(CodesError::InvalidTree(format!("labels {other} and {id} have the same path {}", path.join(" > "))));
+            }
+        }
+        // Nodes in post-order with provisional ids; the root's ids are renumbered below.
+        fn emit(category: &Category, nodes: &mut Vec<Vec<Child>>) -> Child {
+            let mut children: Vec<Child> = category.label.map(Child::Label).into_iter().collect();
+            children.extend(category.children.values().map(|c| emit(c, nodes)));
+            if let [only] = children[..] {
+                return only;
+            }
+            nodes.push(children);
+            Child::Node(nodes.len() as u32 - 1)
+        }
+        let mut provisional = Vec::new();
+        let top = match emit(&root, &mut provisional) {
+            Child::Label(l) => return Ok(LabelTree { n_labels: paths.len(), nodes: vec![TreeNode { children: vec![Child::Label(l)] }] }),
+            Child::Node(n) => n,
+        };
+        // Breadth first from the top, so the root is node 0.
+        let mut order = vec![top];
+        let mut new_id = vec![u32::MAX; provisional.len()];
+        new_id[top as usize] = 0;
+        let mut i = 0;
+        while i < order.len() {
+            for child in &provisional[order[i] as usize] {
+                if let Child::Node(n) = *child {
+                    new_id[n as usize] = order.len() as u32;
+                    order.push(n);
+                }
+            }
+            i += 1;
+        }
+        let nodes = order
+            .iter()
+            .map(|&n| TreeNode {
+                children: provisional[n as usize]
+                    .iter()
+                    .map(|c| match *c {
+                        Child::Node(m) => Child::Node(new_id[m as usize]),
+                        label => label,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let tree = LabelTree { n_labels: paths.len(), nodes };
+        tree.validate()?;
+        Ok(tree)
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +173,21 @@ mod tests {
         let t = tree();
         t.validate().unwrap();
         assert_eq!(t.codes(), vec![vec![0, 0], vec![2, 0], vec![1], vec![0, 1]]);
+    }
+
+    #[test]
+    fn the_taxonomy_tree_follows_the_paths() {
+        let path = |s: &str| s.split(" > ").map(String::from).collect::<Vec<_>>();
+        // 0: A > x, 1: A > y, 2: A > y > z (an inner category that is also a label), 3: B > w > v
+        let paths = vec![path("A > x"), path("A > y"), path("A > y > z"), path("B > w > v")];
+        let t = LabelTree::from_taxonomy(&paths).unwrap();
+        // root -> [A, label 3 (B and B > w pass through)]; A -> [label 0, A > y]; A > y -> [1, 2]
+        assert_eq!(t.nodes.len(), 3);
+        assert_eq!(t.codes(), vec![vec![0, 0], vec![0, 1, 0], vec![0, 1, 1], vec![1]]);
+        let err = LabelTree::from_taxonomy(&[path("A > x"), path("A > x")]).unwrap_err().to_string();
+        assert!(err.contains("same path A > x"), "{err}");
+        let one = LabelTree::from_taxonomy(&[path("A")]).unwrap();
+        assert_eq!(one.codes(), vec![vec![0]]);
     }
 
     #[test]

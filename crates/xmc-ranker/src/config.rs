@@ -100,6 +100,12 @@ pub struct RankerConfig {
     pub top_k: usize,
     pub path_score: PathScore,
     pub path_combine: PathCombine,
+    /// Branching factors of further trees over the same label vectors, each k-means run with its
+    /// own seed (e.g. `[16, 16]`: two more trees like the main one): a ranker
+    /// is trained over each, and a label's score is the mean of its path scores over all the
+    /// trees (0 from a tree whose beam did not reach it), as PECOS averages an ensemble. Empty:
+    /// the tree stage's tree alone.
+    pub ensemble: Vec<usize>,
     pub seed: u64,
 }
 
@@ -122,6 +128,7 @@ impl Default for RankerConfig {
             top_k: 10,
             path_score: PathScore::L3Hinge,
             path_combine: PathCombine::GeometricMean,
+            ensemble: Vec::new(),
             seed: 42,
         }
     }
@@ -142,6 +149,9 @@ impl RankerConfig {
         }
         if !(self.threshold.is_finite() && self.threshold >= 0.0) {
             return Err(format!("`ranker.threshold` = {} must be 0 or more", self.threshold));
+        }
+        if let Some(k) = self.ensemble.iter().find(|&&k| k < 2) {
+            return Err(format!("`ranker.ensemble` holds branching factor {k}: each must be at least 2"));
         }
         if self.max_iter == 0 {
             return Err("`ranker.max_iter` must be at least 1".into());
@@ -171,6 +181,8 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("ranker.c_pos"));
         let bad = RankerConfig { beam: 0, ..RankerConfig::default() };
         assert!(bad.validate().unwrap_err().contains("ranker.beam"));
+        let bad = RankerConfig { ensemble: vec![16, 1], ..RankerConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("ranker.ensemble"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `xr.json` (method, format, configs, feature layout, template), `tfidf.json` (vocabulary and
 //! idf, when the features have a sparse block), `tree.json`, `weights.safetensors` (every node's
-//! weights as (feature, child, weight) entries, the children's biases) and `labels.json`. A
+//! weights as (feature, child, weight) entries, the children's biases) and `labels.json`; an
+//! ensemble adds `tree-{i}.json` and `weights-{i}.safetensors` for its further trees (i = 1, 2, ...). A
 //! dense block names the sentence encoder's folder inside the model folder (`encoder/`), which
 //! the caller loads.
 
@@ -41,6 +42,9 @@ pub struct XrMeta {
     pub layout: FeatureLayout,
     /// The template that turned records into inputs, so prediction renders them the same way.
     pub template: InputTemplate,
+    /// Further trees of the ensemble (`tree-{i}.json`, `weights-{i}.safetensors`).
+    #[serde(default)]
+    pub extra_trees: usize,
 }
 
 /// A trained ranker with what turns text into its features.
@@ -48,7 +52,11 @@ pub struct XrMeta {
 pub struct XrModel {
     pub meta: XrMeta,
     pub vectorizer: Option<TfidfVectorizer>,
+    /// The ranker over the tree stage's tree (whose codes the generator shares).
     pub ranker: TreeRanker,
+    /// Rankers over the ensemble's further trees (`RankerConfig::ensemble`); their scores are
+    /// averaged with the main one's.
+    pub extra: Vec<TreeRanker>,
     pub labels: LabelSet,
 }
 
@@ -63,19 +71,20 @@ pub struct TrainingData<'a> {
 }
 
 impl XrModel {
-    /// Fits the vectorizer on the training texts and trains the ranker over `tree`. `progress` is
-    /// called once per trained node (`tree.nodes.len()` calls in all).
+    /// Fits the vectorizer on the training texts and trains a ranker over `tree` and over each of
+    /// `extra_trees` (the ensemble's further trees). `progress` is called once per trained node.
     pub fn fit(
         data: &TrainingData,
         tree: &LabelTree,
+        extra_trees: &[LabelTree],
         labels: &LabelSet,
         cfg: &RankerConfig,
         template: &InputTemplate,
         progress: impl Fn(usize) + Sync,
     ) -> Result<(Self, crate::ranker::TrainingSummary)> {
         cfg.validate().map_err(RankerError::Config)?;
-        if labels.len() != tree.n_labels {
-            return Err(RankerError::Train(format!("{} labels but the tree has {}", labels.len(), tree.n_labels)));
+        if let Some(t) = std::iter::once(tree).chain(extra_trees).find(|t| t.n_labels != labels.len()) {
+            return Err(RankerError::Train(format!("{} labels but a tree has {}", labels.len(), t.n_labels)));
         }
         let vectorizer = cfg.features.uses_sparse().then(|| TfidfVectorizer::fit(data.texts, &cfg.tfidf));
         let dense_dim = match data.dense {
@@ -90,7 +99,11 @@ impl XrModel {
         };
         let x = layout.rows(vectorizer.as_ref(), data.texts, data.dense)?;
         tracing::info!("ranker: {} training rows, {} features ({} non-zeros)", x.rows(), x.n_cols, x.nnz());
-        let (ranker, summary) = TreeRanker::train(tree, &x, data.labels, cfg, layout.dense_start(), progress)?;
+        let (ranker, summary) = TreeRanker::train(tree, &x, data.labels, cfg, layout.dense_start(), &progress)?;
+        let extra = extra_trees
+            .iter()
+            .map(|t| TreeRanker::train(t, &x, data.labels, cfg, layout.dense_start(), &progress).map(|(r, _)| r))
+            .collect::<Result<Vec<_>>>()?;
         let meta = XrMeta {
             method: METHOD.into(),
             format: FORMAT,
@@ -98,8 +111,9 @@ impl XrModel {
             config: cfg.clone(),
             layout,
             template: template.clone(),
+            extra_trees: extra.len(),
         };
-        Ok((XrModel { meta, vectorizer, ranker, labels: labels.clone() }, summary))
+        Ok((XrModel { meta, vectorizer, ranker, extra, labels: labels.clone() }, summary))
     }
 
     /// Feature rows of rendered inputs; `dense` holds their embeddings when the layout has a
@@ -108,9 +122,44 @@ impl XrModel {
         self.meta.layout.rows(self.vectorizer.as_ref(), texts, dense)
     }
 
-    /// Top-k labels with path scores for each row, with the model's beam unless `beam` is given.
+    /// Top-k labels with path scores for each row, with the model's beam unless `beam` is given;
+    /// an ensemble's score is the mean over its trees.
     pub fn predict(&self, x: &SparseRows, beam: Option<usize>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
-        self.ranker.predict_all(x, beam.unwrap_or(self.meta.config.beam).max(1), top_k)
+        let beam = beam.unwrap_or(self.meta.config.beam).max(1);
+        if self.extra.is_empty() {
+            return self.ranker.predict_all(x, beam, top_k);
+        }
+        use rayon::prelude::*;
+        let n = (1 + self.extra.len()) as f32;
+        (0..x.rows())
+            .into_par_iter()
+            .map(|r| {
+                let mut sum: HashMap<u32, f32> = HashMap::new();
+                for ranker in std::iter::once(&self.ranker).chain(&self.extra) {
+                    for (label, score) in ranker.predict(x.row(r), beam, top_k.max(beam)) {
+                        *sum.entry(label).or_default() += score / n;
+                    }
+                }
+                let mut best: Vec<(u32, f32)> = sum.into_iter().collect();
+                best.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                best.truncate(top_k);
+                best
+            })
+            .collect()
+    }
+
+    /// The score of each of `labels` for row `x`, whether or not a beam would reach it (the mean
+    /// over an ensemble's trees).
+    pub fn label_scores(&self, x: crate::sparse::RowView, labels: &[u32]) -> Vec<f32> {
+        let mut scores = self.ranker.label_scores(x, labels);
+        for ranker in &self.extra {
+            for (s, t) in scores.iter_mut().zip(ranker.label_scores(x, labels)) {
+                *s += t;
+            }
+        }
+        let n = (1 + self.extra.len()) as f32;
+        scores.iter_mut().for_each(|s| *s /= n);
+        scores
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -121,6 +170,10 @@ impl XrModel {
         }
         write_json(&dir.join(TREE_FILE), &self.ranker.tree)?;
         save_weights(&dir.join(WEIGHTS_FILE), &self.ranker)?;
+        for (i, ranker) in self.extra.iter().enumerate() {
+            write_json(&dir.join(extra_file(TREE_FILE, i)), &ranker.tree)?;
+            save_weights(&dir.join(extra_file(WEIGHTS_FILE, i)), ranker)?;
+        }
         self.labels.save(dir).map_err(|e| RankerError::model(dir, e.to_string()))?;
         Ok(())
     }
@@ -141,9 +194,12 @@ impl XrModel {
                 format!("written in xr format {} by xmc {}; this xmc reads format {FORMAT}: retrain it", meta.format, meta.xmc_version),
             ));
         }
-        let mut required = vec![TREE_FILE, WEIGHTS_FILE, xmc_data::LABELS_FILE];
+        let mut required: Vec<String> = [TREE_FILE, WEIGHTS_FILE, xmc_data::LABELS_FILE].map(String::from).to_vec();
         if meta.layout.kind.uses_sparse() {
-            required.push(TFIDF_FILE);
+            required.push(TFIDF_FILE.into());
+        }
+        for i in 0..meta.extra_trees {
+            required.extend([extra_file(TREE_FILE, i), extra_file(WEIGHTS_FILE, i)]);
         }
         if let Some(missing) = required.iter().find(|f| !dir.join(f).is_file()) {
             return Err(RankerError::model(dir, format!("not a complete model folder: `{missing}` is missing (expected {})", required.join(", "))));
@@ -157,16 +213,26 @@ impl XrModel {
         } else {
             None
         };
-        let tree: LabelTree = read_json(&dir.join(TREE_FILE))?;
-        tree.validate().map_err(|e| RankerError::model(&dir.join(TREE_FILE), e.to_string()))?;
         let labels = LabelSet::load(dir).map_err(|e| RankerError::model(dir, e.to_string()))?;
-        if labels.len() != tree.n_labels {
-            return Err(RankerError::model(dir, format!("{} labels in labels.json but {} in tree.json", labels.len(), tree.n_labels)));
-        }
-        let nodes = load_weights(&dir.join(WEIGHTS_FILE), &tree, meta.layout.dim())?;
-        let ranker = TreeRanker::new(tree, nodes, meta.config.bias, meta.config.path_score, meta.config.path_combine);
-        Ok(XrModel { meta, vectorizer, ranker, labels })
+        let load_ranker = |tree_file: &str, weights_file: &str| -> Result<TreeRanker> {
+            let tree: LabelTree = read_json(&dir.join(tree_file))?;
+            tree.validate().map_err(|e| RankerError::model(&dir.join(tree_file), e.to_string()))?;
+            if labels.len() != tree.n_labels {
+                return Err(RankerError::model(dir, format!("{} labels in labels.json but {} in {tree_file}", labels.len(), tree.n_labels)));
+            }
+            let nodes = load_weights(&dir.join(weights_file), &tree, meta.layout.dim())?;
+            Ok(TreeRanker::new(tree, nodes, meta.config.bias, meta.config.path_score, meta.config.path_combine))
+        };
+        let ranker = load_ranker(TREE_FILE, WEIGHTS_FILE)?;
+        let extra = (0..meta.extra_trees).map(|i| load_ranker(&extra_file(TREE_FILE, i), &extra_file(WEIGHTS_FILE, i))).collect::<Result<_>>()?;
+        Ok(XrModel { meta, vectorizer, ranker, extra, labels })
     }
+}
+
+/// The file of the ensemble's further tree `i` (0-based): `tree.json` -> `tree-1.json`.
+fn extra_file(file: &str, i: usize) -> String {
+    let (stem, ext) = file.split_once('.').expect("file names have an extension");
+    format!("{stem}-{}.{ext}", i + 1)
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -278,8 +344,8 @@ mod tests {
         let (ranker, _) = TreeRanker::train(&tree, &x, &labels_of, &cfg, u32::MAX, |_| {}).unwrap();
         let paths = [vec!["Toys".to_string(), "Cars".to_string()], vec!["Sport".to_string(), "Bikes".to_string()]];
         let labels = LabelSet::from_paths(paths.iter().map(|p| p.as_slice()), 25);
-        let meta = XrMeta { method: METHOD.into(), format: FORMAT, xmc_version: "test".into(), config: cfg, layout, template: InputTemplate::default() };
-        (XrModel { meta, vectorizer: Some(vectorizer), ranker, labels }, texts)
+        let meta = XrMeta { method: METHOD.into(), format: FORMAT, xmc_version: "test".into(), config: cfg, layout, template: InputTemplate::default(), extra_trees: 0 };
+        (XrModel { meta, vectorizer: Some(vectorizer), ranker, extra: Vec::new(), labels }, texts)
     }
 
     #[test]
@@ -294,6 +360,35 @@ mod tests {
         assert_eq!(x, y);
         assert_eq!(m.predict(&x, None, 2), loaded.predict(&y, None, 2));
         assert_eq!(loaded.predict(&y, None, 1)[2][0].0, m.predict(&x, None, 1)[2][0].0);
+    }
+
+    #[test]
+    fn an_ensemble_averages_its_trees_and_round_trips() {
+        let (mut m, texts) = model();
+        let x = m.features(&texts, None).unwrap();
+        // A second tree over the same two labels, in the other order.
+        let tree = LabelTree { n_labels: 2, nodes: vec![TreeNode { children: vec![Child::Label(1), Child::Label(0)] }] };
+        let (other, _) = TreeRanker::train(&tree, &x, &[0, 0, 1, 1, 0, 1], &m.meta.config, u32::MAX, |_| {}).unwrap();
+        let single: Vec<_> = (0..texts.len()).map(|r| (m.ranker.predict(x.row(r), 10, 2), other.predict(x.row(r), 10, 2))).collect();
+        m.extra = vec![other];
+        m.meta.extra_trees = 1;
+        let ensemble = m.predict(&x, None, 2);
+        for (r, (a, b)) in single.iter().enumerate() {
+            for &(label, score) in &ensemble[r] {
+                let of = |p: &[(u32, f32)]| p.iter().find(|e| e.0 == label).map_or(0.0, |e| e.1);
+                assert!((score - (of(a) + of(b)) / 2.0).abs() < 1e-6, "row {r}, label {label}");
+            }
+            let scores = m.label_scores(x.row(r), &[ensemble[r][0].0]);
+            assert!((scores[0] - ensemble[r][0].1).abs() < 1e-6);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        m.save(dir.path()).unwrap();
+        assert!(dir.path().join("tree-1.json").is_file() && dir.path().join("weights-1.safetensors").is_file());
+        let loaded = XrModel::load(dir.path()).unwrap();
+        assert_eq!(loaded.predict(&x, None, 2), ensemble);
+        std::fs::remove_file(dir.path().join("weights-1.safetensors")).unwrap();
+        let err = XrModel::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("weights-1.safetensors") && err.contains("missing"), "{err}");
     }
 
     #[test]

@@ -233,6 +233,7 @@ impl TreeRanker {
         let mining = cfg.negatives == Negatives::SiblingsAndBeam;
         let mut frontier: Vec<Vec<Scored>> = if mining { vec![vec![(0, 1.0)]; labels.len()] } else { Vec::new() };
         for (depth, nodes) in by_depth.iter().enumerate() {
+            let level_started = std::time::Instant::now();
             // Records the beam brought to each node of this depth although their label is elsewhere.
             let mut extra: Vec<Vec<u32>> = vec![Vec::new(); tree.nodes.len()];
             if mining && depth > 0 {
@@ -264,6 +265,7 @@ impl TreeRanker {
                 summary.weights_kept += kept;
                 summary.weights_dropped += dropped;
             }
+            let trained_in = level_started.elapsed();
             if mining && depth < max_depth {
                 frontier = frontier
                     .into_par_iter()
@@ -277,6 +279,12 @@ impl TreeRanker {
                     })
                     .collect();
             }
+            tracing::info!(
+                "ranker level {depth}: {} nodes trained in {:.1?}, beam for the next level {:.1?}",
+                nodes.len(),
+                trained_in,
+                level_started.elapsed() - trained_in
+            );
         }
         Ok((ranker, summary))
     }

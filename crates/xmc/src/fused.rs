@@ -116,7 +116,7 @@ impl FusedParts {
         let features = cfg.features();
         let mut out = Vec::with_capacity(texts.len());
         for i in 0..texts.len() {
-            let ranker_scores = self.xr.ranker.label_scores(x.row(i), &labels[i]);
+            let ranker_scores = self.xr.label_scores(x.row(i), &labels[i]);
             let rows = labels[i]
                 .iter()
                 .enumerate()

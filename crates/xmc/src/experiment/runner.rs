@@ -246,10 +246,19 @@ fn run_embed(ctx: &StageContext) -> Result<(StageOutcome, String)> {
 
 fn run_tree(ctx: &StageContext) -> Result<(StageOutcome, String)> {
     let cfg = &ctx.cfg.tree;
-    ctx.run(StageName::Tree, cfg, BTreeMap::from([ctx.upstream(StageName::Embed)]), |out| {
-        let embeddings = xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?;
+    let upstream = match cfg.kind {
+        xmc_cluster::TreeKind::Kmeans => ctx.upstream(StageName::Embed),
+        xmc_cluster::TreeKind::Taxonomy => ctx.upstream(StageName::Data),
+    };
+    ctx.run(StageName::Tree, cfg, BTreeMap::from([upstream]), |out| {
         let started = Instant::now();
-        let tree = xmc_cluster::build_tree(&embeddings, cfg)?;
+        let tree = match cfg.kind {
+            xmc_cluster::TreeKind::Kmeans => xmc_cluster::build_tree(&xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?, cfg)?,
+            xmc_cluster::TreeKind::Taxonomy => {
+                let labels = xmc_data::LabelSet::load(&ctx.dir(StageName::Data))?;
+                xmc_codes::LabelTree::from_taxonomy(&labels.labels.iter().map(|l| l.levels.clone()).collect::<Vec<_>>())?
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         xmc_cluster::save_tree(&tree, out)?;
         tracing::info!("tree: {} labels in {} internal nodes, built in {seconds:.2} s", tree.n_labels, tree.nodes.len());
@@ -621,6 +630,19 @@ fn train_ranker_into(
     let cfg = ctx.cfg;
     let encoder_dir = Path::new(&cfg.embed.encoder_dir);
     let tree = xmc_cluster::load_tree(&ctx.dir(StageName::Tree))?;
+    // The ensemble's further trees: the tree stage's recipe on the same label vectors, at the
+    // branching factors asked for, each with its own k-means seed.
+    let extra_trees = if cfg.ranker.ensemble.is_empty() {
+        Vec::new()
+    } else {
+        let embeddings = xmc_cluster::LabelEmbeddings::load(&ctx.dir(StageName::Embed))?;
+        let built = cfg.ranker.ensemble.iter().enumerate().map(|(i, &k)| {
+            let seed = cfg.tree.seed.wrapping_add(i as u64 + 1);
+            let kind = xmc_cluster::TreeKind::Kmeans;
+            xmc_cluster::build_tree(&embeddings, &xmc_cluster::TreeConfig { kind, branching: k, seed, ..cfg.tree.clone() })
+        });
+        built.collect::<std::result::Result<Vec<_>, _>>()?
+    };
     let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
     let (train_texts, train_labels) = split(xmc_data::Split::Train);
     let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
@@ -661,9 +683,9 @@ fn train_ranker_into(
         Ok(Some(v))
     };
     let train_dense = embed(&train_texts, "embedding training records")?;
-    let bar = progress_bar(tree.nodes.len() as u64, "training node scorers");
+    let bar = progress_bar(tree.nodes.len() as u64 + extra_trees.iter().map(|t| t.nodes.len() as u64).sum::<u64>(), "training node scorers");
     let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
-    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
+    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
     model.save(out)?;
