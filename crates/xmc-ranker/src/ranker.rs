@@ -30,16 +30,24 @@ impl NodeScorer {
         out.extend(self.bias.iter().map(|b| b * bias));
         let mut lo = 0;
         for (f, v) in x.iter() {
-            // both sides ascend: search only to the right of the last hit
-            match self.features[lo..].binary_search(&f) {
+            // Both sides ascend: gallop to the right of the last position, then search the
+            // bracket, so that a lookup stays near the previous one in memory.
+            let rest = &self.features[lo..];
+            let mut end = 1;
+            while end < rest.len() && rest[end - 1] < f {
+                end *= 2;
+            }
+            let start = end / 2;
+            let end = end.min(rest.len());
+            match rest[start..end].binary_search(&f) {
                 Ok(pos) => {
-                    let i = lo + pos;
+                    let i = lo + start + pos;
                     for e in self.row_ptr[i] as usize..self.row_ptr[i + 1] as usize {
                         out[self.child[e] as usize] += v * self.weight[e];
                     }
                     lo = i + 1;
                 }
-                Err(pos) => lo += pos,
+                Err(pos) => lo += start + pos,
             }
             if lo >= self.features.len() {
                 break;
@@ -167,7 +175,7 @@ impl TreeRanker {
     /// The path score of each of `labels` for `x` (the product of the node transforms along its
     /// path), whether or not a beam would have reached it.
     pub fn label_scores(&self, x: RowView, labels: &[u32]) -> Vec<f32> {
-        let mut cache: std::collections::HashMap<u32, Vec<f32>> = std::collections::HashMap::new();
+        let mut cache: rustc_hash::FxHashMap<u32, Vec<f32>> = rustc_hash::FxHashMap::default();
         labels
             .iter()
             .map(|&l| {
@@ -348,7 +356,7 @@ fn train_node(
     let local_ids: Vec<Vec<u32>> = if global_space {
         Vec::new()
     } else {
-        let mut local_of: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        let mut local_of: rustc_hash::FxHashMap<u32, u32> = rustc_hash::FxHashMap::default();
         rows.iter()
             .map(|&(r, _)| {
                 x.row(r as usize)
@@ -513,6 +521,34 @@ mod tests {
         let (local, _, _) = train_node(&x, &rows, 2, &cfg, 0.0, u32::MAX, 5);
         assert_eq!(global, local);
         assert!(global.entries() > 0);
+    }
+
+    #[test]
+    fn scores_equal_a_plain_sum_over_the_entries() {
+        let mut rng = xmc_data::SplitMix64::new(3);
+        let entries: Vec<(u32, u32, f32)> =
+            (0..3000).map(|_| ((rng.next_u64() % 5000) as u32, (rng.next_u64() % 4) as u32, (rng.next_u64() % 100) as f32 / 50.0 - 1.0)).collect();
+        let mut dedup = entries.clone();
+        dedup.sort_by_key(|e| (e.0, e.1));
+        dedup.dedup_by_key(|e| (e.0, e.1));
+        let scorer = NodeScorer::from_entries(dedup.clone(), vec![0.5, -0.5, 0.0, 1.0]);
+        for trial in 0..50 {
+            let pairs: Vec<(u32, f32)> = (0..(trial * 7 + 1)).map(|_| ((rng.next_u64() % 5200) as u32, 0.5)).collect();
+            let x = SparseVec::from_pairs(pairs);
+            let mut got = Vec::new();
+            scorer.scores(x.view(), 1.0, &mut got);
+            let mut want = vec![0.5f32, -0.5, 0.0, 1.0];
+            for (f, v) in x.view().iter() {
+                for &(ef, c, w) in &dedup {
+                    if ef == f {
+                        want[c as usize] += v * w;
+                    }
+                }
+            }
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "trial {trial}: {got:?} vs {want:?}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `1 + ln(tf)`, each block L2-normalised. Blocks are laid side by side (word block first) and
 //! the whole vector is L2-normalised again, as `normalize(hstack([word, char]))` would give.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,7 @@ impl TermBlock {
     /// This block's TF-IDF of `text` (lower-cased), L2-normalised, ids local to the block and
     /// ascending; in f64 so that the final rounding to f32 is the only one.
     fn transform(&self, text: &str, sublinear: bool, buf: &mut String) -> Vec<(u32, f64)> {
-        let mut counts: HashMap<u32, u32> = HashMap::new();
+        let mut counts: HashMap<u32, u32> = HashMap::default();
         self.analyzer.terms(text, buf, |t| {
             if let Some(&id) = self.index.get(t) {
                 *counts.entry(id).or_insert(0) += 1;
@@ -204,7 +204,7 @@ impl TfidfVectorizer {
                 let df: HashMap<String, u32> = texts
                     .par_chunks(1024)
                     .map(|chunk| {
-                        let mut df: HashMap<String, u32> = HashMap::new();
+                        let mut df: HashMap<String, u32> = HashMap::default();
                         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
                         let mut buf = String::new();
                         for text in chunk {
@@ -221,7 +221,7 @@ impl TfidfVectorizer {
                         }
                         df
                     })
-                    .reduce(HashMap::new, |mut a, b| {
+                    .reduce(HashMap::default, |mut a, b| {
                         let (mut a, b) = if a.len() >= b.len() { (a, b) } else { (b, std::mem::take(&mut a)) };
                         for (t, c) in b {
                             *a.entry(t).or_insert(0) += c;
@@ -231,7 +231,7 @@ impl TfidfVectorizer {
                 let mut terms: Vec<(String, u32)> = df.into_iter().filter(|&(_, c)| c >= config.min_df).collect();
                 terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let idf = terms.iter().map(|&(_, d)| ((1 + n) as f64 / (1 + d) as f64).ln() + 1.0).collect();
-                let mut block = TermBlock { analyzer, terms: terms.into_iter().map(|(t, _)| t).collect(), idf, index: HashMap::new() };
+                let mut block = TermBlock { analyzer, terms: terms.into_iter().map(|(t, _)| t).collect(), idf, index: HashMap::default() };
                 block.rebuild_index();
                 block
             })
