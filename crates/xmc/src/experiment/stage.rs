@@ -128,13 +128,43 @@ impl TryFrom<RawStageRecord> for StageRecord {
 }
 
 impl StageRecord {
+    /// The record of a finished stage; `None` when there is none or it cannot be read (then the
+    /// stage counts as not done, and a warning says why).
     pub fn load(dir: &Path) -> Option<StageRecord> {
-        let text = std::fs::read_to_string(dir.join(STAGE_FILE)).ok()?;
-        serde_json::from_str(&text).ok()
+        Self::read(dir).unwrap_or_else(|e| {
+            tracing::warn!("{e:#}; the stage counts as not done");
+            None
+        })
+    }
+
+    /// [`StageRecord::load`], with an unreadable or malformed record as an error naming the file.
+    pub fn read(dir: &Path) -> Result<Option<StageRecord>> {
+        let path = dir.join(STAGE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_str(&text).map(Some).with_context(|| format!("{} is not a stage record", path.display()))
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(STAGE_FILE);
         std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_record_is_none_and_a_malformed_one_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(StageRecord::read(dir.path()).unwrap().is_none());
+        std::fs::write(dir.path().join(STAGE_FILE), "{ not json").unwrap();
+        let err = format!("{:#}", StageRecord::read(dir.path()).unwrap_err());
+        assert!(err.contains("stage.json is not a stage record"), "{err}");
+        assert!(StageRecord::load(dir.path()).is_none());
     }
 }
