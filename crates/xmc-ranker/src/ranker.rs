@@ -7,7 +7,7 @@ use xmc_codes::{Child, LabelTree};
 
 use crate::config::{Negatives, PathCombine, PathScore, RankerConfig};
 use crate::error::{RankerError, Result};
-use crate::solver::{Problem, SolverConfig, solve};
+use crate::solver::{Problem, SolverConfig, solve, squared_norms};
 use crate::sparse::{RowView, SparseRows};
 
 /// One node's scorers: for every feature with a weight, the (child, weight) pairs; features
@@ -381,12 +381,14 @@ fn train_node(
         })
         .collect();
     let dim = if global_space { x.n_cols } else { global.len() };
+    let norms = squared_norms(&views);
     let to_global = |i: usize| if global_space { i as u32 } else { global[i] };
     let solved: Vec<(Vec<(u32, u32, f32)>, f32, usize)> = (0..k)
         .into_par_iter()
         .map(|c| {
             let positive: Vec<bool> = rows.iter().map(|&(_, t)| t == Some(c as u32)).collect();
-            let sol = solve(&Problem { rows: &views, positive: &positive, dim }, solver, seed.wrapping_mul(31).wrapping_add(c as u64));
+            let problem = Problem { rows: &views, positive: &positive, dim, squared_norms: &norms };
+            let sol = solve(&problem, solver, seed.wrapping_mul(31).wrapping_add(c as u64));
             let mut dropped = 0;
             let kept = sol
                 .w

@@ -38,6 +38,14 @@ pub struct Problem<'a> {
     pub rows: &'a [RowView<'a>],
     pub positive: &'a [bool],
     pub dim: usize,
+    /// Each row's squared norm ([`squared_norms`]): the same for every child of a node, so it is
+    /// computed once per node rather than once per problem.
+    pub squared_norms: &'a [f32],
+}
+
+/// The squared norm of each row, for [`Problem::squared_norms`].
+pub fn squared_norms(rows: &[RowView]) -> Vec<f32> {
+    rows.iter().map(|r| r.squared_norm()).collect()
 }
 
 /// The learned weights: `w` over the problem's features, and the bias weight.
@@ -71,7 +79,7 @@ pub fn solve(problem: &Problem, cfg: &SolverConfig, seed: u64) -> Solution {
         })
         .unzip();
     let qd: Vec<f32> =
-        problem.rows.iter().zip(&diag).map(|(r, d)| d + r.squared_norm() + cfg.bias * cfg.bias).collect();
+        problem.squared_norms.iter().zip(&diag).map(|(n, d)| d + n + cfg.bias * cfg.bias).collect();
     let mut alpha = vec![0f32; l];
     let mut index: Vec<usize> = (0..l).collect();
     let mut active = l;
@@ -157,7 +165,7 @@ mod tests {
         let views: Vec<RowView> = rows.iter().map(SparseVec::view).collect();
         let positive: Vec<bool> = (0..20).map(|i| i % 2 == 0).collect();
         for loss in [Loss::SquaredHinge, Loss::Hinge] {
-            let sol = solve(&Problem { rows: &views, positive: &positive, dim: 3 }, &cfg(loss), 7);
+            let sol = solve(&Problem { rows: &views, positive: &positive, dim: 3, squared_norms: &squared_norms(&views) }, &cfg(loss), 7);
             for (r, &p) in views.iter().zip(&positive) {
                 let s = sol.score(*r, 1.0);
                 assert!(if p { s > 0.5 } else { s < -0.5 }, "{loss:?}: score {s} for positive={p}");
@@ -173,13 +181,13 @@ mod tests {
         let views: Vec<RowView> = rows.iter().map(SparseVec::view).collect();
         let mut c = cfg(Loss::SquaredHinge);
         c.bias = 0.0;
-        let sol = solve(&Problem { rows: &views, positive: &[true], dim: 1 }, &c, 1);
+        let sol = solve(&Problem { rows: &views, positive: &[true], dim: 1, squared_norms: &squared_norms(&views) }, &c, 1);
         assert!((sol.w[0] - 2.0 / 3.0).abs() < 1e-4, "{}", sol.w[0]);
         // Hinge, C = 0.5: w = C x = 0.5 (the constraint α <= C binds).
         let mut c = cfg(Loss::Hinge);
         c.bias = 0.0;
         c.c_pos = 0.5;
-        let sol = solve(&Problem { rows: &views, positive: &[true], dim: 1 }, &c, 1);
+        let sol = solve(&Problem { rows: &views, positive: &[true], dim: 1, squared_norms: &squared_norms(&views) }, &c, 1);
         assert!((sol.w[0] - 0.5).abs() < 1e-4, "{}", sol.w[0]);
     }
 
@@ -188,7 +196,8 @@ mod tests {
         let rows: Vec<SparseVec> = (0..50u32).map(|i| SparseVec::from_pairs(vec![(i % 7, 1.0), ((i * 3) % 5 + 7, 0.5)])).collect();
         let views: Vec<RowView> = rows.iter().map(SparseVec::view).collect();
         let positive: Vec<bool> = (0..50).map(|i| i % 3 == 0).collect();
-        let p = Problem { rows: &views, positive: &positive, dim: 12 };
+        let norms = squared_norms(&views);
+        let p = Problem { rows: &views, positive: &positive, dim: 12, squared_norms: &norms };
         assert_eq!(solve(&p, &cfg(Loss::SquaredHinge), 3), solve(&p, &cfg(Loss::SquaredHinge), 3));
     }
 }
