@@ -221,26 +221,17 @@ impl Objective for ContrastiveObjective<'_> {
 
 /// What a fine-tuning run is made from, for its checkpoint.
 fn fingerprint(encoder_dir: &Path, cfg: &ContrastiveConfig, train: &[Example], valid: &[Example], label_texts: &[String]) -> Result<Fingerprint> {
-    let weights = [SentenceEncoder::FINE_TUNED_WEIGHTS, SentenceEncoder::WEIGHTS].map(|f| encoder_dir.join(f)).into_iter().find(|p| p.is_file());
-    let weights = match weights {
-        Some(path) => std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?,
-        None => Vec::new(),
-    };
-    let examples = |examples: &[Example]| -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for (text, label) in examples {
-            bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(text.as_bytes());
-            bytes.extend_from_slice(&label.to_le_bytes());
-        }
-        bytes
-    };
     let config = serde_json::to_vec(cfg).expect("serialises");
     let labels = serde_json::to_vec(label_texts).expect("serialises");
-    Ok(Fingerprint::default()
+    let mut fingerprint = Fingerprint::default()
         .part("configuration", [config.as_slice()])
-        .part("pretrained encoder", [weights.as_slice()])
-        .part("training and validation records", [examples(train).as_slice(), examples(valid).as_slice(), labels.as_slice()]))
+        .part("label texts", [labels.as_slice()])
+        .texts_part("training and validation records", train.iter().chain(valid).copied());
+    let weights = [SentenceEncoder::FINE_TUNED_WEIGHTS, SentenceEncoder::WEIGHTS].map(|f| encoder_dir.join(f));
+    if let Some(path) = weights.iter().find(|p| p.is_file()) {
+        fingerprint = fingerprint.file_part("pretrained encoder", path)?;
+    }
+    Ok(fingerprint)
 }
 
 /// Fine-tunes the sentence encoder in `encoder_dir` on `train` pairs and writes the best epoch's

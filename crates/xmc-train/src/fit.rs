@@ -86,6 +86,26 @@ impl Fingerprint {
         self
     }
 
+    /// Adds a part from labelled texts (records, examples), each text length-prefixed.
+    pub fn texts_part<'a>(self, name: &str, texts: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+        let mut bytes = Vec::new();
+        for (text, label) in texts {
+            bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.extend_from_slice(&label.to_le_bytes());
+        }
+        self.part(name, [bytes.as_slice()])
+    }
+
+    /// Adds a part from a file's bytes, read as a stream.
+    pub fn file_part(mut self, name: &str, path: &Path) -> Result<Self> {
+        let mut hasher = Sha256::new();
+        let mut file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+        std::io::copy(&mut file, &mut hasher).map_err(|e| TrainError::io(path, e))?;
+        self.0.insert(name.to_string(), format!("{:x}", hasher.finalize()));
+        Ok(self)
+    }
+
     /// The parts whose digests differ (or that only one side has).
     fn differences(&self, other: &Fingerprint) -> Vec<String> {
         let names: std::collections::BTreeSet<&String> = self.0.keys().chain(other.0.keys()).collect();

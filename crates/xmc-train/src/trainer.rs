@@ -185,18 +185,9 @@ pub fn train(
     let tokenizer_json = task.tokenizer.to_json()?;
     let configuration = serde_json::to_vec(&(model_cfg, cfg, template)).expect("serialises");
     let targets = serde_json::to_vec(&task.targets).expect("serialises");
-    let records = |records: &[&xmc_data::PreparedRecord]| -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for r in records {
-            bytes.extend_from_slice(&(r.input.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(r.input.as_bytes());
-            bytes.extend_from_slice(&r.label.to_le_bytes());
-        }
-        bytes
-    };
     let fingerprint = Fingerprint::default()
         .part("configuration", [configuration.as_slice()])
-        .part("training and validation records", [records(&train).as_slice(), records(&valid).as_slice()])
+        .texts_part("training and validation records", train.iter().chain(&valid).map(|r| (r.input.as_str(), r.label)))
         .part("tokenizer", [tokenizer_json.as_bytes(), targets.as_slice()]);
     let resuming = resume && checkpoint.join("state.json").is_file();
     if !resuming {

@@ -51,7 +51,9 @@ impl StageName {
             StageName::Codes => 1,
             // 1: calibration.json in every model folder (session 6).
             // 2: the Unigram tokenizer made order-stable (scores rounded, ids by score then text).
-            StageName::Train => 2,
+            // 3: one training loop (steps and learning rate in every metrics.jsonl line), burn's
+            //    schedulers; `extra_trees` in xr.json.
+            StageName::Train => 3,
             // 1: calibrated confidences as scores.
             StageName::Predict => 1,
             StageName::Brand => 1,
