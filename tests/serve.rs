@@ -179,3 +179,17 @@ fn a_missing_model_folder_is_refused_before_listening() {
         .expect("refused");
     assert!(format!("{err:#}").contains("/nonexistent/model"), "{err:#}");
 }
+
+/// A server holds its model in memory: the folder it was loaded from can be replaced or removed
+/// (a retraining writing to the same place) before the first request, and answers still come.
+#[test]
+fn a_served_model_does_not_read_its_folder_after_loading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = train_tiny(tmp.path());
+    let server = xmc::serve::start(&model_dir, "127.0.0.1:0".parse().unwrap(), Default::default()).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("experiments")).unwrap();
+    let (status, body) = http(server.addr, "POST", "/predict", r#"{"title": "Hornby 00 Gauge Coach"}"#);
+    assert_eq!(status, 200, "{body}");
+    let out: Value = serde_json::from_str(&body).unwrap();
+    assert!(out["predictions"][0]["path"].is_string(), "{out}");
+}

@@ -222,10 +222,7 @@ impl SentenceEncoder {
             .with_truncation(Some(tokenizers::TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         let model = if weights.extension().is_some_and(|e| e == "bpk") {
-            config
-                .init(device)
-                .try_load_file(&weights)
-                .map_err(|e| ModelError::BadFile { path: weights.clone(), message: e.to_string() })?
+            crate::load_weights(config.init(device), &weights)?
         } else {
             config.init(device).load_safetensors(&weights)?
         };

@@ -18,7 +18,7 @@ pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
 pub use tokenizer::{InputTokenizer, TextTokenizer};
-pub use weights::save_weights;
+pub use weights::{load_weights, save_weights};
 pub use decode::{DecodeConfig, Hypothesis, beam_search, greedy, output_tokens};
 
 use serde::{Deserialize, Serialize};

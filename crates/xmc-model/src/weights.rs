@@ -1,4 +1,5 @@
-//! Loading Hugging Face safetensors into a burn module through key-remapping rules.
+//! Loading weights into burn modules: Hugging Face safetensors through key-remapping rules, and
+//! our own burnpack files read whole into memory.
 
 use std::path::Path;
 
@@ -44,4 +45,39 @@ impl burn::store::ModuleAdapter for WithoutParamIds {
 pub fn save_weights<M: Module + ModuleSnapshot>(module: &M, path: &Path) -> Result<()> {
     let mut store = burn::store::BurnpackStore::from_file(path).with_to_adapter(WithoutParamIds).overwrite(true).auto_extension(false);
     module.save_into(&mut store).map_err(|e| ModelError::Weights { path: path.into(), message: e.to_string() })
+}
+
+/// Loads a burnpack file written by [`save_weights`] (or a burn-train checkpoint) into `module`,
+/// reading the file whole first. burn's `try_load_file` leaves each tensor's bytes in the file
+/// until first used, so a model loaded that way fails (panics, inside burn) when its folder is
+/// replaced or removed before every weight has been read: a server that loads a folder must not
+/// depend on it afterwards.
+pub fn load_weights<M: Module>(module: M, path: &Path) -> Result<M> {
+    let bad = |message: String| ModelError::BadFile { path: path.into(), message };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| bad(e.to_string()))?;
+    module.try_load_record(record).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+
+    /// The loaded module keeps working after its file is gone: nothing is read lazily.
+    #[test]
+    fn loaded_weights_do_not_need_their_file_afterwards() {
+        let device = burn::tensor::Device::default();
+        let linear = LinearConfig::new(8, 4).init(&device);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.bpk");
+        save_weights(&linear, &path).unwrap();
+        let loaded = load_weights(LinearConfig::new(8, 4).init(&device), &path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let input = burn::tensor::Tensor::<2>::ones([1, 8], &device);
+        let (a, b) = (linear.forward(input.clone()).into_data(), loaded.forward(input).into_data());
+        assert_eq!(a, b);
+        let err = load_weights(linear, &path).unwrap_err().to_string();
+        assert!(err.contains("w.bpk"), "{err}");
+    }
 }

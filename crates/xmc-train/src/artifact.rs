@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use xmc_data::LabelSet;
@@ -99,10 +98,7 @@ impl TrainedModel {
         if targets.len() != labels.len() {
             return Err(TrainError::Artifact { path: dir.into(), message: format!("{} targets for {} labels", targets.len(), labels.len()) });
         }
-        let model = t5_config
-            .init(device)
-            .try_load_file(dir.join("model.bpk"))
-            .map_err(|e| TrainError::Artifact { path: dir.join("model.bpk"), message: e.to_string() })?;
+        let model = xmc_model::load_weights(t5_config.init(device), &dir.join("model.bpk"))?;
         let input_tokenizer = match meta.model.encoder {
             xmc_model::EncoderKind::Bert => {
                 let path = dir.join(INPUT_TOKENIZER);

@@ -238,21 +238,21 @@ fn run_batcher(engine: Arc<Engine>, jobs: std::sync::mpsc::Receiver<Job>, wait: 
 
 /// Predicts a batch of jobs: those with the same beam (the model's, widened by `top_k`) in one
 /// call over the beam's whole pool, then each job's answer cut to its own `top_k` (the same
-/// answer as predicting the job alone: confidences are normalised over the pool).
+/// answer as predicting the job alone: confidences are normalised over the pool). A panic inside
+/// the model is caught and answered as an error to that group's requests: the prediction pool
+/// runs on rayon, which aborts the whole process on an uncaught panic.
 fn predict_jobs(model: &Predictor, batch: Vec<Job>) {
     let mut groups: std::collections::BTreeMap<usize, Vec<Job>> = Default::default();
     for job in batch {
         groups.entry(model.default_beam().max(job.top_k)).or_default().push(job);
     }
     for (beam, group) in groups {
-        let texts: Vec<String> = group.iter().flat_map(|j| &j.records).map(|r| model.template().render(&product(r))).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        match model.predict_texts(&refs, beam, beam, |_| {}) {
-            Ok(ranked) => {
-                let mut ranked = ranked.into_iter();
-                for job in group {
-                    let mine: Vec<Vec<(u32, f32)>> = ranked.by_ref().take(job.records.len()).collect();
-                    let _ = job.reply.send(Ok(outputs(model, &job.records, mine, job.top_k)));
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| predict_group(model, &group, beam)))
+            .unwrap_or_else(|panic| Err(anyhow::anyhow!("the model failed while predicting: {}", panic_message(&panic))));
+        match answered {
+            Ok(answers) => {
+                for (job, answer) in group.into_iter().zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
                 }
             }
             Err(e) => {
@@ -262,6 +262,24 @@ fn predict_jobs(model: &Predictor, batch: Vec<Job>) {
             }
         }
     }
+}
+
+/// One beam group's answers, in the order of its jobs.
+fn predict_group(model: &Predictor, group: &[Job], beam: usize) -> Result<Vec<Vec<PredictionOut>>> {
+    let texts: Vec<String> = group.iter().flat_map(|j| &j.records).map(|r| model.template().render(&product(r))).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut ranked = model.predict_texts(&refs, beam, beam, |_| {})?.into_iter();
+    Ok(group
+        .iter()
+        .map(|job| {
+            let mine: Vec<Vec<(u32, f32)>> = ranked.by_ref().take(job.records.len()).collect();
+            outputs(model, &job.records, mine, job.top_k)
+        })
+        .collect())
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into())
 }
 
 /// A request's answers from its records' ranked labels (each cut to `top_k`).
