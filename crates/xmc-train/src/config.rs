@@ -23,7 +23,17 @@ pub struct TrainConfig {
     /// Per-parameter gradient norm clipping (0 = off).
     pub grad_clip: f64,
     pub weight_decay: f64,
+    /// Label smoothing of the generator's cross-entropy: the target distribution puts
+    /// `1 - label_smoothing` on the true token and spreads the rest evenly over the output
+    /// vocabulary (0 = off; left out of the serialised config when 0, so the fingerprints of runs
+    /// from before the key existed are unchanged).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
     pub seed: u64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +57,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Linear,
             grad_clip: 1.0,
             weight_decay: 0.01,
+            label_smoothing: 0.0,
             seed: 42,
         }
     }
@@ -61,6 +72,9 @@ impl TrainConfig {
             if value == 0 {
                 return Err(format!("`train.{name}` must be at least 1"));
             }
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!("`train.label_smoothing` = {} must be in [0, 1)", self.label_smoothing));
         }
         if self.grad_clip < 0.0 || self.weight_decay < 0.0 {
             return Err("`train.grad_clip` and `train.weight_decay` must not be negative".into());
@@ -80,5 +94,19 @@ mod tests {
             assert!(err.contains("train.learning_rate"), "{err}");
         }
         assert!(TrainConfig { learning_rate: 1.0, ..TrainConfig::default() }.validate().is_ok());
+    }
+
+    #[test]
+    fn label_smoothing_is_checked_and_left_out_of_the_config_when_off() {
+        for bad in [-0.1, 1.0, f64::NAN] {
+            let err = TrainConfig { label_smoothing: bad, ..TrainConfig::default() }.validate().unwrap_err();
+            assert!(err.contains("train.label_smoothing"), "{err}");
+        }
+        let off = serde_json::to_value(TrainConfig::default()).unwrap();
+        assert!(off.get("label_smoothing").is_none(), "{off}");
+        let on = TrainConfig { label_smoothing: 0.1, ..TrainConfig::default() };
+        assert_eq!(serde_json::to_value(&on).unwrap()["label_smoothing"], 0.1);
+        let back: TrainConfig = serde_json::from_value(serde_json::to_value(&on).unwrap()).unwrap();
+        assert_eq!(back, on);
     }
 }

@@ -212,7 +212,10 @@ pub fn train(
         train_labels: train.iter().map(|r| r.label).collect(),
         column_targets: task.targets.iter().map(|t| t.iter().map(|&x| task.output_column(x)).collect()).collect(),
         pad_column,
-        loss: CrossEntropyLossConfig::new().with_pad_tokens(Some(vec![pad_column as usize])).init(&device),
+        loss: CrossEntropyLossConfig::new()
+            .with_pad_tokens(Some(vec![pad_column as usize]))
+            .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
+            .init(&device),
         device,
         valid_inputs: valid.iter().map(|r| r.input.as_str()).collect(),
         valid_labels: valid.iter().map(|r| r.label).collect(),

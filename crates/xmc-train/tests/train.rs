@@ -148,3 +148,28 @@ fn an_incomplete_or_foreign_model_folder_is_refused() {
     let err = TrainedModel::load(&out, &inference_device()).unwrap_err().to_string();
     assert!(err.contains("format 99"), "{err}");
 }
+
+/// Label smoothing reaches the loss: trained to fit the same twenty records, the smoothed model
+/// is still right but less sure (its best codes' log-probabilities stay further below 0).
+#[test]
+fn label_smoothing_keeps_the_fitted_model_less_certain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path());
+    let inputs: Vec<&str> = data.records.iter().map(|r| r.input.as_str()).collect();
+    let labels: Vec<u32> = data.records.iter().map(|r| r.label).collect();
+    let decode = DecodeConfig { beam_width: 2, top_k: 1, start_token: 0, ..DecodeConfig::default() };
+    let mean_best = |smoothing: f64| {
+        let (model_cfg, train_cfg) = configs(TargetMode::Hierarchical, 60);
+        let train_cfg = TrainConfig { label_smoothing: smoothing, ..train_cfg };
+        let task = Seq2SeqTask::build(&data, Some(&codes()), &model_cfg).unwrap();
+        let out = dir.path().join(format!("model-{smoothing}"));
+        train(&data, &task, &model_cfg, &train_cfg, &Default::default(), &out, false).unwrap();
+        let loaded = TrainedModel::load(&out, &inference_device()).unwrap();
+        let top = predict_inputs(&loaded.model, &loaded.task, &inputs, 64, &decode, Batching::new(8), |_| {}).unwrap();
+        let right = top.iter().zip(&labels).filter(|(h, l)| h[0].label == **l).count();
+        (right, top.iter().map(|h| h[0].log_prob as f64).sum::<f64>() / top.len() as f64)
+    };
+    let ((right_plain, plain), (right_smooth, smooth)) = (mean_best(0.0), mean_best(0.3));
+    assert_eq!((right_plain, right_smooth), (20, 20));
+    assert!(smooth < plain - 0.1, "mean best log-probability: smoothed {smooth}, plain {plain}");
+}
