@@ -8,8 +8,12 @@ use xmc_e2e::repo_root;
 /// Each workspace package's normal (non-dev, non-build) dependencies, transitively, by name.
 fn reachable() -> BTreeMap<String, BTreeSet<String>> {
     let cargo = option_env!("CARGO").unwrap_or("cargo");
+    // This machine's platform only: a fresh machine has downloaded the crates it builds, not
+    // those of other platforms (e.g. chrono's Android dependencies), and --offline cannot fetch them.
+    let rustc = std::process::Command::new("rustc").arg("-vV").output().expect("rustc runs");
+    let host = String::from_utf8_lossy(&rustc.stdout).lines().find_map(|l| l.strip_prefix("host: ").map(str::to_owned)).expect("rustc -vV names the host");
     let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host, "--manifest-path"])
         .arg(repo_root().join("Cargo.toml"))
         .output()
         .expect("cargo runs");

@@ -1,7 +1,7 @@
 //! `cargo xtask bench serve`: records/s and latency of `xmc serve` over loopback at batch sizes 1
-//! and 32, with a bounded number of requests from a few client threads.
+//! and 32, with a bounded number of requests from client threads that each keep one connection.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +20,7 @@ pub struct ServeBenchArgs {
     /// Requests per batch size.
     #[arg(long, default_value_t = 64)]
     requests: usize,
-    /// Concurrent client connections.
+    /// Concurrent clients, each with one connection kept open for all its requests.
     #[arg(long, default_value_t = 2)]
     clients: usize,
     /// The soak and abuse run instead: the server in a child process (`xmc serve`), clients
@@ -34,19 +34,53 @@ pub struct ServeBenchArgs {
     soak_seconds: u64,
 }
 
-fn post(addr: SocketAddr, body: &str) -> Result<(u16, Duration)> {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(
-        stream,
-        "POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).context("no status line")?;
-    Ok((status, started.elapsed()))
+/// One client's connection, kept open across its requests (HTTP/1.1 keep-alive), as a client
+/// library's connection pool would: the bench measures the server, not TCP set-up.
+struct Client {
+    stream: BufReader<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream: BufReader::new(stream), addr })
+    }
+
+    /// Sends one request and reads its whole answer: the status and the time it took.
+    fn post(&mut self, body: &str) -> Result<(u16, Duration)> {
+        let started = Instant::now();
+        write!(
+            self.stream.get_mut(),
+            "POST /predict HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line)?;
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("no status line in {line:?}"))?;
+        let mut length = None;
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line)? == 0 {
+                bail!("the server closed the connection inside an answer's headers");
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = Some(value.trim().parse::<usize>()?);
+            }
+        }
+        let mut answer = vec![0u8; length.context("an answer without Content-Length")?];
+        self.stream.read_exact(&mut answer)?;
+        Ok((status, started.elapsed()))
+    }
 }
 
 fn record_json(r: &xmc_data::ProductRecord) -> serde_json::Value {
@@ -78,14 +112,19 @@ pub fn bench_serve(args: ServeBenchArgs) -> Result<ExitCode> {
                 serde_json::json!({ "records": items }).to_string()
             })
             .collect();
-        post(addr, &bodies[0])?; // warm-up
+        Client::connect(addr)?.post(&bodies[0])?; // warm-up
         let started = Instant::now();
         let chunks: Vec<Vec<String>> = (0..args.clients.max(1))
             .map(|c| bodies.iter().skip(c).step_by(args.clients.max(1)).cloned().collect())
             .collect();
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|mine| std::thread::spawn(move || mine.iter().map(|b| post(addr, b)).collect::<Result<Vec<_>>>()))
+            .map(|mine| {
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr)?;
+                    mine.iter().map(|b| client.post(b)).collect::<Result<Vec<_>>>()
+                })
+            })
             .collect();
         let mut latencies = Vec::new();
         for h in handles {

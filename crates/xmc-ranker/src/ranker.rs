@@ -7,7 +7,7 @@ use xmc_codes::{Child, LabelTree};
 
 use crate::config::{Negatives, PathCombine, PathScore, RankerConfig};
 use crate::error::{RankerError, Result};
-use crate::solver::{Problem, SolverConfig, solve, squared_norms};
+use crate::solver::{GROUP, Problem, SolverConfig, solve, squared_norms};
 use crate::sparse::{RowView, SparseRows};
 
 /// One node's scorers: for every feature with a weight, the (child, weight) pairs; features
@@ -383,28 +383,30 @@ fn train_node(
     let dim = if global_space { x.n_cols } else { global.len() };
     let norms = squared_norms(&views);
     let to_global = |i: usize| if global_space { i as u32 } else { global[i] };
-    let solved: Vec<(Vec<(u32, u32, f32)>, f32, usize)> = (0..k)
+    // The children in groups of at most GROUP, of even widths (k = 16: two groups of 8), solved
+    // in parallel; the grouping depends on k alone, so the weights do not depend on the threads.
+    let groups = k.div_ceil(GROUP);
+    let width = k.div_ceil(groups);
+    let target: Vec<Option<u32>> = rows.iter().map(|&(_, t)| t).collect();
+    let solved: Vec<(Vec<(u32, u32, f32)>, Vec<f32>, usize)> = (0..groups)
         .into_par_iter()
-        .map(|c| {
-            let positive: Vec<bool> = rows.iter().map(|&(_, t)| t == Some(c as u32)).collect();
-            let problem = Problem { rows: &views, positive: &positive, dim, squared_norms: &norms };
-            let sol = solve(&problem, solver, seed.wrapping_mul(31).wrapping_add(c as u64));
+        .map(|g| {
+            let first = g * width;
+            let problem = Problem { rows: &views, target: &target, first: first as u32, width: width.min(k - first), dim, squared_norms: &norms };
+            let sol = solve(&problem, solver, seed.wrapping_mul(31).wrapping_add(first as u64));
             let mut dropped = 0;
-            let kept = sol
-                .w
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &w)| {
-                    let g = to_global(i);
-                    if w != 0.0 && (g >= prune_from || w.abs() >= threshold) {
-                        Some((g, c as u32, w))
+            let mut kept = Vec::new();
+            for (i, w) in sol.w.iter().enumerate() {
+                let f = to_global(i);
+                for (c, &w) in w[..problem.width].iter().enumerate() {
+                    if w != 0.0 && (f >= prune_from || w.abs() >= threshold) {
+                        kept.push((f, (first + c) as u32, w));
                     } else {
                         dropped += usize::from(w != 0.0);
-                        None
                     }
-                })
-                .collect();
-            (kept, sol.bias, dropped)
+                }
+            }
+            (kept, sol.bias[..problem.width].to_vec(), dropped)
         })
         .collect();
     let mut entries = Vec::new();
@@ -412,7 +414,7 @@ fn train_node(
     let mut dropped = 0;
     for (e, b, d) in solved {
         entries.extend(e);
-        bias.push(b);
+        bias.extend(b);
         dropped += d;
     }
     let kept = entries.len();
