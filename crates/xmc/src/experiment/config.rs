@@ -158,9 +158,19 @@ impl ExperimentConfig {
         self.output_dir.join(&self.name)
     }
 
-    /// The whole config as TOML, defaults filled in.
+    /// The whole config as TOML, defaults filled in, including the keys that the serialised
+    /// config leaves out at their defaults (so that fingerprints of runs from before those keys
+    /// existed stay valid): `data.streaming` and `train.label_smoothing`.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("the config serialises")
+        let mut table = toml::Table::try_from(self).expect("the config serialises");
+        let mut fill = |section: &str, key: &str, value: toml::Value| {
+            if let Some(toml::Value::Table(t)) = table.get_mut(section) {
+                t.entry(key).or_insert(value);
+            }
+        };
+        fill("data", "streaming", toml::Value::Boolean(self.data.streaming));
+        fill("train", "label_smoothing", toml::Value::Float(self.train.label_smoothing));
+        toml::to_string_pretty(&table).expect("the config serialises")
     }
 }
 
@@ -275,6 +285,21 @@ mod tests {
         let default = ExperimentConfig::default();
         let cfg = ExperimentConfig::load(&write(dir.path(), &default.to_toml()), &[]).unwrap();
         assert_eq!(cfg, default);
+    }
+
+    /// Keys left out of the serialised config at their defaults are still printed, so a user
+    /// reading `--print-config` sees every key there is.
+    #[test]
+    fn the_printed_config_lists_keys_left_out_of_fingerprints() {
+        let text = ExperimentConfig::default().to_toml();
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["train"]["label_smoothing"].as_float(), Some(0.0), "{text}");
+        assert_eq!(table["data"]["streaming"].as_bool(), Some(false), "{text}");
+        let json = serde_json::to_value(&ExperimentConfig::default()).unwrap();
+        assert!(json["train"].get("label_smoothing").is_none(), "fingerprints keep leaving it out");
+        let on = ExperimentConfig { train: TrainConfig { label_smoothing: 0.1, ..Default::default() }, ..Default::default() };
+        let table: toml::Table = on.to_toml().parse().unwrap();
+        assert_eq!(table["train"]["label_smoothing"].as_float(), Some(0.1));
     }
 }
 
