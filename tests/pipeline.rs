@@ -771,3 +771,52 @@ fn two_runs_of_one_config_give_the_same_model_and_predictions() {
     let digest = |name: &str| xmc_train_model(&run(name).join("train")).model.weights_sha256();
     assert_eq!(digest("first"), digest("second"));
 }
+
+/// `contrastive.loss = "labels"` with the xr method: the encoder is fine-tuned as a classifier
+/// over all labels, and that classifier rescores the ranker's candidates with a weight fitted on
+/// the validation split. The folder carries `classifier.json` and the encoder (without the
+/// training-only label vectors) and predicts on its own: with the weight at 0 the ranker's own
+/// order comes back, with a large one the classifier's favourite candidate comes first.
+#[test]
+fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "[ranker]\nbeam = 5\ntop_k = 4\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\n";
+    let config = write_config(tmp.path(), extra);
+    assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    let model = run.join("train");
+    let classifier_file = model.join(xmc_ranker::CLASSIFIER_FILE);
+    let mut classifier: xmc_ranker::EncoderClassifier = serde_json::from_str(&std::fs::read_to_string(&classifier_file).unwrap()).unwrap();
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    assert_eq!(classifier.fit.records, data.split(xmc_data::Split::Valid).count(), "fitted on the validation split");
+    assert_eq!(classifier.vectors.len(), data.labels.len());
+    assert!(!model.join("encoder").join(xmc_train::LABEL_VECTORS).exists(), "the label vectors moved into classifier.json");
+
+    let texts: Vec<&str> = data.split(xmc_data::Split::Test).take(25).map(|r| r.input.as_str()).collect();
+    let xr = xmc_ranker::XrModel::load(&model).unwrap();
+    assert!(xr.needs_embeddings() && !xr.meta.layout.kind.uses_dense());
+    let encoder = xmc_model::SentenceEncoder::load(&model.join("encoder"), &xmc_model::inference_device()).unwrap();
+    let embeddings = encoder.encode(&texts, 16, |_| {}).unwrap();
+    let pools = xr.predict(&xr.features(&texts, None).unwrap(), Some(5), xr.pool_size(5));
+    let mut moved = 0;
+    for weight in [0.0, 1e4] {
+        classifier.weight = weight;
+        std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
+        let predictor = xmc::predictor::Predictor::load(&model).unwrap();
+        let got = predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap();
+        for ((got, pool), embedding) in got.iter().zip(&pools).zip(&embeddings) {
+            let labels: Vec<u32> = got.iter().map(|c| c.0).collect();
+            if weight == 0.0 {
+                assert_eq!(labels, pool.iter().take(4).map(|c| c.0).collect::<Vec<_>>(), "the ranker's order");
+            } else {
+                // The classifier's favourite among the ranker's candidates (up to the float noise
+                // of embedding in other batches).
+                let log_probs = classifier.log_probs(embedding);
+                let favourite = pool.iter().map(|c| log_probs[c.0 as usize]).fold(f32::NEG_INFINITY, f32::max);
+                assert!(favourite - log_probs[labels[0] as usize] < 1e-3, "{} against {favourite}", log_probs[labels[0] as usize]);
+                moved += (labels[0] != pool[0].0) as usize;
+            }
+        }
+    }
+    assert!(moved > 0, "the classifier changed no record's top label");
+}

@@ -6,6 +6,7 @@
 //! ([`ranker`]); prediction is a beam over levels whose path score multiplies the node scores.
 //! No tensor library: the dense embeddings come from the caller.
 
+pub mod classifier;
 pub mod config;
 mod error;
 pub mod features;
@@ -16,6 +17,7 @@ pub mod solver;
 pub mod sparse;
 pub mod tfidf;
 
+pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, WeightFit};
 pub use config::{FeatureKind, Negatives, PathCombine, PathScore, RankerConfig};
 pub use error::{RankerError, Result};
 pub use features::FeatureLayout;

@@ -13,6 +13,7 @@ use xmc_model::{Bert, SentenceEncoder};
 use crate::config::Schedule;
 use crate::error::{Result, TrainError};
 use crate::fit::{Fingerprint, FitRun, Objective, Optimization, fit};
+use crate::label_vectors::LabelsObjective;
 use crate::trainer::epoch_rng;
 
 /// The `[contrastive]` section of an experiment config (used by `method = "cluster-search"`).
@@ -35,6 +36,29 @@ pub struct ContrastiveConfig {
     pub weight_decay: f64,
     pub grad_clip: f64,
     pub seed: u64,
+    /// What a record is pulled towards (left out of the serialised config at its default, so that
+    /// the fingerprints of runs from before the key stay valid).
+    #[serde(skip_serializing_if = "FineTuneLoss::is_pairs")]
+    pub loss: FineTuneLoss,
+}
+
+/// The fine-tuning loss of `[contrastive]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FineTuneLoss {
+    /// A record against its label's text, the other pairs of the batch as negatives.
+    #[default]
+    Pairs,
+    /// A record against a learnt vector per label (initialised from the label's text), every
+    /// label a negative: the encoder fine-tuned as a classifier over all labels, as XR-Transformer
+    /// does before its linear ranker. The label vectors are dropped after training.
+    Labels,
+}
+
+impl FineTuneLoss {
+    fn is_pairs(&self) -> bool {
+        *self == FineTuneLoss::Pairs
+    }
 }
 
 impl Default for ContrastiveConfig {
@@ -50,6 +74,7 @@ impl Default for ContrastiveConfig {
             weight_decay: 0.01,
             grad_clip: 1.0,
             seed: 42,
+            loss: FineTuneLoss::Pairs,
         }
     }
 }
@@ -101,7 +126,7 @@ pub struct ContrastiveOutcome {
 pub type Example<'a> = (&'a str, u32);
 
 /// The records of one epoch, shuffled, at most `max_per_label` of each label (0 = all).
-fn epoch_order(labels: &[u32], cfg: &ContrastiveConfig, epoch: usize) -> Vec<usize> {
+pub(crate) fn epoch_order(labels: &[u32], cfg: &ContrastiveConfig, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..labels.len()).collect();
     epoch_rng(cfg.seed, epoch).shuffle(&mut order);
     if cfg.max_per_label > 0 {
@@ -142,7 +167,7 @@ pub fn contrastive_loss(records: Tensor<2>, labels: Tensor<2>, label_ids: &[u32]
 }
 
 /// Token ids cut to `max` tokens, keeping the closing special token.
-fn truncate(mut ids: Vec<u32>, max: usize) -> Vec<u32> {
+pub(crate) fn truncate(mut ids: Vec<u32>, max: usize) -> Vec<u32> {
     if ids.len() > max {
         let last = *ids.last().expect("non-empty");
         ids.truncate(max - 1);
@@ -158,6 +183,14 @@ pub fn retrieval_accuracy(encoder: &SentenceEncoder, examples: &[Example], label
     }
     let labels: Vec<&str> = label_texts.iter().map(String::as_str).collect();
     let label_vectors = encoder.encode(&labels, batch_size, |_| {})?;
+    nearest_label_accuracy(encoder, examples, &label_vectors, batch_size)
+}
+
+/// How often a record's nearest vector (by dot product) among `label_vectors` is its own label's.
+pub(crate) fn nearest_label_accuracy(encoder: &SentenceEncoder, examples: &[Example], label_vectors: &[Vec<f32>], batch_size: usize) -> Result<f64> {
+    if examples.is_empty() {
+        return Ok(0.0);
+    }
     let texts: Vec<&str> = examples.iter().map(|e| e.0).collect();
     let queries = encoder.encode(&texts, batch_size, |_| {})?;
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
@@ -185,7 +218,7 @@ struct ContrastiveObjective<'a> {
     out: &'a Path,
 }
 
-const EVAL_BATCH: usize = 64;
+pub(crate) const EVAL_BATCH: usize = 64;
 
 impl Objective for ContrastiveObjective<'_> {
     type Model = Bert;
@@ -267,18 +300,18 @@ pub fn finetune_encoder(
         fingerprint: fingerprint(encoder_dir, cfg, train, valid, label_texts)?,
         baseline: Some(pretrained_valid_accuracy),
     };
-    let model = encoder.model().clone();
-    let objective = ContrastiveObjective {
-        encoder,
-        cfg,
-        record_tokens,
-        label_tokens,
-        train_labels: train.iter().map(|e| e.1).collect(),
-        valid,
-        label_texts,
-        out,
+    let train_labels = train.iter().map(|e| e.1).collect();
+    let outcome = match cfg.loss {
+        FineTuneLoss::Pairs => {
+            let model = encoder.model().clone();
+            let objective = ContrastiveObjective { encoder, cfg, record_tokens, label_tokens, train_labels, valid, label_texts, out };
+            fit(&objective, model, &run)?
+        }
+        FineTuneLoss::Labels => {
+            let (objective, model) = LabelsObjective::new(encoder, cfg, record_tokens, train_labels, valid, label_texts, out)?;
+            fit(&objective, model, &run)?
+        }
     };
-    let outcome = fit(&objective, model, &run)?;
     if outcome.best_epoch == 0 {
         SentenceEncoder::load(encoder_dir, &xmc_model::inference_device())?.save(out)?;
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use xmc_model::{SentenceEncoder, inference_device};
-use xmc_train::{ContrastiveConfig, finetune_encoder, retrieval_accuracy};
+use xmc_train::{ContrastiveConfig, FineTuneLoss, finetune_encoder, retrieval_accuracy};
 
 fn tiny_bert() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../xmc-model/tests/fixtures/tiny-bert")
@@ -61,4 +61,39 @@ fn bad_settings_are_refused_before_any_work() {
         let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap_err().to_string();
         assert!(err.contains(key), "{err}");
     }
+}
+
+#[test]
+fn fine_tuning_against_label_vectors_learns_the_labels_and_keeps_only_the_encoder() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = ContrastiveConfig {
+        epochs: 30,
+        batch_size: 6,
+        learning_rate: 3e-3,
+        warmup_steps: 0,
+        temperature: 0.1,
+        loss: FineTuneLoss::Labels,
+        ..ContrastiveConfig::default()
+    };
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
+    let pretrained = SentenceEncoder::load(&tiny_bert(), &inference_device()).unwrap();
+    // Before any step the label vectors are the label texts' embeddings.
+    assert_eq!(retrieval_accuracy(&pretrained, &pairs, &labels, 8).unwrap(), outcome.pretrained_valid_accuracy);
+    assert!(outcome.pretrained_valid_accuracy < 0.5, "{outcome:?}");
+    assert!(outcome.best_valid_accuracy >= 0.9, "{outcome:?}");
+    let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap()).collect();
+    assert!(losses[losses.len() - 1] < losses[0] * 0.5, "loss {losses:?}");
+    // The folder is an encoder like any other, with the best epoch's label vectors (unit rows,
+    // one per label) beside it; the encoder differs from the pretrained one.
+    let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(out.path().join(xmc_train::LABEL_VECTORS)).unwrap()).unwrap();
+    assert_eq!(vectors.len(), labels.len());
+    assert!(vectors.iter().all(|v| (v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4));
+    let tuned = SentenceEncoder::load(out.path(), &inference_device()).unwrap();
+    let a = tuned.encode(&["model trains"], 1, |_| {}).unwrap();
+    let b = pretrained.encode(&["model trains"], 1, |_| {}).unwrap();
+    assert_ne!(a, b);
+    assert!(!out.path().join("checkpoint").exists());
 }

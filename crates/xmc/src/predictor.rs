@@ -137,10 +137,14 @@ impl Model {
         }
         if dir.join(xmc_ranker::META_FILE).is_file() {
             let model = XrModel::load(dir)?;
-            let encoder = if model.meta.layout.kind.uses_dense() {
+            let encoder = if model.needs_embeddings() {
                 let enc_dir = dir.join(xmc_ranker::ENCODER_DIR);
                 Some(SentenceEncoder::load(&enc_dir, &xmc_model::inference_device()).with_context(|| {
-                    format!("{}: the ranker's dense features need its sentence encoder in `{}`", dir.display(), xmc_ranker::ENCODER_DIR)
+                    format!(
+                        "{}: the ranker's dense features or classifier need its sentence encoder in `{}`",
+                        dir.display(),
+                        xmc_ranker::ENCODER_DIR
+                    )
                 })?)
             } else {
                 None
@@ -233,7 +237,7 @@ impl Model {
                         None => None,
                     };
                     let x = model.features(chunk, dense.as_deref())?;
-                    out.extend(model.predict(&x, Some(beam), beam));
+                    out.extend(model.rescore(model.predict(&x, Some(beam), model.pool_size(beam)), dense.as_deref(), beam));
                     on_batch(chunk.len());
                 }
                 Ok(out)

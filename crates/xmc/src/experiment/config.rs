@@ -160,7 +160,7 @@ impl ExperimentConfig {
 
     /// The whole config as TOML, defaults filled in, including the keys that the serialised
     /// config leaves out at their defaults (so that fingerprints of runs from before those keys
-    /// existed stay valid): `data.streaming` and `train.label_smoothing`.
+    /// existed stay valid): `data.streaming`, `train.label_smoothing` and `contrastive.loss`.
     pub fn to_toml(&self) -> String {
         let mut table = toml::Table::try_from(self).expect("the config serialises");
         let mut fill = |section: &str, key: &str, value: toml::Value| {
@@ -170,6 +170,8 @@ impl ExperimentConfig {
         };
         fill("data", "streaming", toml::Value::Boolean(self.data.streaming));
         fill("train", "label_smoothing", toml::Value::Float(self.train.label_smoothing));
+        let loss = toml::Value::try_from(self.contrastive.loss).expect("the loss serialises");
+        fill("contrastive", "loss", loss);
         toml::to_string_pretty(&table).expect("the config serialises")
     }
 }
@@ -295,8 +297,10 @@ mod tests {
         let table: toml::Table = text.parse().unwrap();
         assert_eq!(table["train"]["label_smoothing"].as_float(), Some(0.0), "{text}");
         assert_eq!(table["data"]["streaming"].as_bool(), Some(false), "{text}");
+        assert_eq!(table["contrastive"]["loss"].as_str(), Some("pairs"), "{text}");
         let json = serde_json::to_value(&ExperimentConfig::default()).unwrap();
         assert!(json["train"].get("label_smoothing").is_none(), "fingerprints keep leaving it out");
+        assert!(json["contrastive"].get("loss").is_none(), "fingerprints keep leaving it out");
         let on = ExperimentConfig { train: TrainConfig { label_smoothing: 0.1, ..Default::default() }, ..Default::default() };
         let table: toml::Table = on.to_toml().parse().unwrap();
         assert_eq!(table["train"]["label_smoothing"].as_float(), Some(0.1));

@@ -578,7 +578,7 @@ fn test_rows(test: &[&xmc_data::PreparedRecord], ranked: &[Vec<(u32, f32)>], lab
 /// node scorers over the tree stage's tree; the model folder `xmc predict` loads.
 fn run_xr_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
-    let needs_encoder = cfg.ranker.features.uses_dense();
+    let needs_encoder = cfg.ranker.features.uses_dense() || classifier_wanted(cfg);
     let (inputs, template) = ranker_inputs(ctx, needs_encoder)?;
     let config = serde_json::json!({
         "method": "xr",
@@ -593,6 +593,12 @@ fn run_xr_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, Strin
         drop(trained.model);
         Ok(Figures::Train(trained.report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?)))
     })
+}
+
+/// The encoder fine-tuned against label vectors brings its own classifier to rescore the
+/// ranker's candidates.
+fn classifier_wanted(cfg: &ExperimentConfig) -> bool {
+    cfg.method == super::config::Method::Xr && cfg.contrastive.epochs > 0 && cfg.contrastive.loss == xmc_train::FineTuneLoss::Labels
 }
 
 /// What [`train_ranker_into`] leaves behind besides the folder.
@@ -663,8 +669,8 @@ fn train_ranker_into(
                 resume,
             )?;
             eprintln!(
-                "train (contrastive): validation retrieval accuracy {:.4} -> {:.4} (best epoch {} of {})",
-                outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
+                "train (contrastive, loss {:?}): validation nearest-label accuracy {:.4} -> {:.4} (best epoch {} of {})",
+                cfg.contrastive.loss, outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
             );
             report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
             report.encoder_seconds = Some(outcome.train_seconds);
@@ -676,16 +682,16 @@ fn train_ranker_into(
         None
     };
     let embed = |texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
-        let Some(e) = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense()) else { return Ok(None) };
+        let Some(e) = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense() || classifier_wanted(cfg)) else { return Ok(None) };
         let bar = progress_bar(texts.len() as u64, what);
         let v = e.encode(texts, 64, |n| bar.inc(n as u64))?;
         bar.finish_and_clear();
         Ok(Some(v))
     };
-    let train_dense = embed(&train_texts, "embedding training records")?;
+    let train_dense = if cfg.ranker.features.uses_dense() { embed(&train_texts, "embedding training records")? } else { None };
     let bar = progress_bar(tree.nodes.len() as u64 + extra_trees.iter().map(|t| t.nodes.len() as u64).sum::<u64>(), "training node scorers");
     let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
-    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
+    let (mut model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
     model.save(out)?;
@@ -693,7 +699,23 @@ fn train_ranker_into(
         .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
     let valid_dense = embed(&valid_texts, "embedding validation records")?;
     let xv = model.features(&valid_texts, valid_dense.as_deref())?;
-    let ranked: Vec<Vec<u32>> = model.predict(&xv, None, 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+    if let (true, Some(dense)) = (classifier_wanted(cfg), valid_dense.as_deref()) {
+        let path = out.join(xmc_ranker::ENCODER_DIR).join(xmc_train::LABEL_VECTORS);
+        let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
+        classifier.fit_weight(&model.predict(&xv, None, model.pool_size(5).max(20)), dense, &valid_labels);
+        eprintln!(
+            "train (xr): encoder classifier weight {:.2} (validation accuracy: ranker {:.4}, cross-fitted with the classifier {:.4})",
+            classifier.weight, classifier.fit.ranker_accuracy, classifier.fit.cross_fitted_accuracy
+        );
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        model.classifier = Some(classifier);
+        model.save(out)?;
+    }
+    let pools = model.predict(&xv, None, model.pool_size(5));
+    let ranked: Vec<Vec<u32>> =
+        model.rescore(pools, valid_dense.as_deref(), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
     let valid = valid_metrics(data, &ranked, &valid_labels);
     eprintln!(
         "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \

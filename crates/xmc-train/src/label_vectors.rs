@@ -1,0 +1,151 @@
+//! Fine-tuning the sentence encoder as a classifier over all labels (`contrastive.loss =
+//! "labels"`): each label has a learnt vector, initialised from the pretrained encoder's
+//! embedding of the label's text; a record's logits are its cosine similarity to every label's
+//! vector over the temperature, and the loss is the cross-entropy of its own label. Unlike the
+//! in-batch pairs, every label is a negative at every step and the label side costs no encoder
+//! pass. The best epoch's encoder is written as any fine-tuned encoder, its label vectors beside
+//! it ([`LABEL_VECTORS`]), where the xr method's encoder classifier takes them from.
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use xmc_model::{Bert, SentenceEncoder};
+
+use crate::contrastive::{ContrastiveConfig, EVAL_BATCH, Example, nearest_label_accuracy};
+use crate::error::Result;
+use crate::fit::Objective;
+
+/// The label vectors are stored divided by this (the logits use them normalised, so the forward
+/// pass does not change): AdamW's step is about the learning rate whatever the gradient, so at an
+/// encoder's fine-tuning rate the vectors, whose coordinates are ~1/sqrt(d), would barely move.
+const LABEL_RATE_SCALE: f32 = 10.0;
+
+/// The label vectors (unit rows, label order) beside the fine-tuned encoder.
+pub const LABEL_VECTORS: &str = "label_vectors.json";
+
+/// The encoder and the label vectors, trained together.
+#[derive(Module, Debug)]
+pub(crate) struct EncoderWithLabels {
+    bert: Bert,
+    labels: Param<Tensor<2>>,
+}
+
+/// Rows of `m` scaled to unit length.
+fn unit_rows(m: Tensor<2>) -> Tensor<2> {
+    let norm = m.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    m / norm
+}
+
+/// The cross-entropy of each record's own label among all labels: `records` [b, d] unit vectors,
+/// `labels` [n, d] (any length), `label_ids` the records' labels.
+pub(crate) fn labels_loss(records: Tensor<2>, labels: Tensor<2>, label_ids: &[u32], temperature: f64) -> Tensor<1> {
+    let device = records.device();
+    let logits = records.matmul(unit_rows(labels).transpose()).div_scalar(temperature);
+    let ids: Vec<i64> = label_ids.iter().map(|&l| l as i64).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [label_ids.len()]), &device);
+    CrossEntropyLossConfig::new().init(&device).forward(logits, targets)
+}
+
+pub(crate) struct LabelsObjective<'a> {
+    encoder: SentenceEncoder,
+    cfg: &'a ContrastiveConfig,
+    record_tokens: Vec<Vec<u32>>,
+    train_labels: Vec<u32>,
+    valid: &'a [Example<'a>],
+    out: &'a Path,
+}
+
+impl<'a> LabelsObjective<'a> {
+    /// The objective and the model to train: the encoder's weights and the label vectors of the
+    /// pretrained encoder (so that before any step the validation score is its retrieval accuracy).
+    pub(crate) fn new(
+        encoder: SentenceEncoder,
+        cfg: &'a ContrastiveConfig,
+        record_tokens: Vec<Vec<u32>>,
+        train_labels: Vec<u32>,
+        valid: &'a [Example<'a>],
+        label_texts: &[String],
+        out: &'a Path,
+    ) -> Result<(Self, EncoderWithLabels)> {
+        let texts: Vec<&str> = label_texts.iter().map(String::as_str).collect();
+        let vectors = encoder.valid().encode(&texts, EVAL_BATCH, |_| {})?;
+        let d = vectors.first().map_or(0, Vec::len);
+        let flat: Vec<f32> = vectors.concat().into_iter().map(|x| x / LABEL_RATE_SCALE).collect();
+        let bert = encoder.model().clone();
+        let device = bert.devices().into_iter().next().unwrap_or_else(xmc_model::training_device);
+        let labels = Param::from_tensor(Tensor::<2>::from_data(TensorData::new(flat, [vectors.len(), d]), &device));
+        let objective = LabelsObjective { encoder, cfg, record_tokens, train_labels, valid, out };
+        // The pretrained encoder's vectors stay if no epoch beats it (it is then what is kept).
+        objective.write_vectors(&vectors.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+        Ok((objective, EncoderWithLabels { bert, labels }))
+    }
+
+    fn write_vectors(&self, vectors: &[&[f32]]) -> Result<()> {
+        let path = self.out.join(LABEL_VECTORS);
+        std::fs::write(&path, serde_json::to_vec(vectors).expect("serialises")).map_err(|e| crate::error::TrainError::io(&path, e))
+    }
+}
+
+impl Objective for LabelsObjective<'_> {
+    type Model = EncoderWithLabels;
+
+    fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        crate::contrastive::epoch_order(&self.train_labels, self.cfg, epoch)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    fn batch_loss(&self, model: &EncoderWithLabels, chunk: &[usize]) -> Result<Tensor<1>> {
+        let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
+        let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
+        let r = self.encoder.embed_tokens_with(&model.bert, &records);
+        Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature))
+    }
+
+    /// Validation accuracy of the classifier: a record's nearest label vector is its label's.
+    fn validate(&self, model: &EncoderWithLabels) -> Result<f64> {
+        let labels = unit_rows(model.labels.val());
+        let [n, d] = labels.dims();
+        let flat = labels.into_data().try_to_vec::<f32>().expect("float tensor");
+        let vectors: Vec<Vec<f32>> = (0..n).map(|i| flat[i * d..(i + 1) * d].to_vec()).collect();
+        nearest_label_accuracy(&self.encoder.with_weights(model.bert.clone()), self.valid, &vectors, EVAL_BATCH)
+    }
+
+    fn save_best(&self, model: &EncoderWithLabels) -> Result<()> {
+        self.encoder.with_weights(model.bert.clone()).save(self.out)?;
+        let labels = unit_rows(model.labels.val());
+        let [n, d] = labels.dims();
+        let flat = labels.into_data().try_to_vec::<f32>().expect("float tensor");
+        let vectors: Vec<&[f32]> = flat.chunks(d.max(1)).take(n).collect();
+        self.write_vectors(&vectors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(rows: Vec<[f32; 2]>) -> Tensor<2> {
+        let n = rows.len();
+        Tensor::<2>::from_data(TensorData::new(rows.concat(), [n, 2]), &xmc_model::inference_device())
+    }
+
+    #[test]
+    fn every_label_is_a_negative_and_the_label_vectors_length_does_not_matter() {
+        let records = rows(vec![[1.0, 0.0], [0.0, 1.0]]);
+        // Three labels; record 0 is label 0, record 1 label 2; label 1 sits between them.
+        let labels = rows(vec![[5.0, 0.0], [0.7, 0.7], [0.0, 0.3]]);
+        let right = labels_loss(records.clone(), labels.clone(), &[0, 2], 0.05).into_scalar::<f32>();
+        let wrong = labels_loss(records.clone(), labels.clone(), &[1, 1], 0.05).into_scalar::<f32>();
+        assert!(right < 0.01, "own labels: {right}");
+        // cos = 0.707 against 1.0 for the nearest: (1 - 0.707) / 0.05 = 5.86 nats each.
+        assert!((wrong - 5.858).abs() < 0.01, "the label between them: {wrong}");
+        // A label that no record of the batch has still counts: equal vectors split the mass.
+        let tied = labels_loss(rows(vec![[1.0, 0.0]]), rows(vec![[1.0, 0.0], [2.0, 0.0]]), &[0], 0.05).into_scalar::<f32>();
+        assert!((tied - std::f32::consts::LN_2).abs() < 1e-3, "{tied}");
+    }
+}
