@@ -64,7 +64,7 @@ fn bad_settings_are_refused_before_any_work() {
 }
 
 #[test]
-fn fine_tuning_against_label_vectors_learns_the_labels_and_keeps_only_the_encoder() {
+fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_the_encoder() {
     let (labels, records) = examples();
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let out = tempfile::tempdir().unwrap();
