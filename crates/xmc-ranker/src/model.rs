@@ -33,7 +33,7 @@ const TREE_FILE: &str = "tree.json";
 const WEIGHTS_FILE: &str = "weights.safetensors";
 /// Candidates the beam hands to the encoder's classifier (the true label is among the TF-IDF
 /// ranker's top 20 for ~96% of amazon-uk's validation records).
-const CLASSIFIER_POOL: usize = 20;
+pub const CLASSIFIER_POOL: usize = 20;
 /// The sentence encoder's folder inside the model folder, for a dense block.
 pub const ENCODER_DIR: &str = "encoder";
 

@@ -32,6 +32,16 @@ pub(crate) struct EncoderWithLabels {
     labels: Param<Tensor<2>>,
 }
 
+impl EncoderWithLabels {
+    /// The label vectors at unit length, one row per label.
+    fn unit_label_vectors(&self) -> Vec<Vec<f32>> {
+        let labels = unit_rows(self.labels.val());
+        let [_, d] = labels.dims();
+        let flat = labels.into_data().try_to_vec::<f32>().expect("float tensor");
+        flat.chunks(d.max(1)).map(<[f32]>::to_vec).collect()
+    }
+}
+
 /// Rows of `m` scaled to unit length.
 fn unit_rows(m: Tensor<2>) -> Tensor<2> {
     let norm = m.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
@@ -108,20 +118,13 @@ impl Objective for LabelsObjective<'_> {
 
     /// Validation accuracy of the classifier: a record's nearest label vector is its label's.
     fn validate(&self, model: &EncoderWithLabels) -> Result<f64> {
-        let labels = unit_rows(model.labels.val());
-        let [n, d] = labels.dims();
-        let flat = labels.into_data().try_to_vec::<f32>().expect("float tensor");
-        let vectors: Vec<Vec<f32>> = (0..n).map(|i| flat[i * d..(i + 1) * d].to_vec()).collect();
-        nearest_label_accuracy(&self.encoder.with_weights(model.bert.clone()), self.valid, &vectors, EVAL_BATCH)
+        nearest_label_accuracy(&self.encoder.with_weights(model.bert.clone()), self.valid, &model.unit_label_vectors(), EVAL_BATCH)
     }
 
     fn save_best(&self, model: &EncoderWithLabels) -> Result<()> {
         self.encoder.with_weights(model.bert.clone()).save(self.out)?;
-        let labels = unit_rows(model.labels.val());
-        let [n, d] = labels.dims();
-        let flat = labels.into_data().try_to_vec::<f32>().expect("float tensor");
-        let vectors: Vec<&[f32]> = flat.chunks(d.max(1)).take(n).collect();
-        self.write_vectors(&vectors)
+        let vectors = model.unit_label_vectors();
+        self.write_vectors(&vectors.iter().map(Vec::as_slice).collect::<Vec<_>>())
     }
 }
 

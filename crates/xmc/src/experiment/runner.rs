@@ -694,7 +694,6 @@ fn train_ranker_into(
     let (mut model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
-    model.save(out)?;
     std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
         .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
     let valid_dense = embed(&valid_texts, "embedding validation records")?;
@@ -704,15 +703,15 @@ fn train_ranker_into(
         let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
             .with_context(|| format!("reading {}", path.display()))?;
         let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
-        classifier.fit_weight(&model.predict(&xv, None, model.pool_size(5).max(20)), dense, &valid_labels);
+        classifier.fit_weight(&model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL), dense, &valid_labels);
         eprintln!(
             "train (xr): encoder classifier weight {:.2} (validation accuracy: ranker {:.4}, cross-fitted with the classifier {:.4})",
             classifier.weight, classifier.fit.ranker_accuracy, classifier.fit.cross_fitted_accuracy
         );
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         model.classifier = Some(classifier);
-        model.save(out)?;
     }
+    model.save(out)?;
     let pools = model.predict(&xv, None, model.pool_size(5));
     let ranked: Vec<Vec<u32>> =
         model.rescore(pools, valid_dense.as_deref(), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
