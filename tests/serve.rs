@@ -152,7 +152,8 @@ fn serves_predictions_and_refuses_bad_requests() {
 fn overload_and_deadlines_get_503_with_retry_after() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = train_tiny(tmp.path());
-    // A deadline that has passed by the time the answer is first awaited.
+    // A deadline shorter than any prediction: every answer is ready only after it (a fast answer
+    // that is ready by the first look must still be refused, the race seen in CI once).
     let opts = xmc::serve::ServeOptions { max_in_flight: 1, deadline: std::time::Duration::from_nanos(1), ..Default::default() };
     let server = xmc::serve::start(&model_dir, "127.0.0.1:0".parse().unwrap(), opts).unwrap();
     let batch = r#"{"top_k": 10, "records": [{"title": "Hornby coach"}, {"title": "Lego fire station"}, {"title": "Brio train"}, {"title": "Barbie doll"}]}"#;

@@ -11,8 +11,8 @@
 //! `max_text_bytes`, too many records, a `top_k` above `max_top_k` or too large a body get a 4xx
 //! naming the field, with `{"error": message}`. At most `max_in_flight` prediction requests run
 //! at once; beyond that a request gets 503 with `Retry-After` at once (no queue grows). A request
-//! not answered within `deadline` gets 503 (its work finishes in the background, still holding
-//! its in-flight slot). SIGTERM or Ctrl-C stops accepting connections, lets the requests in
+//! not answered within `deadline` of its arrival gets 503, also when its answer is ready only
+//! just after (its work finishes in the background, still holding its in-flight slot). SIGTERM or Ctrl-C stops accepting connections, lets the requests in
 //! flight finish and exits 0. Requests are batched dynamically: a batching thread collects the
 //! requests that arrive within `batch_wait` of the first waiting one (up to `batch_records`
 //! records) and predicts them together, each batch as a task of one rayon pool of
@@ -308,6 +308,8 @@ fn busy(message: String) -> Response {
 }
 
 async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    // The deadline runs from the request's arrival, parsing included.
+    let deadline = tokio::time::Instant::now() + state.opts.deadline;
     let (records, top_k) = match parse_request(&body, &state.opts) {
         Ok(parsed) => parsed,
         Err(response) => return response,
@@ -322,15 +324,19 @@ async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Res
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the prediction worker has stopped");
     }
     // Past the deadline the job still finishes in the background, holding its in-flight slot.
-    match tokio::time::timeout(state.opts.deadline, answer).await {
-        Ok(Ok(Ok(predictions))) => {
+    // `timeout_at` polls the answer before the clock, so an answer that is ready only after the
+    // deadline is refused too: the deadline is a promise about when answers are sent.
+    let waited = tokio::time::timeout_at(deadline, answer).await;
+    let past_deadline = tokio::time::Instant::now() >= deadline;
+    match waited {
+        Ok(Ok(Ok(predictions))) if !past_deadline => {
             state.metrics.records.inc_by(n as u64);
             let model = json!({ "id": state.model_id, "method": state.engine.model.method() });
             axum::Json(json!({ "model": model, "predictions": predictions })).into_response()
         }
         Ok(Ok(Err(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("prediction failed: {e:#}")),
         Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "prediction failed: the worker dropped the request"),
-        Err(_) => busy(format!("not answered within the deadline of {:.1} s; retry, or send fewer records", state.opts.deadline.as_secs_f64())),
+        Ok(Ok(Ok(_))) | Err(_) => busy(format!("not answered within the deadline of {:.1} s; retry, or send fewer records", state.opts.deadline.as_secs_f64())),
     }
 }
 
