@@ -774,8 +774,8 @@ fn two_runs_of_one_config_give_the_same_model_and_predictions() {
 
 /// `contrastive.loss = "labels"` with the xr method: the encoder is fine-tuned as a classifier
 /// over all labels, and that classifier rescores the ranker's candidates with a weight fitted on
-/// the validation split. The folder carries `classifier.json` and the encoder (without the
-/// training-only label vectors) and predicts on its own: with the weight at 0 the ranker's own
+/// the validation split. The folder carries `classifier.json` and the encoder in
+/// `classifier-encoder/` (without the training-only label vectors) and predicts on its own: with the weight at 0 the ranker's own
 /// order comes back, with a large one the classifier's favourite candidate comes first.
 #[test]
 fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
@@ -790,12 +790,14 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
     assert_eq!(classifier.fit.records, data.split(xmc_data::Split::Valid).count(), "fitted on the validation split");
     assert_eq!(classifier.vectors.len(), data.labels.len());
-    assert!(!model.join("encoder").join(xmc_train::LABEL_VECTORS).exists(), "the label vectors moved into classifier.json");
+    let classifier_encoder = model.join(xmc_ranker::CLASSIFIER_ENCODER_DIR);
+    assert!(!classifier_encoder.join(xmc_train::LABEL_VECTORS).exists(), "the label vectors moved into classifier.json");
+    assert!(!model.join(xmc_ranker::ENCODER_DIR).exists(), "no dense block, so no other encoder");
 
     let texts: Vec<&str> = data.split(xmc_data::Split::Test).take(25).map(|r| r.input.as_str()).collect();
     let xr = xmc_ranker::XrModel::load(&model).unwrap();
     assert!(xr.needs_embeddings() && !xr.meta.layout.kind.uses_dense());
-    let encoder = xmc_model::SentenceEncoder::load(&model.join("encoder"), &xmc_model::inference_device()).unwrap();
+    let encoder = xmc_model::SentenceEncoder::load(&classifier_encoder, &xmc_model::inference_device()).unwrap();
     let embeddings = encoder.encode(&texts, 16, |_| {}).unwrap();
     let pools = xr.predict(&xr.features(&texts, None).unwrap(), Some(5), xr.pool_size(5));
     let mut moved = 0;
@@ -819,4 +821,54 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
         }
     }
     assert!(moved > 0, "the classifier changed no record's top label");
+}
+
+/// A dense block beside the classifier keeps the pretrained encoder (`encoder/`), while the
+/// classifier gets the fine-tuned one (`classifier-encoder/`); the predictor feeds each part the
+/// embeddings of its own encoder (with two encoders whose swap changes the predictions).
+#[test]
+fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "[ranker]\nbeam = 5\ntop_k = 4\nfeatures = \"both\"\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\n";
+    let config = write_config(tmp.path(), extra);
+    assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
+    let run = tmp.path().join("experiments/e2e");
+    let model = run.join("train");
+    use xmc_model::SentenceEncoder as E;
+    let (block, own) = (model.join(xmc_ranker::ENCODER_DIR), model.join(xmc_ranker::CLASSIFIER_ENCODER_DIR));
+    let pretrained = std::fs::read(Path::new(&tiny_encoder()).join(E::WEIGHTS)).unwrap();
+    assert!(std::fs::read(block.join(E::WEIGHTS)).unwrap() == pretrained, "the dense block's encoder is the pretrained one");
+    assert!(!block.join(E::FINE_TUNED_WEIGHTS).exists(), "the dense block's encoder is the pretrained one");
+    assert!(own.join(E::FINE_TUNED_WEIGHTS).is_file(), "the classifier's encoder is fine-tuned");
+
+    // The tiny encoder's fine-tuning may keep its starting weights (its best epoch can be the
+    // 0th), so the classifier gets newly initialised ones here, to tell the two encoders apart.
+    let device = xmc_model::inference_device();
+    let fresh = E::load(&own, &device).unwrap().with_weights(xmc_model::BertConfig::load(&own.join(E::CONFIG)).unwrap().init(&device));
+    fresh.save(&tmp.path().join("fresh")).unwrap();
+    std::fs::copy(tmp.path().join("fresh").join(E::FINE_TUNED_WEIGHTS), own.join(E::FINE_TUNED_WEIGHTS)).unwrap();
+    // A large weight, so that the classifier's embeddings decide the order.
+    let classifier_file = model.join(xmc_ranker::CLASSIFIER_FILE);
+    let mut classifier: xmc_ranker::EncoderClassifier = serde_json::from_str(&std::fs::read_to_string(&classifier_file).unwrap()).unwrap();
+    classifier.weight = 1e4;
+    std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let texts: Vec<&str> = data.split(xmc_data::Split::Test).take(40).map(|r| r.input.as_str()).collect();
+    let xr = xmc_ranker::XrModel::load(&model).unwrap();
+    assert!(xr.meta.layout.kind.uses_dense() && xr.classifier.is_some());
+    // One batch of all the texts, as the predictor embeds them, so that the embeddings agree exactly.
+    let embed = |dir: &str| {
+        let encoder = xmc_model::SentenceEncoder::load(&model.join(dir), &xmc_model::inference_device()).unwrap();
+        encoder.encode(&texts, 64, |_| {}).unwrap()
+    };
+    let (dense, for_classifier) = (embed(xmc_ranker::ENCODER_DIR), embed(xmc_ranker::CLASSIFIER_ENCODER_DIR));
+    let labels = |ranked: Vec<Vec<(u32, f32)>>| ranked.into_iter().map(|r| r.into_iter().map(|c| c.0).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let ranked_with = |block: &[Vec<f32>], classifier: &[Vec<f32>]| {
+        let pools = xr.predict(&xr.features(&texts, Some(block)).unwrap(), Some(5), xr.pool_size(5));
+        labels(xr.rescore(pools, Some(classifier), 4))
+    };
+    let expected = ranked_with(&dense, &for_classifier);
+    assert_ne!(expected, ranked_with(&for_classifier, &dense), "the encoders' embeddings are interchangeable here: the test could not tell");
+    let predictor = xmc::predictor::Predictor::load(&model).unwrap();
+    assert_eq!(labels(predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap()), expected);
 }

@@ -4,8 +4,9 @@
 //! idf, when the features have a sparse block), `tree.json`, `weights.safetensors` (every node's
 //! weights as (feature, child, weight) entries, the children's biases) and `labels.json`; an
 //! ensemble adds `tree-{i}.json` and `weights-{i}.safetensors` for its further trees (i = 1, 2, ...). A
-//! dense block names the sentence encoder's folder inside the model folder (`encoder/`), which
-//! the caller loads.
+//! dense block's sentence encoder is the folder `encoder/` inside the model folder; the encoder
+//! of the classifier (`classifier.json`) is `classifier-encoder/` (folders written before it
+//! existed kept it in `encoder/`, without a dense block). The caller loads the encoders.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +37,8 @@ const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const CLASSIFIER_POOL: usize = 20;
 /// The sentence encoder's folder inside the model folder, for a dense block.
 pub const ENCODER_DIR: &str = "encoder";
+/// The fine-tuned encoder's folder inside the model folder, for the classifier.
+pub const CLASSIFIER_ENCODER_DIR: &str = "classifier-encoder";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XrMeta {
@@ -253,13 +256,21 @@ impl XrModel {
         self.meta.layout.kind.uses_dense() || self.classifier.is_some()
     }
 
+    /// The folder (inside the model folder `dir`) of the classifier's encoder, when the model
+    /// has a classifier: `classifier-encoder/`, or `encoder/` in folders written before it.
+    pub fn classifier_encoder_dir(&self, dir: &Path) -> Option<std::path::PathBuf> {
+        self.classifier.as_ref()?;
+        let own = dir.join(CLASSIFIER_ENCODER_DIR);
+        Some(if own.is_dir() { own } else { dir.join(ENCODER_DIR) })
+    }
+
     /// How many candidates to take from the beam so that `top_k` remain after rescoring.
     pub fn pool_size(&self, top_k: usize) -> usize {
         if self.classifier.is_some() { top_k.max(CLASSIFIER_POOL) } else { top_k }
     }
 
     /// The ranker's candidates rescored by the encoder's classifier (unchanged without one);
-    /// `embeddings` are the inputs' unit embeddings.
+    /// `embeddings` are the inputs' unit embeddings by the classifier's encoder.
     pub fn rescore(&self, pools: Vec<Vec<(u32, f32)>>, embeddings: Option<&[Vec<f32>]>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
         match (&self.classifier, embeddings) {
             (Some(c), Some(e)) => pools.iter().zip(e).map(|(p, e)| c.rescore(e, p, top_k)).collect(),

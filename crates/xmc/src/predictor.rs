@@ -29,14 +29,57 @@ pub struct Predictor {
 enum Model {
     /// A T5 generating the label's code or path (`method = "generative"`).
     Generative(Box<TrainedModel>),
-    /// Linear scorers over the label tree (`method = "xr"`), with the sentence encoder of its
-    /// dense block when it has one.
-    Xr { model: Box<XrModel>, encoder: Option<SentenceEncoder> },
+    /// Linear scorers over the label tree (`method = "xr"`), with the sentence encoders of its
+    /// dense block and of its classifier when it has them.
+    Xr { model: Box<XrModel>, encoders: XrEncoders },
     /// Ranker and generator candidates rescored together (`method = "fused"`).
     Fused(Box<crate::fused::FusedModel>),
     /// Level-by-level search of the label tree by sentence-encoder similarity
     /// (`method = "cluster-search"`), with the folder's encoder.
     Search { model: Box<SearchModel>, encoder: SentenceEncoder },
+}
+
+/// The encoders an xr model folder carries: one for the dense feature block, one for the
+/// classifier; folders written before `classifier-encoder/` existed use one for both.
+struct XrEncoders {
+    dense: Option<SentenceEncoder>,
+    classifier: ClassifierEncoder,
+}
+
+enum ClassifierEncoder {
+    None,
+    /// The dense block's encoder (an older folder with a dense block and a classifier).
+    Dense,
+    Own(SentenceEncoder),
+}
+
+impl XrEncoders {
+    fn load(dir: &Path, model: &XrModel) -> Result<Self> {
+        let load = |enc_dir: &Path, what: &str| {
+            SentenceEncoder::load(enc_dir, &xmc_model::inference_device())
+                .with_context(|| format!("{}: the ranker's {what} needs its sentence encoder in `{}`", dir.display(), enc_dir.display()))
+        };
+        let dense_dir = dir.join(xmc_ranker::ENCODER_DIR);
+        let dense = if model.meta.layout.kind.uses_dense() { Some(load(&dense_dir, "dense feature block")?) } else { None };
+        let classifier = match model.classifier_encoder_dir(dir) {
+            None => ClassifierEncoder::None,
+            Some(d) if d == dense_dir && dense.is_some() => ClassifierEncoder::Dense,
+            Some(d) => ClassifierEncoder::Own(load(&d, "classifier")?),
+        };
+        Ok(XrEncoders { dense, classifier })
+    }
+
+    /// The inputs' embeddings for the dense block and for the classifier (`None` where the model
+    /// has no such part).
+    fn embed(&self, texts: &[&str]) -> Result<(Option<Vec<Vec<f32>>>, Option<Vec<Vec<f32>>>)> {
+        let dense = self.dense.as_ref().map(|e| e.encode(texts, ENCODE_BATCH, |_| {})).transpose()?;
+        let classifier = match &self.classifier {
+            ClassifierEncoder::None => None,
+            ClassifierEncoder::Dense => dense.clone(),
+            ClassifierEncoder::Own(e) => Some(e.encode(texts, ENCODE_BATCH, |_| {})?),
+        };
+        Ok((dense, classifier))
+    }
 }
 
 impl Predictor {
@@ -137,19 +180,8 @@ impl Model {
         }
         if dir.join(xmc_ranker::META_FILE).is_file() {
             let model = XrModel::load(dir)?;
-            let encoder = if model.needs_embeddings() {
-                let enc_dir = dir.join(xmc_ranker::ENCODER_DIR);
-                Some(SentenceEncoder::load(&enc_dir, &xmc_model::inference_device()).with_context(|| {
-                    format!(
-                        "{}: the ranker's dense features or classifier need its sentence encoder in `{}`",
-                        dir.display(),
-                        xmc_ranker::ENCODER_DIR
-                    )
-                })?)
-            } else {
-                None
-            };
-            return Ok(Model::Xr { model: Box::new(model), encoder });
+            let encoders = XrEncoders::load(dir, &model)?;
+            return Ok(Model::Xr { model: Box::new(model), encoders });
         }
         if dir.join(xmc_cluster::model::META_FILE).is_file() {
             let model = SearchModel::load(dir)?;
@@ -229,15 +261,12 @@ impl Model {
                 let hyps = crate::predict::predict_texts(t, texts, beam, beam, on_batch)?;
                 Ok(hyps.into_iter().map(|h| h.into_iter().map(|h| (h.label, h.score)).collect()).collect())
             }
-            Model::Xr { model, encoder } => {
+            Model::Xr { model, encoders } => {
                 let mut out = Vec::with_capacity(texts.len());
                 for chunk in texts.chunks(RANK_CHUNK) {
-                    let dense = match encoder {
-                        Some(e) => Some(e.encode(chunk, ENCODE_BATCH, |_| {})?),
-                        None => None,
-                    };
+                    let (dense, for_classifier) = encoders.embed(chunk)?;
                     let x = model.features(chunk, dense.as_deref())?;
-                    out.extend(model.rescore(model.predict(&x, Some(beam), model.pool_size(beam)), dense.as_deref(), beam));
+                    out.extend(model.rescore(model.predict(&x, Some(beam), model.pool_size(beam)), for_classifier.as_deref(), beam));
                     on_batch(chunk.len());
                 }
                 Ok(out)

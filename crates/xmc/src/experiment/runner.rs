@@ -574,8 +574,9 @@ fn test_rows(test: &[&xmc_data::PreparedRecord], ranked: &[Vec<(u32, f32)>], lab
 }
 
 /// The train stage of an XR run: TF-IDF fitted on the training inputs (and, for dense
-/// features, the sentence encoder, fine-tuned when `contrastive.epochs > 0`), then the ranker's
-/// node scorers over the tree stage's tree; the model folder `xmc predict` loads.
+/// features, the sentence encoder, fine-tuned when `contrastive.epochs > 0` with the pairs
+/// loss), then the ranker's node scorers over the tree stage's tree, and with the labels loss
+/// the fine-tuned encoder's classifier; the model folder `xmc predict` loads.
 fn run_xr_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, String)> {
     let cfg = ctx.cfg;
     let needs_encoder = cfg.ranker.features.uses_dense() || classifier_wanted(cfg);
@@ -623,8 +624,9 @@ fn ranker_inputs(ctx: &StageContext, needs_encoder: bool) -> Result<(BTreeMap<St
     Ok((inputs, resolved_template(cfg)?))
 }
 
-/// Prepares the encoder (when needed) in `out/encoder`, trains the ranker and saves it in `out`,
-/// scores it on the validation split.
+/// Prepares the encoders (when needed: `out/encoder` for the dense block or the fused method's
+/// similarity, `out/classifier-encoder` for the classifier), trains the ranker and saves it in
+/// `out`, scores it on the validation split.
 fn train_ranker_into(
     ctx: &StageContext,
     data: &xmc_data::PreparedData,
@@ -654,41 +656,62 @@ fn train_ranker_into(
     let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
     let started = Instant::now();
     let mut report = TrainFigures::default();
-    let encoder = if needs_encoder {
+    let wants_classifier = classifier_wanted(cfg);
+    let finetune_into = |target: &Path, report: &mut TrainFigures| -> Result<()> {
+        let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
+        let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+        let outcome = xmc_train::finetune_encoder(
+            encoder_dir,
+            &examples(xmc_data::Split::Train),
+            &examples(xmc_data::Split::Valid),
+            &label_texts,
+            &cfg.contrastive,
+            target,
+            resume,
+        )?;
+        eprintln!(
+            "train (contrastive, loss {:?}): validation nearest-label accuracy {:.4} -> {:.4} (best epoch {} of {})",
+            cfg.contrastive.loss, outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
+        );
+        report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
+        report.encoder_seconds = Some(outcome.train_seconds);
+        Ok(())
+    };
+    let load = |dir: &Path| xmc_model::SentenceEncoder::load(dir, &xmc_model::inference_device());
+    // `encoder/`: the dense block's encoder (and the fused method's similarity's), fine-tuned
+    // when asked, except that a fine-tuning against label vectors is the classifier's alone:
+    // beside it the dense block keeps the pretrained encoder (linear scorers trained on
+    // embeddings by an encoder that has fitted the training records trust them too much,
+    // measured in experiments/README.md).
+    let encoder = if needs_encoder && (cfg.ranker.features.uses_dense() || !wants_classifier) {
         let target = out.join(xmc_ranker::ENCODER_DIR);
-        if cfg.contrastive.epochs > 0 {
-            let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
-            let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
-            let outcome = xmc_train::finetune_encoder(
-                encoder_dir,
-                &examples(xmc_data::Split::Train),
-                &examples(xmc_data::Split::Valid),
-                &label_texts,
-                &cfg.contrastive,
-                &target,
-                resume,
-            )?;
-            eprintln!(
-                "train (contrastive, loss {:?}): validation nearest-label accuracy {:.4} -> {:.4} (best epoch {} of {})",
-                cfg.contrastive.loss, outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
-            );
-            report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
-            report.encoder_seconds = Some(outcome.train_seconds);
+        if cfg.contrastive.epochs > 0 && !wants_classifier {
+            finetune_into(&target, &mut report)?;
         } else {
             copy_encoder(encoder_dir, &target)?;
         }
-        Some(xmc_model::SentenceEncoder::load(&target, &xmc_model::inference_device())?)
+        Some(load(&target)?)
     } else {
         None
     };
-    let embed = |texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
-        let Some(e) = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense() || classifier_wanted(cfg)) else { return Ok(None) };
+    // `classifier-encoder/`: the encoder fine-tuned against label vectors, whose classifier
+    // rescores the ranker's candidates.
+    let classifier_encoder = if wants_classifier {
+        let target = out.join(xmc_ranker::CLASSIFIER_ENCODER_DIR);
+        finetune_into(&target, &mut report)?;
+        Some(load(&target)?)
+    } else {
+        None
+    };
+    let embed = |encoder: Option<&xmc_model::SentenceEncoder>, texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
+        let Some(e) = encoder else { return Ok(None) };
         let bar = progress_bar(texts.len() as u64, what);
         let v = e.encode(texts, 64, |n| bar.inc(n as u64))?;
         bar.finish_and_clear();
         Ok(Some(v))
     };
-    let train_dense = if cfg.ranker.features.uses_dense() { embed(&train_texts, "embedding training records")? } else { None };
+    let dense_encoder = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense());
+    let train_dense = embed(dense_encoder, &train_texts, "embedding training records")?;
     let bar = progress_bar(tree.nodes.len() as u64 + extra_trees.iter().map(|t| t.nodes.len() as u64).sum::<u64>(), "training node scorers");
     let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
     let (mut model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
@@ -696,14 +719,15 @@ fn train_ranker_into(
     let train_seconds = started.elapsed().as_secs_f64();
     std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
         .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
-    let valid_dense = embed(&valid_texts, "embedding validation records")?;
+    let valid_dense = embed(dense_encoder, &valid_texts, "embedding validation records")?;
+    let valid_for_classifier = embed(classifier_encoder.as_ref(), &valid_texts, "embedding validation records (classifier)")?;
     let xv = model.features(&valid_texts, valid_dense.as_deref())?;
-    if let (true, Some(dense)) = (classifier_wanted(cfg), valid_dense.as_deref()) {
-        let path = out.join(xmc_ranker::ENCODER_DIR).join(xmc_train::LABEL_VECTORS);
+    if let Some(embeddings) = valid_for_classifier.as_deref() {
+        let path = out.join(xmc_ranker::CLASSIFIER_ENCODER_DIR).join(xmc_train::LABEL_VECTORS);
         let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
             .with_context(|| format!("reading {}", path.display()))?;
         let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
-        classifier.fit_weight(&model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL), dense, &valid_labels);
+        classifier.fit_weight(&model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL), embeddings, &valid_labels);
         eprintln!(
             "train (xr): encoder classifier weight {:.2} (validation accuracy: ranker {:.4}, cross-fitted with the classifier {:.4})",
             classifier.weight, classifier.fit.ranker_accuracy, classifier.fit.cross_fitted_accuracy
@@ -714,7 +738,7 @@ fn train_ranker_into(
     model.save(out)?;
     let pools = model.predict(&xv, None, model.pool_size(5));
     let ranked: Vec<Vec<u32>> =
-        model.rescore(pools, valid_dense.as_deref(), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+        model.rescore(pools, valid_for_classifier.as_deref(), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
     let valid = valid_metrics(data, &ranked, &valid_labels);
     eprintln!(
         "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
