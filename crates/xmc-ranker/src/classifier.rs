@@ -1,13 +1,18 @@
 //! The fine-tuned sentence encoder's own classifier beside the ranker (`contrastive.loss =
 //! "labels"`): a learnt unit vector per label; a record's log-probability of a label is the
 //! log-softmax over all labels of its embedding's cosine similarities over the temperature. The
-//! ranker's candidates are rescored as `ln(ranker score) + weight * log p(label)`, the weight
-//! fitted on the validation split. A separate model rather than a feature block: the encoder was
+//! ranker's candidates are rescored as `ln(ranker score) + weight * (log p(label) - prior_weight *
+//! log prior(label))`, both weights fitted on the validation split. The prior term is logit
+//! adjustment (Menon et al., 2021): a classifier trained by cross-entropy on long-tailed data
+//! leans towards frequent labels, and taking part of the label's log training frequency off
+//! its log-probability moves rare labels up. The fit puts validation accuracy first and the
+//! tail's accuracy second: of the settings equally accurate, the one best on the tail. A separate model rather than a feature block: the encoder was
 //! fine-tuned on the training records, so its embeddings of them are better separated than
 //! those of new records, and linear scorers trained on them trust them too much (measured in
 //! experiments/README.md); the weight fitted on held-out records does not have that bias.
 
 use serde::{Deserialize, Serialize};
+use xmc_data::LabelSet;
 
 use crate::error::{RankerError, Result};
 
@@ -17,12 +22,22 @@ pub const CLASSIFIER_FILE: &str = "classifier.json";
 /// The weights tried when fitting, 0 to 2 in steps of 0.05.
 const WEIGHT_GRID: std::ops::RangeInclusive<u32> = 0..=40;
 const WEIGHT_STEP: f32 = 0.05;
+/// The prior's weights tried, 0 to 1 in steps of 0.1 (1 is the full logit adjustment).
+const PRIOR_GRID: std::ops::RangeInclusive<u32> = 0..=10;
+const PRIOR_STEP: f32 = 0.1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderClassifier {
     pub temperature: f32,
     /// The log-probability's weight beside the ranker's log score; 0 leaves the ranker's order.
     pub weight: f32,
+    /// How much of each label's log prior is taken off its log-probability (0: none; folders
+    /// written before it existed have none).
+    #[serde(default)]
+    pub prior_weight: f32,
+    /// Each label's log training frequency, add-one smoothed (empty when `prior_weight` is 0).
+    #[serde(default)]
+    pub log_priors: Vec<f32>,
     /// How the weight was chosen, for the record.
     pub fit: WeightFit,
     /// Unit vectors, one per label in label-id order.
@@ -39,6 +54,12 @@ pub struct WeightFit {
     pub cross_fitted_accuracy: f64,
     /// The weight that the whole split prefers; kept only if cross-fitting beat the ranker.
     pub best_weight: f32,
+    /// The tail's accuracy (labels with at most the data's tail count of training records):
+    /// the ranker's, and cross-fitted with the classifier.
+    #[serde(default)]
+    pub ranker_tail_accuracy: Option<f64>,
+    #[serde(default)]
+    pub cross_fitted_tail_accuracy: Option<f64>,
 }
 
 impl EncoderClassifier {
@@ -50,10 +71,25 @@ impl EncoderClassifier {
         if let Some(v) = self.vectors.iter().find(|v| v.len() != dim) {
             return Err(RankerError::Train(format!("a label vector has {} dimensions, the encoder {dim}", v.len())));
         }
-        if !(self.temperature > 0.0 && self.weight >= 0.0) {
-            return Err(RankerError::Train(format!("temperature {} and weight {} must be positive", self.temperature, self.weight)));
+        if !(self.temperature > 0.0 && self.weight >= 0.0 && self.prior_weight >= 0.0) {
+            return Err(RankerError::Train(format!(
+                "temperature {}, weight {} and prior weight {} must be positive",
+                self.temperature, self.weight, self.prior_weight
+            )));
+        }
+        if self.prior_weight > 0.0 && self.log_priors.len() != labels {
+            return Err(RankerError::Train(format!("{} label priors for {labels} labels", self.log_priors.len())));
         }
         Ok(())
+    }
+
+    /// The classifier's evidence for each label: its log-probability less `prior_weight` times
+    /// its log prior.
+    fn adjusted(&self, log_probs: Vec<f32>, prior_weight: f32) -> Vec<f32> {
+        if prior_weight == 0.0 || self.log_priors.is_empty() {
+            return log_probs;
+        }
+        log_probs.into_iter().zip(&self.log_priors).map(|(lp, prior)| lp - prior_weight * prior).collect()
     }
 
     /// Log-probabilities of every label for a unit `embedding`.
@@ -66,43 +102,88 @@ impl EncoderClassifier {
 
     /// The candidates rescored and sorted, best first; a score stays positive (`s * p^weight`).
     pub fn rescore(&self, embedding: &[f32], candidates: &[(u32, f32)], top_k: usize) -> Vec<(u32, f32)> {
-        let log_probs = self.log_probs(embedding);
-        rescored(candidates, &log_probs, self.weight, top_k)
+        let evidence = self.adjusted(self.log_probs(embedding), self.prior_weight);
+        rescored(candidates, &evidence, self.weight, top_k)
     }
 
-    /// A classifier whose weight is 0 until [`Self::fit_weight`] sets it.
+    /// A classifier whose weights are 0 until [`Self::fit_weight`] sets them.
     pub fn new(temperature: f32, vectors: Vec<Vec<f32>>) -> Self {
-        let fit = WeightFit { records: 0, ranker_accuracy: 0.0, cross_fitted_accuracy: 0.0, best_weight: 0.0 };
-        EncoderClassifier { temperature, weight: 0.0, fit, vectors }
+        let fit = WeightFit {
+            records: 0,
+            ranker_accuracy: 0.0,
+            cross_fitted_accuracy: 0.0,
+            best_weight: 0.0,
+            ranker_tail_accuracy: None,
+            cross_fitted_tail_accuracy: None,
+        };
+        EncoderClassifier { temperature, weight: 0.0, prior_weight: 0.0, log_priors: Vec::new(), fit, vectors }
     }
 
-    /// Fits the weight on validation records: the ranker's `candidates`, the records' unit
-    /// `embeddings` and true labels. The weight is the grid's best on all records, unless
-    /// choosing it on one half and scoring the other (both ways) does not beat the ranker
-    /// alone, in which case it is 0.
-    pub fn fit_weight(&mut self, candidates: &[Vec<(u32, f32)>], embeddings: &[Vec<f32>], truths: &[u32]) {
-        let log_probs: Vec<Vec<f32>> = embeddings.iter().map(|e| self.log_probs(e)).collect();
-        let correct = |w: f32, i: usize| rescored(&candidates[i], &log_probs[i], w, 1).first().is_some_and(|c| c.0 == truths[i]);
-        let count = |w: f32, idx: &[usize]| idx.iter().filter(|&&i| correct(w, i)).count();
-        // The grid's best weight on `idx`; ties go to the smaller weight.
+    /// Fits the weights on validation records: the ranker's `candidates`, the records' unit
+    /// `embeddings` and true labels, and the labels' training counts and tail flags from
+    /// `labels`. The pair (weight, prior weight) is the grid's best on all records by accuracy,
+    /// then by the tail's accuracy, ties to the smaller prior weight and weight; it is kept
+    /// unless choosing it on one half and scoring the other (both ways) does not beat the
+    /// ranker's accuracy alone, in which case both are 0.
+    pub fn fit_weight(&mut self, candidates: &[Vec<(u32, f32)>], embeddings: &[Vec<f32>], truths: &[u32], labels: &LabelSet) {
+        let total: f64 = labels.labels.iter().map(|l| f64::from(l.train_count)).sum();
+        let smoothed = total + labels.len() as f64;
+        self.log_priors = labels.labels.iter().map(|l| ((f64::from(l.train_count) + 1.0) / smoothed).ln() as f32).collect();
+        let all: Vec<usize> = (0..truths.len().min(candidates.len()).min(embeddings.len())).collect();
+        let tail: Vec<bool> = all.iter().map(|&i| labels.get(truths[i]).is_some_and(|l| l.tail)).collect();
+        // Each record's candidates as (label, ln score, log p, log prior): the grid is then
+        // sums and comparisons.
+        let scored: Vec<Vec<(u32, f32, f32, f32)>> = all
+            .iter()
+            .map(|&i| {
+                let log_probs = self.log_probs(&embeddings[i]);
+                let evidence = |l: u32| log_probs.get(l as usize).copied().unwrap_or(f32::MIN);
+                let prior = |l: u32| self.log_priors.get(l as usize).copied().unwrap_or(0.0);
+                candidates[i].iter().map(|&(l, s)| (l, s.max(f32::MIN_POSITIVE).ln(), evidence(l), prior(l))).collect()
+            })
+            .collect();
+        let correct = |w: f32, tau: f32, i: usize| {
+            let score = |c: &(u32, f32, f32, f32)| c.1 + w * (c.2 - tau * c.3);
+            // As `rescored` sorts: by score, ties by label id.
+            let top = scored[i].iter().max_by(|a, b| score(a).total_cmp(&score(b)).then(b.0.cmp(&a.0)));
+            top.is_some_and(|c| c.0 == truths[i])
+        };
+        // (accuracy, tail accuracy) counts over `idx`.
+        let count = |w: f32, tau: f32, idx: &[usize]| {
+            idx.iter().filter(|&&i| correct(w, tau, i)).fold((0, 0), |(n, t), &i| (n + 1, t + tail[i] as usize))
+        };
         let best = |idx: &[usize]| {
-            let mut best = (0.0f32, count(0.0, idx));
-            for w in WEIGHT_GRID.map(|g| g as f32 * WEIGHT_STEP) {
-                let n = count(w, idx);
-                if n > best.1 {
-                    best = (w, n);
+            let mut best = (0.0f32, 0.0f32, count(0.0, 0.0, idx));
+            for tau in PRIOR_GRID.map(|g| g as f32 * PRIOR_STEP) {
+                for w in WEIGHT_GRID.map(|g| g as f32 * WEIGHT_STEP) {
+                    let n = count(w, tau, idx);
+                    if n > best.2 {
+                        best = (w, tau, n);
+                    }
                 }
             }
             best
         };
-        let all: Vec<usize> = (0..truths.len().min(candidates.len()).min(embeddings.len())).collect();
         let halves: [Vec<usize>; 2] = [0, 1].map(|h| all.iter().copied().filter(|i| i % 2 == h).collect());
-        let cross: usize = (0..2).map(|h| count(best(&halves[h]).0, &halves[1 - h])).sum();
-        let ranker = count(0.0, &all);
-        let best_weight = best(&all).0;
+        let cross = (0..2).fold((0, 0), |acc, h| {
+            let (w, tau, _) = best(&halves[h]);
+            let n = count(w, tau, &halves[1 - h]);
+            (acc.0 + n.0, acc.1 + n.1)
+        });
+        let ranker = count(0.0, 0.0, &all);
+        let (best_weight, best_prior, _) = best(&all);
         let n = all.len().max(1) as f64;
-        self.fit = WeightFit { records: all.len(), ranker_accuracy: ranker as f64 / n, cross_fitted_accuracy: cross as f64 / n, best_weight };
-        self.weight = if cross > ranker { best_weight } else { 0.0 };
+        let tail_n = tail.iter().filter(|&&t| t).count();
+        let tail_share = |hits: usize| (tail_n > 0).then(|| hits as f64 / tail_n as f64);
+        self.fit = WeightFit {
+            records: all.len(),
+            ranker_accuracy: ranker.0 as f64 / n,
+            cross_fitted_accuracy: cross.0 as f64 / n,
+            best_weight,
+            ranker_tail_accuracy: tail_share(ranker.1),
+            cross_fitted_tail_accuracy: tail_share(cross.1),
+        };
+        (self.weight, self.prior_weight) = if cross.0 > ranker.0 { (best_weight, best_prior) } else { (0.0, 0.0) };
     }
 }
 
@@ -128,6 +209,14 @@ mod tests {
     fn classifier(weight: f32) -> EncoderClassifier {
         let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8]];
         EncoderClassifier { weight, ..EncoderClassifier::new(0.1, vectors) }
+    }
+
+    /// Labels 0, 1, 2 with these training counts; the tail is at most 25.
+    fn labels(train_counts: [u32; 3]) -> LabelSet {
+        let levels = |i: u32| vec![format!("l{i}")];
+        let set = LabelSet::from_paths((0..3).map(levels).collect::<Vec<_>>().iter().map(Vec::as_slice), 25);
+        let labels = set.labels.into_iter().zip(train_counts).map(|(l, c)| xmc_data::Label { train_count: c, tail: c <= 25, ..l }).collect();
+        LabelSet::from_labels(labels, 25)
     }
 
     #[test]
@@ -157,15 +246,47 @@ mod tests {
         // embeddings.
         let candidates: Vec<Vec<(u32, f32)>> = (0..20).map(|_| vec![(1, 0.6), (0, 0.5)]).collect();
         let embeddings = vec![vec![1.0, 0.0]; 20];
+        let even = labels([100, 100, 100]);
         let mut helps = classifier(0.0);
-        helps.fit_weight(&candidates, &embeddings, &[0; 20]);
+        helps.fit_weight(&candidates, &embeddings, &[0; 20], &even);
         assert!(helps.weight > 0.0, "{:?}", helps.fit);
+        assert_eq!(helps.prior_weight, 0.0, "equal priors: no reason to adjust");
         assert_eq!((helps.fit.ranker_accuracy, helps.fit.cross_fitted_accuracy, helps.fit.records), (0.0, 1.0, 20));
         assert!(helps.weight <= 0.1, "the smallest weight that flips them: {}", helps.weight);
         // The ranker is right already: the classifier could only hurt, so its weight is 0.
         let mut hurts = classifier(0.0);
-        hurts.fit_weight(&candidates, &embeddings, &[1; 20]);
+        hurts.fit_weight(&candidates, &embeddings, &[1; 20], &even);
         assert_eq!(hurts.weight, 0.0, "{:?}", hurts.fit);
         assert_eq!(hurts.fit.ranker_accuracy, 1.0);
+    }
+
+    #[test]
+    fn the_prior_is_taken_off_only_where_accuracy_ties_and_the_tail_gains() {
+        // Label 0 is frequent, 1 rare (the tail), 2 in between. Records of three kinds, in
+        // turn: (a) truth 1 and (b) truth 0, both with the ranker and the classifier undecided
+        // between 0 and 1, so the label id breaks the tie for 0 unless the prior is taken off;
+        // (c) truth 2, which the ranker misses and the classifier finds at any prior weight.
+        let set = labels([100, 1, 50]);
+        let undecided = [std::f32::consts::FRAC_1_SQRT_2; 2].to_vec();
+        let (mut candidates, mut embeddings, mut truths) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..30 {
+            let (c, e, t) = match i % 3 {
+                0 => (vec![(0, 0.5), (1, 0.5)], undecided.clone(), 1),
+                1 => (vec![(0, 0.5), (1, 0.5)], undecided.clone(), 0),
+                _ => (vec![(0, 0.6), (2, 0.5)], vec![0.6, 0.8], 2),
+            };
+            candidates.push(c);
+            embeddings.push(e);
+            truths.push(t);
+        }
+        let mut c = classifier(0.0);
+        c.fit_weight(&candidates, &embeddings, &truths, &set);
+        assert!(c.weight > 0.0 && c.prior_weight > 0.0, "{} {} {:?}", c.weight, c.prior_weight, c.fit);
+        assert_eq!((c.fit.ranker_tail_accuracy, c.fit.cross_fitted_tail_accuracy), (Some(0.0), Some(1.0)), "{:?}", c.fit);
+        assert!((c.fit.cross_fitted_accuracy - 2.0 / 3.0).abs() < 1e-9, "{:?}", c.fit);
+        // Rescoring applies the prior: the rare label comes first for an undecided record.
+        assert_eq!(c.rescore(&undecided, &candidates[0], 2)[0].0, 1);
+        c.prior_weight = 0.0;
+        assert_eq!(c.rescore(&undecided, &candidates[0], 2)[0].0, 0);
     }
 }

@@ -727,10 +727,17 @@ fn train_ranker_into(
         let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
             .with_context(|| format!("reading {}", path.display()))?;
         let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
-        classifier.fit_weight(&model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL), embeddings, &valid_labels);
+        classifier.fit_weight(&model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL), embeddings, &valid_labels, &data.labels);
+        let tail = |a: Option<f64>| a.map_or("-".into(), |a| format!("{a:.4}"));
         eprintln!(
-            "train (xr): encoder classifier weight {:.2} (validation accuracy: ranker {:.4}, cross-fitted with the classifier {:.4})",
-            classifier.weight, classifier.fit.ranker_accuracy, classifier.fit.cross_fitted_accuracy
+            "train (xr): encoder classifier weight {:.2}, prior weight {:.1} (validation accuracy / tail accuracy: ranker {:.4} / {}, \
+             cross-fitted with the classifier {:.4} / {})",
+            classifier.weight,
+            classifier.prior_weight,
+            classifier.fit.ranker_accuracy,
+            tail(classifier.fit.ranker_tail_accuracy),
+            classifier.fit.cross_fitted_accuracy,
+            tail(classifier.fit.cross_fitted_tail_accuracy)
         );
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         model.classifier = Some(classifier);
