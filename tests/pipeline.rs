@@ -772,18 +772,27 @@ fn two_runs_of_one_config_give_the_same_model_and_predictions() {
     assert_eq!(digest("first"), digest("second"));
 }
 
+/// Runs the xr method with the encoder fine-tuned against label vectors (one epoch) and the
+/// ranker on `features`; returns the run's folder.
+fn run_xr_with_classifier(dir: &Path, features: &str) -> std::path::PathBuf {
+    let extra = format!(
+        "[ranker]\nbeam = 5\ntop_k = 4\nfeatures = {features:?}\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\n"
+    );
+    let config = write_config(dir, &extra);
+    assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
+    dir.join("experiments/e2e")
+}
+
 /// `contrastive.loss = "labels"` with the xr method: the encoder is fine-tuned as a classifier
 /// over all labels, and that classifier rescores the ranker's candidates with a weight fitted on
 /// the validation split. The folder carries `classifier.json` and the encoder in
-/// `classifier-encoder/` (without the training-only label vectors) and predicts on its own: with the weight at 0 the ranker's own
-/// order comes back, with a large one the classifier's favourite candidate comes first.
+/// `classifier-encoder/` (without the training-only label vectors) and predicts on its own:
+/// with the weight at 0 the ranker's own order comes back, with a large one the classifier's
+/// favourite candidate comes first.
 #[test]
 fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let tmp = tempfile::tempdir().unwrap();
-    let extra = "[ranker]\nbeam = 5\ntop_k = 4\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\n";
-    let config = write_config(tmp.path(), extra);
-    assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
-    let run = tmp.path().join("experiments/e2e");
+    let run = run_xr_with_classifier(tmp.path(), "sparse");
     let model = run.join("train");
     let classifier_file = model.join(xmc_ranker::CLASSIFIER_FILE);
     let mut classifier: xmc_ranker::EncoderClassifier = serde_json::from_str(&std::fs::read_to_string(&classifier_file).unwrap()).unwrap();
@@ -829,10 +838,7 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
 #[test]
 fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     let tmp = tempfile::tempdir().unwrap();
-    let extra = "[ranker]\nbeam = 5\ntop_k = 4\nfeatures = \"both\"\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\n";
-    let config = write_config(tmp.path(), extra);
-    assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
-    let run = tmp.path().join("experiments/e2e");
+    let run = run_xr_with_classifier(tmp.path(), "both");
     let model = run.join("train");
     use xmc_model::SentenceEncoder as E;
     let (block, own) = (model.join(xmc_ranker::ENCODER_DIR), model.join(xmc_ranker::CLASSIFIER_ENCODER_DIR));

@@ -6,8 +6,8 @@
 //! adjustment (Menon et al., 2021): a classifier trained by cross-entropy on long-tailed data
 //! leans towards frequent labels, and taking part of the label's log training frequency off
 //! its log-probability moves rare labels up. The fit puts validation accuracy first and the
-//! tail's accuracy second: of the settings equally accurate, the one best on the tail. A separate model rather than a feature block: the encoder was
-//! fine-tuned on the training records, so its embeddings of them are better separated than
+//! tail's accuracy second: of the settings equally accurate, the one best on the tail. A
+//! separate model rather than a feature block: the encoder was fine-tuned on the training records, so its embeddings of them are better separated than
 //! those of new records, and linear scorers trained on them trust them too much (measured in
 //! experiments/README.md); the weight fitted on held-out records does not have that bias.
 
@@ -85,11 +85,11 @@ impl EncoderClassifier {
 
     /// The classifier's evidence for each label: its log-probability less `prior_weight` times
     /// its log prior.
-    fn adjusted(&self, log_probs: Vec<f32>, prior_weight: f32) -> Vec<f32> {
-        if prior_weight == 0.0 || self.log_priors.is_empty() {
+    fn adjusted(&self, log_probs: Vec<f32>) -> Vec<f32> {
+        if self.prior_weight == 0.0 || self.log_priors.is_empty() {
             return log_probs;
         }
-        log_probs.into_iter().zip(&self.log_priors).map(|(lp, prior)| lp - prior_weight * prior).collect()
+        log_probs.into_iter().zip(&self.log_priors).map(|(lp, prior)| lp - self.prior_weight * prior).collect()
     }
 
     /// Log-probabilities of every label for a unit `embedding`.
@@ -102,7 +102,7 @@ impl EncoderClassifier {
 
     /// The candidates rescored and sorted, best first; a score stays positive (`s * p^weight`).
     pub fn rescore(&self, embedding: &[f32], candidates: &[(u32, f32)], top_k: usize) -> Vec<(u32, f32)> {
-        let evidence = self.adjusted(self.log_probs(embedding), self.prior_weight);
+        let evidence = self.adjusted(self.log_probs(embedding));
         rescored(candidates, &evidence, self.weight, top_k)
     }
 

@@ -12,8 +12,8 @@
 //! naming the field, with `{"error": message}`. At most `max_in_flight` prediction requests run
 //! at once; beyond that a request gets 503 with `Retry-After` at once (no queue grows). A request
 //! not answered within `deadline` of its arrival gets 503, also when its answer is ready only
-//! just after (its work finishes in the background, still holding its in-flight slot). SIGTERM or Ctrl-C stops accepting connections, lets the requests in
-//! flight finish and exits 0. Requests are batched dynamically: a batching thread collects the
+//! just after (its work finishes in the background, still holding its in-flight slot). SIGTERM
+//! or Ctrl-C stops accepting connections, lets the requests in flight finish and exits 0. Requests are batched dynamically: a batching thread collects the
 //! requests that arrive within `batch_wait` of the first waiting one (up to `batch_records`
 //! records) and predicts them together, each batch as a task of one rayon pool of
 //! `XMC_PREDICT_THREADS` threads (default one per core) while the next batch is collected.
