@@ -788,7 +788,8 @@ fn run_xr_with_classifier(dir: &Path, features: &str) -> std::path::PathBuf {
 /// the validation split. The folder carries `classifier.json` and the encoder in
 /// `classifier-encoder/` (without the training-only label vectors) and predicts on its own:
 /// with the weight at 0 the ranker's own order comes back, with a large one the classifier's
-/// favourite candidate comes first.
+/// favourite candidate comes first, and with a skip threshold (the cascade) the records the
+/// ranker is sure of keep its order while the others get the classifier's favourite.
 #[test]
 fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let tmp = tempfile::tempdir().unwrap();
@@ -810,6 +811,7 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let embeddings = encoder.encode(&texts, 16, |_| {}).unwrap();
     let pools = xr.predict(&xr.features(&texts, None).unwrap(), Some(5), xr.pool_size(5));
     let mut moved = 0;
+    classifier.skip = None;
     for weight in [0.0, 1e4] {
         classifier.weight = weight;
         std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
@@ -830,6 +832,30 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
         }
     }
     assert!(moved > 0, "the classifier changed no record's top label");
+
+    // The cascade: with a skip threshold at the median top score, records at or above it keep
+    // the ranker's order and the others get the classifier's favourite first.
+    let mut tops: Vec<f32> = pools.iter().map(|p| p[0].1).collect();
+    tops.sort_by(f32::total_cmp);
+    let threshold = tops[tops.len() / 2];
+    classifier.skip = Some(xmc_ranker::Skip { gate: xmc_ranker::Gate::TopScore, threshold, skipped: 0.5 });
+    std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
+    let got = xmc::predictor::Predictor::load(&model).unwrap().predict_texts(&texts, 5, 4, |_| {}).unwrap();
+    let (mut skipped, mut moved) = (0, 0);
+    for ((got, pool), embedding) in got.iter().zip(&pools).zip(&embeddings) {
+        let labels: Vec<u32> = got.iter().map(|c| c.0).collect();
+        if pool[0].1 >= threshold {
+            assert_eq!(labels, pool.iter().take(4).map(|c| c.0).collect::<Vec<_>>(), "a skipped record keeps the ranker's order");
+            skipped += 1;
+        } else {
+            let log_probs = classifier.log_probs(embedding);
+            let favourite = pool.iter().map(|c| log_probs[c.0 as usize]).fold(f32::NEG_INFINITY, f32::max);
+            assert!(favourite - log_probs[labels[0] as usize] < 1e-3, "{} against {favourite}", log_probs[labels[0] as usize]);
+            moved += (labels[0] != pool[0].0) as usize;
+        }
+    }
+    assert!(skipped >= texts.len() / 2 && skipped < texts.len(), "{skipped} of {} skipped", texts.len());
+    assert!(moved > 0, "below the threshold the classifier changed no record's top label");
 }
 
 /// A dense block beside the classifier keeps the pretrained encoder (`encoder/`), while the
@@ -857,6 +883,7 @@ fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     let classifier_file = model.join(xmc_ranker::CLASSIFIER_FILE);
     let mut classifier: xmc_ranker::EncoderClassifier = serde_json::from_str(&std::fs::read_to_string(&classifier_file).unwrap()).unwrap();
     classifier.weight = 1e4;
+    classifier.skip = None;
     std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
     let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
     let texts: Vec<&str> = data.split(xmc_data::Split::Test).take(40).map(|r| r.input.as_str()).collect();
@@ -871,7 +898,7 @@ fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     let labels = |ranked: Vec<Vec<(u32, f32)>>| ranked.into_iter().map(|r| r.into_iter().map(|c| c.0).collect::<Vec<_>>()).collect::<Vec<_>>();
     let ranked_with = |block: &[Vec<f32>], classifier: &[Vec<f32>]| {
         let pools = xr.predict(&xr.features(&texts, Some(block)).unwrap(), Some(5), xr.pool_size(5));
-        labels(xr.rescore(pools, Some(classifier), 4))
+        labels(xr.rescore(pools, |i| Some(classifier[i].as_slice()), 4))
     };
     let expected = ranked_with(&dense, &for_classifier);
     assert_ne!(expected, ranked_with(&for_classifier, &dense), "the encoders' embeddings are interchangeable here: the test could not tell");

@@ -40,6 +40,10 @@ pub struct EncoderClassifier {
     pub log_priors: Vec<f32>,
     /// How the weight was chosen, for the record.
     pub fit: WeightFit,
+    /// Records on which the ranker is sure enough that the classifier is not consulted (`None`:
+    /// always consulted; folders written before it existed have none).
+    #[serde(default)]
+    pub skip: Option<Skip>,
     /// Unit vectors, one per label in label-id order.
     pub vectors: Vec<Vec<f32>>,
 }
@@ -62,6 +66,37 @@ pub struct WeightFit {
     pub cross_fitted_tail_accuracy: Option<f64>,
 }
 
+/// The cascade: the classifier (and its encoder's forward pass, the costly part of prediction)
+/// is consulted only for records whose ranker confidence is below `threshold`; at or above it
+/// the ranker's order stands. Fitted on the validation split by [`EncoderClassifier::fit_skip`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Skip {
+    pub gate: Gate,
+    pub threshold: f32,
+    /// The share of the validation records skipped.
+    pub skipped: f64,
+}
+
+/// The ranker's confidence in a record, from its candidates (best first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gate {
+    /// The best candidate's score.
+    TopScore,
+    /// The best candidate's score less the second's.
+    Margin,
+}
+
+impl Gate {
+    pub fn confidence(self, candidates: &[(u32, f32)]) -> f32 {
+        let score = |i: usize| candidates.get(i).map_or(0.0, |c| c.1);
+        match self {
+            Gate::TopScore => score(0),
+            Gate::Margin => score(0) - score(1),
+        }
+    }
+}
+
 impl EncoderClassifier {
     /// Checks the vectors against the number of labels and the embedding size.
     pub fn check(&self, labels: usize, dim: usize) -> Result<()> {
@@ -77,6 +112,9 @@ impl EncoderClassifier {
                 self.temperature, self.weight, self.prior_weight
             )));
         }
+        if self.skip.is_some_and(|s| !s.threshold.is_finite()) {
+            return Err(RankerError::Train("the skip threshold must be finite".into()));
+        }
         if self.prior_weight > 0.0 && self.log_priors.len() != labels {
             return Err(RankerError::Train(format!("{} label priors for {labels} labels", self.log_priors.len())));
         }
@@ -90,6 +128,12 @@ impl EncoderClassifier {
             return log_probs;
         }
         log_probs.into_iter().zip(&self.log_priors).map(|(lp, prior)| lp - self.prior_weight * prior).collect()
+    }
+
+    /// Whether the classifier has a say on a record with these ranker `candidates` (best first):
+    /// not with a weight of 0, nor when the ranker is sure enough ([`Skip`]).
+    pub fn consulted(&self, candidates: &[(u32, f32)]) -> bool {
+        self.weight > 0.0 && self.skip.is_none_or(|s| s.gate.confidence(candidates) < s.threshold)
     }
 
     /// Log-probabilities of every label for a unit `embedding`.
@@ -116,7 +160,7 @@ impl EncoderClassifier {
             ranker_tail_accuracy: None,
             cross_fitted_tail_accuracy: None,
         };
-        EncoderClassifier { temperature, weight: 0.0, prior_weight: 0.0, log_priors: Vec::new(), fit, vectors }
+        EncoderClassifier { temperature, weight: 0.0, prior_weight: 0.0, log_priors: Vec::new(), fit, skip: None, vectors }
     }
 
     /// Fits the weights on validation records: the ranker's `candidates`, the records' unit
@@ -184,6 +228,56 @@ impl EncoderClassifier {
             cross_fitted_tail_accuracy: tail_share(cross.1),
         };
         (self.weight, self.prior_weight) = if cross.0 > ranker.0 { (best_weight, best_prior) } else { (0.0, 0.0) };
+    }
+}
+
+impl EncoderClassifier {
+    /// Fits the cascade ([`Skip`]) on validation records, after [`Self::fit_weight`] and with
+    /// the same inputs: of each gate, the longest run of records, most confident first, in
+    /// which skipping the classifier never costs accuracy or tail hits against consulting it
+    /// on every record (every shorter run counted too, so a loss is not hidden by a later
+    /// gain); the gate that skips more is kept. `None` when the weight is 0 (nothing to
+    /// consult) or no record can be skipped.
+    pub fn fit_skip(&mut self, candidates: &[Vec<(u32, f32)>], embeddings: &[Vec<f32>], truths: &[u32], labels: &LabelSet) {
+        self.skip = None;
+        let n = truths.len().min(candidates.len()).min(embeddings.len());
+        if self.weight == 0.0 || n == 0 {
+            return;
+        }
+        // Per record: (ranker right, rescored right, tail).
+        let outcome: Vec<(bool, bool, bool)> = (0..n)
+            .map(|i| {
+                let top = |ranked: &[(u32, f32)]| ranked.first().is_some_and(|c| c.0 == truths[i]);
+                let rescored = self.rescore(&embeddings[i], &candidates[i], 1);
+                (top(&candidates[i]), top(&rescored), labels.get(truths[i]).is_some_and(|l| l.tail))
+            })
+            .collect();
+        let fit = |gate: Gate| {
+            let confidence: Vec<f32> = candidates[..n].iter().map(|c| gate.confidence(c)).collect();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]));
+            let (mut hits, mut tail_hits) = (0i64, 0i64);
+            let mut best: Option<Skip> = None;
+            for (k, &i) in order.iter().enumerate() {
+                let (ranker, rescored, tail) = outcome[i];
+                hits += ranker as i64 - rescored as i64;
+                tail_hits += (ranker && tail) as i64 - (rescored && tail) as i64;
+                // A threshold can only fall between distinct confidences.
+                if order.get(k + 1).is_some_and(|&j| confidence[j] == confidence[i]) {
+                    continue;
+                }
+                if hits < 0 || tail_hits < 0 {
+                    break;
+                }
+                best = Some(Skip { gate, threshold: confidence[i], skipped: (k + 1) as f64 / n as f64 });
+            }
+            best
+        };
+        let [top, margin] = [Gate::TopScore, Gate::Margin].map(fit);
+        self.skip = match (top, margin) {
+            (Some(t), Some(m)) => Some(if m.skipped > t.skipped { m } else { t }),
+            (t, m) => t.or(m),
+        };
     }
 }
 
@@ -288,5 +382,49 @@ mod tests {
         assert_eq!(c.rescore(&undecided, &candidates[0], 2)[0].0, 1);
         c.prior_weight = 0.0;
         assert_eq!(c.rescore(&undecided, &candidates[0], 2)[0].0, 0);
+    }
+
+    #[test]
+    fn the_classifier_is_skipped_on_the_confident_records_until_skipping_would_cost_a_hit() {
+        // By the ranker's top score: (a) ten sure records the classifier agrees with; (b) one
+        // where it would flip the ranker's right answer; (d) one where it would fix a wrong
+        // one; (c) five unsure records it fixes. Skipping a and b gains a hit, d gives it back
+        // (still no loss), c would lose: the threshold is d's score.
+        let even = labels([100, 100, 100]);
+        let record = |top: f32, embedding: [f32; 2], truth: u32| (vec![(0, top), (1, 0.05)], embedding.to_vec(), truth);
+        let a = || record(0.9, [1.0, 0.0], 0);
+        let (b, d) = (record(0.89, [0.0, 1.0], 0), record(0.88, [0.0, 1.0], 1));
+        let c = || (vec![(0, 0.5), (1, 0.45)], vec![0.0, 1.0], 1);
+        let fit = |records: Vec<(Vec<(u32, f32)>, Vec<f32>, u32)>, weight: f32| {
+            let mut clf = classifier(weight);
+            let (candidates, rest): (Vec<_>, Vec<_>) = records.into_iter().map(|(c, e, t)| (c, (e, t))).unzip();
+            let (embeddings, truths): (Vec<_>, Vec<_>) = rest.into_iter().unzip();
+            clf.fit_skip(&candidates, &embeddings, &truths, &even);
+            // Skipping never costs a validation hit.
+            let hits = |clf: &EncoderClassifier| {
+                (0..truths.len())
+                    .filter(|&i| {
+                        let top = if clf.consulted(&candidates[i]) { clf.rescore(&embeddings[i], &candidates[i], 1)[0].0 } else { candidates[i][0].0 };
+                        top == truths[i]
+                    })
+                    .count()
+            };
+            let always = EncoderClassifier { skip: None, ..clf.clone() };
+            assert!(hits(&clf) >= hits(&always));
+            clf
+        };
+        let all = || (0..10).map(|_| a()).chain([b.clone(), d.clone()]).chain((0..5).map(|_| c())).collect::<Vec<_>>();
+        let clf = fit(all(), 1.0);
+        let skip = clf.skip.expect("the sure records are skipped");
+        assert_eq!((skip.gate, skip.threshold), (Gate::TopScore, 0.88), "{skip:?}");
+        assert!((skip.skipped - 12.0 / 17.0).abs() < 1e-12);
+        assert!(!clf.consulted(&a().0) && clf.consulted(&c().0));
+        // Without b, d's fix would be lost by skipping it: only the ten sure records are skipped.
+        let without_b: Vec<_> = all().into_iter().filter(|r| r.0[0].1 != 0.89).collect();
+        assert_eq!(fit(without_b, 1.0).skip.map(|s| s.threshold), Some(0.9));
+        // A classifier with no weight is never consulted: there is nothing to fit.
+        let idle = fit(all(), 0.0);
+        assert_eq!(idle.skip, None);
+        assert!(!idle.consulted(&c().0));
     }
 }

@@ -17,7 +17,7 @@ pub mod solver;
 pub mod sparse;
 pub mod tfidf;
 
-pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, WeightFit};
+pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, Gate, Skip, WeightFit};
 pub use config::{FeatureKind, Negatives, PathCombine, PathScore, RankerConfig};
 pub use error::{RankerError, Result};
 pub use features::FeatureLayout;

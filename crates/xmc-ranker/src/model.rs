@@ -269,16 +269,27 @@ impl XrModel {
         if self.classifier.is_some() { top_k.max(CLASSIFIER_POOL) } else { top_k }
     }
 
-    /// The ranker's candidates rescored by the encoder's classifier (unchanged without one);
-    /// `embeddings` are the inputs' unit embeddings by the classifier's encoder.
-    pub fn rescore(&self, pools: Vec<Vec<(u32, f32)>>, embeddings: Option<&[Vec<f32>]>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
-        match (&self.classifier, embeddings) {
-            (Some(c), Some(e)) => pools.iter().zip(e).map(|(p, e)| c.rescore(e, p, top_k)).collect(),
-            _ => pools.into_iter().map(|mut p| {
-                p.truncate(top_k);
-                p
-            }).collect(),
-        }
+    /// Whether the classifier has a say on a record with these ranker candidates (best first),
+    /// so that its encoder must embed the record ([`EncoderClassifier::consulted`]).
+    pub fn consults_classifier(&self, candidates: &[(u32, f32)]) -> bool {
+        self.classifier.as_ref().is_some_and(|c| c.consulted(candidates))
+    }
+
+    /// The ranker's candidates rescored by the encoder's classifier where it is consulted, the
+    /// ranker's order elsewhere; `embedding(i)` is input `i`'s unit embedding by the
+    /// classifier's encoder (`None` when it was not embedded: the ranker's order).
+    pub fn rescore<'e>(&self, pools: Vec<Vec<(u32, f32)>>, embedding: impl Fn(usize) -> Option<&'e [f32]>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
+        pools
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut pool)| match (&self.classifier, embedding(i)) {
+                (Some(c), Some(e)) if c.consulted(&pool) => c.rescore(e, &pool, top_k),
+                _ => {
+                    pool.truncate(top_k);
+                    pool
+                }
+            })
+            .collect()
     }
 }
 

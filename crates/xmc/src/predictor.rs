@@ -69,16 +69,25 @@ impl XrEncoders {
         Ok(XrEncoders { dense, classifier })
     }
 
-    /// The inputs' embeddings for the dense block and for the classifier (`None` where the model
-    /// has no such part).
-    fn embed(&self, texts: &[&str]) -> Result<(Option<Vec<Vec<f32>>>, Option<Vec<Vec<f32>>>)> {
-        let dense = self.dense.as_ref().map(|e| e.encode(texts, ENCODE_BATCH, |_| {})).transpose()?;
-        let classifier = match &self.classifier {
-            ClassifierEncoder::None => None,
-            ClassifierEncoder::Dense => dense.clone(),
-            ClassifierEncoder::Own(e) => Some(e.encode(texts, ENCODE_BATCH, |_| {})?),
+    /// The inputs' embeddings for the dense block (`None` without one).
+    fn embed_dense(&self, texts: &[&str]) -> Result<Option<Vec<Vec<f32>>>> {
+        Ok(self.dense.as_ref().map(|e| e.encode(texts, ENCODE_BATCH, |_| {})).transpose()?)
+    }
+
+    /// The classifier's embeddings of the inputs at positions `asked` (the others `None`),
+    /// reusing the dense block's `dense` embeddings where the two share an encoder.
+    fn embed_for_classifier(&self, texts: &[&str], asked: &[usize], dense: Option<&[Vec<f32>]>) -> Result<Vec<Option<Vec<f32>>>> {
+        let mut out = vec![None; texts.len()];
+        let embedded = match (&self.classifier, dense) {
+            (ClassifierEncoder::None, _) => return Ok(out),
+            (ClassifierEncoder::Dense, Some(dense)) => asked.iter().map(|&i| dense[i].clone()).collect(),
+            (ClassifierEncoder::Dense, None) => bail!("the classifier shares the dense block's encoder, but the model has no dense block"),
+            (ClassifierEncoder::Own(e), _) => e.encode(&asked.iter().map(|&i| texts[i]).collect::<Vec<_>>(), ENCODE_BATCH, |_| {})?,
         };
-        Ok((dense, classifier))
+        for (&i, v) in asked.iter().zip(embedded) {
+            out[i] = Some(v);
+        }
+        Ok(out)
     }
 }
 
@@ -264,9 +273,13 @@ impl Model {
             Model::Xr { model, encoders } => {
                 let mut out = Vec::with_capacity(texts.len());
                 for chunk in texts.chunks(RANK_CHUNK) {
-                    let (dense, for_classifier) = encoders.embed(chunk)?;
+                    let dense = encoders.embed_dense(chunk)?;
                     let x = model.features(chunk, dense.as_deref())?;
-                    out.extend(model.rescore(model.predict(&x, Some(beam), model.pool_size(beam)), for_classifier.as_deref(), beam));
+                    let pools = model.predict(&x, Some(beam), model.pool_size(beam));
+                    // The classifier's encoder embeds only the records the classifier is consulted on.
+                    let asked: Vec<usize> = (0..chunk.len()).filter(|&i| model.consults_classifier(&pools[i])).collect();
+                    let for_classifier = encoders.embed_for_classifier(chunk, &asked, dense.as_deref())?;
+                    out.extend(model.rescore(pools, |i| for_classifier[i].as_deref(), beam));
                     on_batch(chunk.len());
                 }
                 Ok(out)

@@ -727,7 +727,9 @@ fn train_ranker_into(
         let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
             .with_context(|| format!("reading {}", path.display()))?;
         let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
-        classifier.fit_weight(&model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL), embeddings, &valid_labels, &data.labels);
+        let candidates = model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL);
+        classifier.fit_weight(&candidates, embeddings, &valid_labels, &data.labels);
+        classifier.fit_skip(&candidates, embeddings, &valid_labels, &data.labels);
         let tail = |a: Option<f64>| a.map_or("-".into(), |a| format!("{a:.4}"));
         eprintln!(
             "train (xr): encoder classifier weight {:.2}, prior weight {:.1} (validation accuracy / tail accuracy: ranker {:.4} / {}, \
@@ -739,13 +741,23 @@ fn train_ranker_into(
             classifier.fit.cross_fitted_accuracy,
             tail(classifier.fit.cross_fitted_tail_accuracy)
         );
+        match classifier.skip {
+            Some(skip) => eprintln!(
+                "train (xr): the classifier is skipped where the ranker's {:?} is at least {:.4}: {:.1}% of validation records",
+                skip.gate,
+                skip.threshold,
+                100.0 * skip.skipped
+            ),
+            None if classifier.weight > 0.0 => eprintln!("train (xr): the classifier is consulted on every record"),
+            None => {}
+        }
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         model.classifier = Some(classifier);
     }
     model.save(out)?;
     let pools = model.predict(&xv, None, model.pool_size(5));
     let ranked: Vec<Vec<u32>> =
-        model.rescore(pools, valid_for_classifier.as_deref(), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+        model.rescore(pools, |i| valid_for_classifier.as_ref().map(|v| v[i].as_slice()), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
     let valid = valid_metrics(data, &ranked, &valid_labels);
     eprintln!(
         "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
