@@ -772,11 +772,11 @@ fn two_runs_of_one_config_give_the_same_model_and_predictions() {
     assert_eq!(digest("first"), digest("second"));
 }
 
-/// Runs the xr method with the encoder fine-tuned against label vectors (one epoch) and the
-/// ranker on `features`; returns the run's folder.
-fn run_xr_with_classifier(dir: &Path, features: &str) -> std::path::PathBuf {
+/// Runs the xr method with `members` encoders fine-tuned against label vectors (one epoch) and
+/// the ranker on `features`; returns the run's folder.
+fn run_xr_with_classifier(dir: &Path, features: &str, members: usize) -> std::path::PathBuf {
     let extra = format!(
-        "[ranker]\nbeam = 5\ntop_k = 4\nfeatures = {features:?}\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\n"
+        "[ranker]\nbeam = 5\ntop_k = 4\nfeatures = {features:?}\n[contrastive]\nepochs = 1\nloss = \"labels\"\nbatch_size = 16\nmax_per_label = 2\nmembers = {members}\n"
     );
     let config = write_config(dir, &extra);
     assert_eq!(xmc(&["experiment", &config, "--set", "method=xr"]).unwrap(), ExitCode::SUCCESS);
@@ -793,7 +793,7 @@ fn run_xr_with_classifier(dir: &Path, features: &str) -> std::path::PathBuf {
 #[test]
 fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = run_xr_with_classifier(tmp.path(), "sparse");
+    let run = run_xr_with_classifier(tmp.path(), "sparse", 1);
     let model = run.join("train");
     let classifier_file = model.join(xmc_ranker::CLASSIFIER_FILE);
     let mut classifier: xmc_ranker::EncoderClassifier = serde_json::from_str(&std::fs::read_to_string(&classifier_file).unwrap()).unwrap();
@@ -864,7 +864,7 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
 #[test]
 fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = run_xr_with_classifier(tmp.path(), "both");
+    let run = run_xr_with_classifier(tmp.path(), "both", 1);
     let model = run.join("train");
     use xmc_model::SentenceEncoder as E;
     let (block, own) = (model.join(xmc_ranker::ENCODER_DIR), model.join(xmc_ranker::CLASSIFIER_ENCODER_DIR));
@@ -902,6 +902,68 @@ fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     };
     let expected = ranked_with(&dense, &for_classifier);
     assert_ne!(expected, ranked_with(&for_classifier, &dense), "the encoders' embeddings are interchangeable here: the test could not tell");
+    let predictor = xmc::predictor::Predictor::load(&model).unwrap();
+    assert_eq!(labels(predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap()), expected);
+}
+
+/// `contrastive.members = 2`: two encoders fine-tuned with their own seeds, in
+/// `classifier-encoder/` and `classifier-encoder-2/`; the classifier's label vectors are the
+/// members' concatenated (halved), and the predictor feeds it the members' embeddings
+/// concatenated in member order (with two encoders, and two halves of the label vectors, whose
+/// order changes the predictions).
+#[test]
+fn xr_with_two_classifier_members_averages_their_classifiers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_xr_with_classifier(tmp.path(), "sparse", 2);
+    let model = run.join("train");
+    use xmc_model::SentenceEncoder as E;
+    let members = [0, 1].map(|m| model.join(xmc_ranker::classifier_member_dir(m)));
+    assert_eq!(members[1].file_name().unwrap(), "classifier-encoder-2");
+    for dir in &members {
+        assert!(dir.join(E::FINE_TUNED_WEIGHTS).is_file() || dir.join(E::WEIGHTS).is_file(), "{} holds an encoder", dir.display());
+        assert!(!dir.join(xmc_train::LABEL_VECTORS).exists(), "the label vectors moved into classifier.json");
+    }
+    assert!(!model.join(xmc_ranker::classifier_member_dir(2)).exists());
+    let device = xmc_model::inference_device();
+    let dim = E::load(&members[0], &device).unwrap().dim();
+    let classifier_file = model.join(xmc_ranker::CLASSIFIER_FILE);
+    let mut classifier: xmc_ranker::EncoderClassifier = serde_json::from_str(&std::fs::read_to_string(&classifier_file).unwrap()).unwrap();
+    assert!(classifier.vectors.iter().all(|v| v.len() == 2 * dim), "each label's vector is the two members' concatenated");
+    // Each half is a member's unit vector over 2.
+    for half in classifier.vectors[0].chunks(dim) {
+        let norm = half.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 0.5).abs() < 1e-3, "{norm}");
+    }
+
+    // The second member gets newly initialised weights, so that the members differ for sure; a
+    // large weight and no cascade, so that the classifier decides every record's order.
+    let fresh = E::load(&members[1], &device).unwrap().with_weights(xmc_model::BertConfig::load(&members[1].join(E::CONFIG)).unwrap().init(&device));
+    fresh.save(&tmp.path().join("fresh")).unwrap();
+    std::fs::copy(tmp.path().join("fresh").join(E::FINE_TUNED_WEIGHTS), members[1].join(E::FINE_TUNED_WEIGHTS)).unwrap();
+    // The tiny members may keep their starting label vectors (their best epoch can be the 0th),
+    // so the second half of each label's vector becomes the next label's: the halves then
+    // differ as well.
+    let second_halves: Vec<Vec<f32>> = classifier.vectors.iter().map(|v| v[dim..].to_vec()).collect();
+    let n = classifier.vectors.len();
+    for (l, v) in classifier.vectors.iter_mut().enumerate() {
+        v[dim..].copy_from_slice(&second_halves[(l + 1) % n]);
+    }
+    classifier.weight = 1e4;
+    classifier.skip = None;
+    std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
+    let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
+    let texts: Vec<&str> = data.split(xmc_data::Split::Test).take(40).map(|r| r.input.as_str()).collect();
+    let embed = |dir: &Path| E::load(dir, &device).unwrap().encode(&texts, 64, |_| {}).unwrap();
+    let (first, second) = (embed(&members[0]), embed(&members[1]));
+    let joined = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().zip(b).map(|(x, y)| [x.as_slice(), y].concat()).collect::<Vec<_>>();
+    let xr = xmc_ranker::XrModel::load(&model).unwrap();
+    let labels = |ranked: Vec<Vec<(u32, f32)>>| ranked.into_iter().map(|r| r.into_iter().map(|c| c.0).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let ranked_with = |embeddings: &[Vec<f32>]| {
+        let pools = xr.predict(&xr.features(&texts, None).unwrap(), Some(5), xr.pool_size(5));
+        labels(xr.rescore(pools, |i| Some(embeddings[i].as_slice()), 4))
+    };
+    let expected = ranked_with(&joined(&first, &second));
+    assert_ne!(expected, ranked_with(&joined(&second, &first)), "the members' order does not matter here: the test could not tell");
     let predictor = xmc::predictor::Predictor::load(&model).unwrap();
     assert_eq!(labels(predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap()), expected);
 }

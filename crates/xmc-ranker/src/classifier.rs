@@ -44,7 +44,10 @@ pub struct EncoderClassifier {
     /// always consulted; folders written before it existed have none).
     #[serde(default)]
     pub skip: Option<Skip>,
-    /// Unit vectors, one per label in label-id order.
+    /// Unit vectors, one per label in label-id order; for an ensemble of `M` fine-tuned encoders,
+    /// each label's members' unit vectors concatenated and divided by `M`, so that against the
+    /// concatenated embeddings a logit is the members' mean (the members' log-probabilities
+    /// averaged, up to a constant per record, which rescoring does not see).
     pub vectors: Vec<Vec<f32>>,
 }
 

@@ -37,8 +37,16 @@ const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const CLASSIFIER_POOL: usize = 20;
 /// The sentence encoder's folder inside the model folder, for a dense block.
 pub const ENCODER_DIR: &str = "encoder";
-/// The fine-tuned encoder's folder inside the model folder, for the classifier.
+/// The fine-tuned encoder's folder inside the model folder, for the classifier (its first
+/// member; see [`classifier_member_dir`]).
 pub const CLASSIFIER_ENCODER_DIR: &str = "classifier-encoder";
+
+/// The folder of the classifier's encoder `member` (0-based) inside the model folder:
+/// `classifier-encoder`, `classifier-encoder-2`, ... An ensemble's classifier takes the
+/// concatenation of its members' embeddings, in member order.
+pub fn classifier_member_dir(member: usize) -> String {
+    if member == 0 { CLASSIFIER_ENCODER_DIR.to_string() } else { format!("{CLASSIFIER_ENCODER_DIR}-{}", member + 1) }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct XrMeta {
@@ -256,12 +264,17 @@ impl XrModel {
         self.meta.layout.kind.uses_dense() || self.classifier.is_some()
     }
 
-    /// The folder (inside the model folder `dir`) of the classifier's encoder, when the model
-    /// has a classifier: `classifier-encoder/`, or `encoder/` in folders written before it.
-    pub fn classifier_encoder_dir(&self, dir: &Path) -> Option<std::path::PathBuf> {
-        self.classifier.as_ref()?;
-        let own = dir.join(CLASSIFIER_ENCODER_DIR);
-        Some(if own.is_dir() { own } else { dir.join(ENCODER_DIR) })
+    /// The folders (inside the model folder `dir`) of the classifier's encoders, in member
+    /// order, when the model has a classifier: `classifier-encoder/` and its further members'
+    /// folders, or `encoder/` in folders written before `classifier-encoder/` existed.
+    pub fn classifier_encoder_dirs(&self, dir: &Path) -> Vec<std::path::PathBuf> {
+        if self.classifier.is_none() {
+            return Vec::new();
+        }
+        if !dir.join(CLASSIFIER_ENCODER_DIR).is_dir() {
+            return vec![dir.join(ENCODER_DIR)];
+        }
+        (0..).map(|m| dir.join(classifier_member_dir(m))).take_while(|d| d.is_dir()).collect()
     }
 
     /// How many candidates to take from the beam so that `top_k` remain after rescoring.

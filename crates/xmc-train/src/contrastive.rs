@@ -40,6 +40,14 @@ pub struct ContrastiveConfig {
     /// the fingerprints of runs from before the key stay valid).
     #[serde(skip_serializing_if = "FineTuneLoss::is_pairs")]
     pub loss: FineTuneLoss,
+    /// With the labels loss and the xr method: how many encoders are fine-tuned (seeds `seed`,
+    /// `seed + 1`, ...), their classifiers averaged (left out of the serialised config at 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub members: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The fine-tuning loss of `[contrastive]`.
@@ -75,6 +83,7 @@ impl Default for ContrastiveConfig {
             grad_clip: 1.0,
             seed: 42,
             loss: FineTuneLoss::Pairs,
+            members: 1,
         }
     }
 }
@@ -92,6 +101,12 @@ impl ContrastiveConfig {
         }
         if self.max_tokens < 2 {
             return Err("`contrastive.max_tokens` must be at least 2".into());
+        }
+        if self.members == 0 {
+            return Err("`contrastive.members` must be at least 1".into());
+        }
+        if self.members > 1 && self.loss != FineTuneLoss::Labels {
+            return Err("`contrastive.members` above 1 needs `contrastive.loss = \"labels\"` (it averages the encoders' classifiers)".into());
         }
         if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
             return Err("`contrastive.weight_decay` and `contrastive.grad_clip` must not be negative".into());

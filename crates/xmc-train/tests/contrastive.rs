@@ -57,6 +57,8 @@ fn bad_settings_are_refused_before_any_work() {
     for (cfg, key) in [
         (ContrastiveConfig { batch_size: 1, ..ContrastiveConfig::default() }, "batch_size"),
         (ContrastiveConfig { temperature: 0.0, ..ContrastiveConfig::default() }, "temperature"),
+        (ContrastiveConfig { members: 0, ..ContrastiveConfig::default() }, "members"),
+        (ContrastiveConfig { members: 2, ..ContrastiveConfig::default() }, "members"),
     ] {
         let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap_err().to_string();
         assert!(err.contains(key), "{err}");

@@ -50,7 +50,8 @@ enum ClassifierEncoder {
     None,
     /// The dense block's encoder (an older folder with a dense block and a classifier).
     Dense,
-    Own(SentenceEncoder),
+    /// The classifier's own encoders, one per ensemble member, their embeddings concatenated.
+    Own(Vec<SentenceEncoder>),
 }
 
 impl XrEncoders {
@@ -61,11 +62,22 @@ impl XrEncoders {
         };
         let dense_dir = dir.join(xmc_ranker::ENCODER_DIR);
         let dense = if model.meta.layout.kind.uses_dense() { Some(load(&dense_dir, "dense feature block")?) } else { None };
-        let classifier = match model.classifier_encoder_dir(dir) {
-            None => ClassifierEncoder::None,
-            Some(d) if d == dense_dir && dense.is_some() => ClassifierEncoder::Dense,
-            Some(d) => ClassifierEncoder::Own(load(&d, "classifier")?),
+        let dirs = model.classifier_encoder_dirs(dir);
+        let classifier = match dirs.as_slice() {
+            [] => ClassifierEncoder::None,
+            [d] if *d == dense_dir && dense.is_some() => ClassifierEncoder::Dense,
+            dirs => ClassifierEncoder::Own(dirs.iter().map(|d| load(d, "classifier")).collect::<Result<_>>()?),
         };
+        if let (Some(c), ClassifierEncoder::Own(encoders)) = (&model.classifier, &classifier) {
+            let (want, have) = (c.vectors.first().map_or(0, Vec::len), encoders.iter().map(SentenceEncoder::dim).sum::<usize>());
+            if want != have {
+                bail!(
+                    "{}: the classifier's label vectors have {want} dimensions, but its {} encoder(s) embed in {have}",
+                    dir.display(),
+                    encoders.len()
+                );
+            }
+        }
         Ok(XrEncoders { dense, classifier })
     }
 
@@ -82,7 +94,16 @@ impl XrEncoders {
             (ClassifierEncoder::None, _) => return Ok(out),
             (ClassifierEncoder::Dense, Some(dense)) => asked.iter().map(|&i| dense[i].clone()).collect(),
             (ClassifierEncoder::Dense, None) => bail!("the classifier shares the dense block's encoder, but the model has no dense block"),
-            (ClassifierEncoder::Own(e), _) => e.encode(&asked.iter().map(|&i| texts[i]).collect::<Vec<_>>(), ENCODE_BATCH, |_| {})?,
+            (ClassifierEncoder::Own(encoders), _) => {
+                let asked_texts: Vec<&str> = asked.iter().map(|&i| texts[i]).collect();
+                let mut joined = vec![Vec::new(); asked.len()];
+                for e in encoders {
+                    for (row, v) in joined.iter_mut().zip(e.encode(&asked_texts, ENCODE_BATCH, |_| {})?) {
+                        row.extend(v);
+                    }
+                }
+                joined
+            }
         };
         for (&i, v) in asked.iter().zip(embedded) {
             out[i] = Some(v);

@@ -657,7 +657,7 @@ fn train_ranker_into(
     let started = Instant::now();
     let mut report = TrainFigures::default();
     let wants_classifier = classifier_wanted(cfg);
-    let finetune_into = |target: &Path, report: &mut TrainFigures| -> Result<()> {
+    let finetune_into = |target: &Path, contrastive: &xmc_train::ContrastiveConfig, report: &mut TrainFigures| -> Result<()> {
         let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
         let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
         let outcome = xmc_train::finetune_encoder(
@@ -665,7 +665,7 @@ fn train_ranker_into(
             &examples(xmc_data::Split::Train),
             &examples(xmc_data::Split::Valid),
             &label_texts,
-            &cfg.contrastive,
+            contrastive,
             target,
             resume,
         )?;
@@ -674,7 +674,7 @@ fn train_ranker_into(
             cfg.contrastive.loss, outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
         );
         report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
-        report.encoder_seconds = Some(outcome.train_seconds);
+        report.encoder_seconds = Some(report.encoder_seconds.unwrap_or(0.0) + outcome.train_seconds);
         Ok(())
     };
     let load = |dir: &Path| xmc_model::SentenceEncoder::load(dir, &xmc_model::inference_device());
@@ -686,7 +686,7 @@ fn train_ranker_into(
     let encoder = if needs_encoder && (cfg.ranker.features.uses_dense() || !wants_classifier) {
         let target = out.join(xmc_ranker::ENCODER_DIR);
         if cfg.contrastive.epochs > 0 && !wants_classifier {
-            finetune_into(&target, &mut report)?;
+            finetune_into(&target, &cfg.contrastive, &mut report)?;
         } else {
             copy_encoder(encoder_dir, &target)?;
         }
@@ -694,14 +694,20 @@ fn train_ranker_into(
     } else {
         None
     };
-    // `classifier-encoder/`: the encoder fine-tuned against label vectors, whose classifier
-    // rescores the ranker's candidates.
-    let classifier_encoder = if wants_classifier {
-        let target = out.join(xmc_ranker::CLASSIFIER_ENCODER_DIR);
-        finetune_into(&target, &mut report)?;
-        Some(load(&target)?)
+    // `classifier-encoder/` (and `classifier-encoder-2/`, ... for further members): the encoder
+    // fine-tuned against label vectors, whose classifier rescores the ranker's candidates; each
+    // member with its own seed.
+    let classifier_encoders = if wants_classifier {
+        (0..cfg.contrastive.members)
+            .map(|m| {
+                let target = out.join(xmc_ranker::classifier_member_dir(m));
+                let contrastive = xmc_train::ContrastiveConfig { seed: cfg.contrastive.seed.wrapping_add(m as u64), ..cfg.contrastive.clone() };
+                finetune_into(&target, &contrastive, &mut report)?;
+                Ok(load(&target)?)
+            })
+            .collect::<Result<Vec<_>>>()?
     } else {
-        None
+        Vec::new()
     };
     let embed = |encoder: Option<&xmc_model::SentenceEncoder>, texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
         let Some(e) = encoder else { return Ok(None) };
@@ -720,12 +726,35 @@ fn train_ranker_into(
     std::fs::copy(&cfg.data.dataset, out.join(crate::evaluate::DATASET_FILE))
         .with_context(|| format!("copying {} into the model folder", cfg.data.dataset.display()))?;
     let valid_dense = embed(dense_encoder, &valid_texts, "embedding validation records")?;
-    let valid_for_classifier = embed(classifier_encoder.as_ref(), &valid_texts, "embedding validation records (classifier)")?;
+    // The members' embeddings concatenated, as their label vectors (over the number of members,
+    // so that a logit is the members' mean).
+    let valid_for_classifier = if classifier_encoders.is_empty() {
+        None
+    } else {
+        let mut joined = vec![Vec::new(); valid_texts.len()];
+        for e in &classifier_encoders {
+            for (row, v) in joined.iter_mut().zip(embed(Some(e), &valid_texts, "embedding validation records (classifier)")?.unwrap_or_default()) {
+                row.extend(v);
+            }
+        }
+        Some(joined)
+    };
     let xv = model.features(&valid_texts, valid_dense.as_deref())?;
     if let Some(embeddings) = valid_for_classifier.as_deref() {
-        let path = out.join(xmc_ranker::CLASSIFIER_ENCODER_DIR).join(xmc_train::LABEL_VECTORS);
-        let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); data.labels.len()];
+        let members = classifier_encoders.len();
+        for m in 0..members {
+            let path = out.join(xmc_ranker::classifier_member_dir(m)).join(xmc_train::LABEL_VECTORS);
+            let member: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if member.len() != vectors.len() {
+                anyhow::bail!("{}: {} label vectors for {} labels", path.display(), member.len(), vectors.len());
+            }
+            for (row, v) in vectors.iter_mut().zip(member) {
+                row.extend(v.into_iter().map(|x| x / members as f32));
+            }
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
         let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
         let candidates = model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL);
         classifier.fit_weight(&candidates, embeddings, &valid_labels, &data.labels);
@@ -751,7 +780,6 @@ fn train_ranker_into(
             None if classifier.weight > 0.0 => eprintln!("train (xr): the classifier is consulted on every record"),
             None => {}
         }
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         model.classifier = Some(classifier);
     }
     model.save(out)?;
