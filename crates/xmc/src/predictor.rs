@@ -96,13 +96,7 @@ impl XrEncoders {
             (ClassifierEncoder::Dense, None) => bail!("the classifier shares the dense block's encoder, but the model has no dense block"),
             (ClassifierEncoder::Own(encoders), _) => {
                 let asked_texts: Vec<&str> = asked.iter().map(|&i| texts[i]).collect();
-                let mut joined = vec![Vec::new(); asked.len()];
-                for e in encoders {
-                    for (row, v) in joined.iter_mut().zip(e.encode(&asked_texts, ENCODE_BATCH, |_| {})?) {
-                        row.extend(v);
-                    }
-                }
-                joined
+                embed_concatenated(encoders, &asked_texts, |_| {})?
             }
         };
         for (&i, v) in asked.iter().zip(embedded) {
@@ -110,6 +104,19 @@ impl XrEncoders {
         }
         Ok(out)
     }
+}
+
+/// The classifier members' embeddings of `texts`, concatenated per text in member order (as
+/// their label vectors are, each over the number of members, so that a logit is the members'
+/// mean); `progress` hears of each batch, member after member.
+pub(crate) fn embed_concatenated(encoders: &[SentenceEncoder], texts: &[&str], mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    let mut joined = vec![Vec::with_capacity(encoders.iter().map(SentenceEncoder::dim).sum()); texts.len()];
+    for e in encoders {
+        for (row, v) in joined.iter_mut().zip(e.encode(texts, ENCODE_BATCH, &mut progress)?) {
+            row.extend(v);
+        }
+    }
+    Ok(joined)
 }
 
 impl Predictor {

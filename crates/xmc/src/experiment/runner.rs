@@ -731,12 +731,9 @@ fn train_ranker_into(
     let valid_for_classifier = if classifier_encoders.is_empty() {
         None
     } else {
-        let mut joined = vec![Vec::new(); valid_texts.len()];
-        for e in &classifier_encoders {
-            for (row, v) in joined.iter_mut().zip(embed(Some(e), &valid_texts, "embedding validation records (classifier)")?.unwrap_or_default()) {
-                row.extend(v);
-            }
-        }
+        let bar = progress_bar((valid_texts.len() * classifier_encoders.len()) as u64, "embedding validation records (classifier)");
+        let joined = crate::predictor::embed_concatenated(&classifier_encoders, &valid_texts, |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
         Some(joined)
     };
     let xv = model.features(&valid_texts, valid_dense.as_deref())?;
