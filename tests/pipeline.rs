@@ -684,7 +684,9 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
 /// `method = "fused"`: ranker and generator candidates rescored by a combination fitted on the
 /// validation split; the report compares each component with the fusion; `xmc predict` loads the
 /// folder. The fit reads the validation split only: changing every test record leaves it
-/// unchanged, changing the validation records does not.
+/// unchanged, changing the validation records does not. The cascade: the fitted one costs no
+/// validation hit; one set by hand runs the generator only below its threshold, and the
+/// Predictor keeps the ranker's order above it.
 #[test]
 fn fused_method_fits_on_validation_only_and_reports_its_components() {
     let tmp = tempfile::tempdir().unwrap();
@@ -723,6 +725,75 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
         r.label = 0;
     }
     assert_ne!(refit(&valid_changed), saved, "the fit does read the validation split");
+
+    // The cascade as fitted never costs a validation hit: on the records it skips, the ranker's
+    // top is right at least as often as the fusion's.
+    let (fitted, valid_cands, truths) = xmc::fused::fit_fusion(&parts, &saved.config, &data).unwrap();
+    if let Some(skip) = fitted.skip {
+        let (mut ranker, mut fused) = (0, 0);
+        for (c, t) in valid_cands.iter().zip(&truths).filter(|(c, _)| skip.skips(&c.ranker_top)) {
+            ranker += (c.ranker_top[0].0 == *t) as usize;
+            fused += (xmc::fused::rank_with(&fitted, c, 1)[0].0 == *t) as usize;
+        }
+        assert!(ranker >= fused, "skipping cost validation hits: ranker {ranker}, fused {fused}");
+    }
+    // A cascade at the median top score, over a fusion that follows the generator alone: the
+    // records at or above it keep the ranker's order and cost no generator hypotheses, the
+    // others get the fused order, through the Predictor as through the parts.
+    let texts: Vec<&str> = data.split(xmc_data::Split::Test).map(|r| r.input.as_str()).collect();
+    let full = parts.candidates(&saved.config, &texts, None).unwrap();
+    let mut tops: Vec<f32> = full.iter().map(|c| c.ranker_top[0].1).collect();
+    tops.sort_by(f32::total_cmp);
+    let threshold = tops[tops.len() / 2];
+    let skip = xmc_ranker::Skip { gate: xmc_ranker::Gate::TopScore, threshold, skipped: 0.5 };
+    let generator_only = xmc_ranker::FusionModel {
+        weights: saved.features.iter().map(|f| if *f == xmc_ranker::FusionFeature::GeneratorLogProb { 1.0 } else { 0.0 }).collect(),
+        ranker_only: false,
+        skip: None,
+        ..saved.clone()
+    };
+    let cascaded = parts.candidates(&saved.config, &texts, Some(&skip)).unwrap();
+    let labels = |ranked: Vec<(u32, f32)>| ranked.into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+    let expected: Vec<Vec<u32>> = full
+        .iter()
+        .zip(&cascaded)
+        .map(|(f, c)| {
+            assert_eq!(c.consulted, !skip.skips(&f.ranker_top));
+            assert_eq!(c.ranker_top, f.ranker_top);
+            if c.consulted {
+                assert_eq!((&c.labels, &c.generator_top), (&f.labels, &f.generator_top));
+                labels(xmc::fused::rank_with(&generator_only, f, 2))
+            } else {
+                assert!(c.generator_top.is_empty() && c.rows.is_empty());
+                labels(f.ranker_top.iter().take(2).copied().collect())
+            }
+        })
+        .collect();
+    let skipped = cascaded.iter().filter(|c| !c.consulted).count();
+    assert!(skipped > 0 && skipped < texts.len(), "{skipped} of {} skipped", texts.len());
+    let differs = full.iter().filter(|f| labels(xmc::fused::rank_with(&generator_only, f, 1)) != labels(f.ranker_top.iter().take(1).copied().collect())).count();
+    assert!(differs > 0, "the generator's order should differ from the ranker's somewhere");
+    let cascade_dir = tmp.path().join("cascade-model");
+    std::fs::create_dir_all(&cascade_dir).unwrap();
+    for entry in std::fs::read_dir(&model_dir).unwrap() {
+        let entry = entry.unwrap();
+        let target = cascade_dir.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            for f in std::fs::read_dir(entry.path()).unwrap() {
+                let f = f.unwrap();
+                if f.file_type().unwrap().is_file() {
+                    std::fs::copy(f.path(), target.join(f.file_name())).unwrap();
+                }
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+    let with_skip = xmc_ranker::FusionModel { skip: Some(skip), ..generator_only.clone() };
+    std::fs::write(cascade_dir.join("fusion.json"), serde_json::to_string_pretty(&with_skip).unwrap()).unwrap();
+    let predicted = xmc::predictor::Predictor::load(&cascade_dir).unwrap().predict_texts(&texts, 5, 2, |_| {}).unwrap();
+    assert_eq!(predicted.into_iter().map(labels).collect::<Vec<_>>(), expected);
 
     let p = xmc::predictor::Predictor::load(&model_dir).unwrap();
     assert_eq!(p.method(), "fused");

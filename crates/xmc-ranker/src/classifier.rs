@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 use xmc_data::LabelSet;
 
+use crate::cascade::{Outcome, Skip};
 use crate::error::{RankerError, Result};
 
 /// Where the classifier lives in an xr model folder.
@@ -69,37 +70,6 @@ pub struct WeightFit {
     pub cross_fitted_tail_accuracy: Option<f64>,
 }
 
-/// The cascade: the classifier (and its encoder's forward pass, the costly part of prediction)
-/// is consulted only for records whose ranker confidence is below `threshold`; at or above it
-/// the ranker's order stands. Fitted on the validation split by [`EncoderClassifier::fit_skip`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Skip {
-    pub gate: Gate,
-    pub threshold: f32,
-    /// The share of the validation records skipped.
-    pub skipped: f64,
-}
-
-/// The ranker's confidence in a record, from its candidates (best first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Gate {
-    /// The best candidate's score.
-    TopScore,
-    /// The best candidate's score less the second's.
-    Margin,
-}
-
-impl Gate {
-    pub fn confidence(self, candidates: &[(u32, f32)]) -> f32 {
-        let score = |i: usize| candidates.get(i).map_or(0.0, |c| c.1);
-        match self {
-            Gate::TopScore => score(0),
-            Gate::Margin => score(0) - score(1),
-        }
-    }
-}
-
 impl EncoderClassifier {
     /// Checks the vectors against the number of labels and the embedding size.
     pub fn check(&self, labels: usize, dim: usize) -> Result<()> {
@@ -136,7 +106,7 @@ impl EncoderClassifier {
     /// Whether the classifier has a say on a record with these ranker `candidates` (best first):
     /// not with a weight of 0, nor when the ranker is sure enough ([`Skip`]).
     pub fn consulted(&self, candidates: &[(u32, f32)]) -> bool {
-        self.weight > 0.0 && self.skip.is_none_or(|s| s.gate.confidence(candidates) < s.threshold)
+        self.weight > 0.0 && self.skip.is_none_or(|s| !s.skips(candidates))
     }
 
     /// Log-probabilities of every label for a unit `embedding`.
@@ -235,52 +205,23 @@ impl EncoderClassifier {
 }
 
 impl EncoderClassifier {
-    /// Fits the cascade ([`Skip`]) on validation records, after [`Self::fit_weight`] and with
-    /// the same inputs: of each gate, the longest run of records, most confident first, in
-    /// which skipping the classifier never costs accuracy or tail hits against consulting it
-    /// on every record (every shorter run counted too, so a loss is not hidden by a later
-    /// gain); the gate that skips more is kept. `None` when the weight is 0 (nothing to
-    /// consult) or no record can be skipped.
+    /// Fits the cascade ([`Skip::fit`]) on validation records, after [`Self::fit_weight`] and
+    /// with the same inputs, against consulting the classifier on every record. `None` when the
+    /// weight is 0 (nothing to consult) or no record can be skipped.
     pub fn fit_skip(&mut self, candidates: &[Vec<(u32, f32)>], embeddings: &[Vec<f32>], truths: &[u32], labels: &LabelSet) {
         self.skip = None;
         let n = truths.len().min(candidates.len()).min(embeddings.len());
         if self.weight == 0.0 || n == 0 {
             return;
         }
-        // Per record: (ranker right, rescored right, tail).
-        let outcome: Vec<(bool, bool, bool)> = (0..n)
+        let outcomes: Vec<Outcome> = (0..n)
             .map(|i| {
                 let top = |ranked: &[(u32, f32)]| ranked.first().is_some_and(|c| c.0 == truths[i]);
                 let rescored = self.rescore(&embeddings[i], &candidates[i], 1);
-                (top(&candidates[i]), top(&rescored), labels.get(truths[i]).is_some_and(|l| l.tail))
+                Outcome { ranker_right: top(&candidates[i]), consulted_right: top(&rescored), tail: labels.get(truths[i]).is_some_and(|l| l.tail) }
             })
             .collect();
-        let fit = |gate: Gate| {
-            let confidence: Vec<f32> = candidates[..n].iter().map(|c| gate.confidence(c)).collect();
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]));
-            let (mut hits, mut tail_hits) = (0i64, 0i64);
-            let mut best: Option<Skip> = None;
-            for (k, &i) in order.iter().enumerate() {
-                let (ranker, rescored, tail) = outcome[i];
-                hits += ranker as i64 - rescored as i64;
-                tail_hits += (ranker && tail) as i64 - (rescored && tail) as i64;
-                // A threshold can only fall between distinct confidences.
-                if order.get(k + 1).is_some_and(|&j| confidence[j] == confidence[i]) {
-                    continue;
-                }
-                if hits < 0 || tail_hits < 0 {
-                    break;
-                }
-                best = Some(Skip { gate, threshold: confidence[i], skipped: (k + 1) as f64 / n as f64 });
-            }
-            best
-        };
-        let [top, margin] = [Gate::TopScore, Gate::Margin].map(fit);
-        self.skip = match (top, margin) {
-            (Some(t), Some(m)) => Some(if m.skipped > t.skipped { m } else { t }),
-            (t, m) => t.or(m),
-        };
+        self.skip = Skip::fit(&candidates[..n], &outcomes);
     }
 }
 
@@ -302,6 +243,7 @@ fn rescored(candidates: &[(u32, f32)], log_probs: &[f32], weight: f32, top_k: us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cascade::Gate;
 
     fn classifier(weight: f32) -> EncoderClassifier {
         let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8]];

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cascade::Skip;
+
 /// One score a candidate carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -101,6 +103,11 @@ pub struct FusionModel {
     /// the ranker's score only.
     #[serde(default)]
     pub ranker_only: bool,
+    /// Records on which the ranker is sure enough that the generator and the encoder are not
+    /// run and the ranker's order stands (`None`: every record is fused; files written before
+    /// it existed have none). Fitted on the validation split by the caller ([`Skip::fit`]).
+    #[serde(default)]
+    pub skip: Option<Skip>,
 }
 
 impl FusionModel {
@@ -196,6 +203,7 @@ impl FusionModel {
             cross_fitted_accuracy: None,
             ranker_accuracy: None,
             ranker_only: false,
+            skip: None,
         })
     }
 

@@ -6,6 +6,7 @@
 //! ([`ranker`]); prediction is a beam over levels whose path score multiplies the node scores.
 //! No tensor library: the dense embeddings come from the caller.
 
+pub mod cascade;
 pub mod classifier;
 pub mod config;
 mod error;
@@ -17,7 +18,8 @@ pub mod solver;
 pub mod sparse;
 pub mod tfidf;
 
-pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, Gate, Skip, WeightFit};
+pub use cascade::{Gate, Outcome, Skip};
+pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, WeightFit};
 pub use config::{FeatureKind, Negatives, PathCombine, PathScore, RankerConfig};
 pub use error::{RankerError, Result};
 pub use features::FeatureLayout;

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use xmc_data::{PreparedData, Split};
 use xmc_model::SentenceEncoder;
-use xmc_ranker::{CandidateGroup, FusionConfig, FusionFeature, FusionModel, XrModel};
+use xmc_ranker::{CandidateGroup, FusionConfig, FusionFeature, FusionModel, Outcome, Skip, XrModel};
 use xmc_train::TrainedModel;
 
 pub const FUSION_FILE: &str = "fusion.json";
@@ -29,13 +29,16 @@ pub struct FusedParts {
 }
 
 /// One record's candidates, their raw features (in [`FusionConfig::features`] order), and what
-/// each component alone would have answered.
+/// each component alone would have answered. A record the cascade skips ([`Skip`]) has the
+/// ranker's answer only: no rows, no generator hypotheses.
 #[derive(Debug, Clone)]
 pub struct Candidates {
     pub labels: Vec<u32>,
     pub rows: Vec<Vec<f64>>,
     pub ranker_top: Vec<(u32, f32)>,
     pub generator_top: Vec<(u32, f32)>,
+    /// Whether the generator and the encoder were run (false: the ranker's order stands).
+    pub consulted: bool,
 }
 
 impl FusedParts {
@@ -72,35 +75,43 @@ impl FusedParts {
         Ok(FusedParts { xr, encoder, label_vectors, generator })
     }
 
-    /// The candidates of each rendered input, with their raw features.
-    pub fn candidates(&self, cfg: &FusionConfig, texts: &[&str]) -> Result<Vec<Candidates>> {
+    /// The candidates of each rendered input, with their raw features; with a cascade (`skip`),
+    /// the records it skips keep the ranker's answer and cost neither the generator nor the
+    /// encoder (unless the ranker's own dense block needs it).
+    pub fn candidates(&self, cfg: &FusionConfig, texts: &[&str], skip: Option<&Skip>) -> Result<Vec<Candidates>> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(CHUNK) {
-            out.extend(self.candidates_of_chunk(cfg, chunk)?);
+            out.extend(self.candidates_of_chunk(cfg, chunk, skip)?);
         }
         Ok(out)
     }
 
-    fn candidates_of_chunk(&self, cfg: &FusionConfig, texts: &[&str]) -> Result<Vec<Candidates>> {
-        let dense = match &self.encoder {
-            Some(e) => Some(e.encode(texts, 64, |_| {})?),
+    fn candidates_of_chunk(&self, cfg: &FusionConfig, texts: &[&str], skip: Option<&Skip>) -> Result<Vec<Candidates>> {
+        let encode = |texts: &[&str]| -> Result<Option<Vec<Vec<f32>>>> { Ok(self.encoder.as_ref().map(|e| e.encode(texts, 64, |_| {})).transpose()?) };
+        let ranker_uses_dense = self.xr.meta.layout.kind.uses_dense();
+        let all_dense = if ranker_uses_dense { encode(texts)? } else { None };
+        let x = self.xr.features(texts, all_dense.as_deref())?;
+        let ranker_top = self.xr.predict(&x, None, cfg.ranker_candidates);
+        // The records the generator and the similarity are computed for.
+        let asked: Vec<usize> = (0..texts.len()).filter(|&i| skip.is_none_or(|s| !s.skips(&ranker_top[i]))).collect();
+        let asked_texts: Vec<&str> = asked.iter().map(|&i| texts[i]).collect();
+        let dense = match all_dense {
+            Some(d) => Some(asked.iter().map(|&i| d[i].clone()).collect::<Vec<_>>()),
+            None if cfg.similarity => encode(&asked_texts)?,
             None => None,
         };
-        let ranker_dense = dense.as_deref().filter(|_| self.xr.meta.layout.kind.uses_dense());
-        let x = self.xr.features(texts, ranker_dense)?;
-        let ranker_top = self.xr.predict(&x, None, cfg.ranker_candidates);
         let generator_top: Vec<Vec<(u32, f32)>> = match (&self.generator, cfg.generator_candidates) {
             (Some(g), k) if k > 0 => {
                 let beam = k.max(g.meta.model.beam_width);
-                crate::predict::predict_texts(g, texts, beam, k, |_| {})?
+                crate::predict::predict_texts(g, &asked_texts, beam, k, |_| {})?
                     .into_iter()
                     .map(|h| h.into_iter().map(|h| (h.label, h.score)).collect())
                     .collect()
             }
-            _ => vec![Vec::new(); texts.len()],
+            _ => vec![Vec::new(); asked.len()],
         };
-        let mut labels: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
-        for (r, g) in ranker_top.iter().zip(&generator_top) {
+        let mut labels: Vec<Vec<u32>> = Vec::with_capacity(asked.len());
+        for (r, g) in asked.iter().map(|&i| &ranker_top[i]).zip(&generator_top) {
             let mut l: Vec<u32> = r.iter().map(|&(l, _)| l).collect();
             for &(gl, _) in g {
                 if !l.contains(&gl) {
@@ -110,13 +121,16 @@ impl FusedParts {
             labels.push(l);
         }
         let generator_scores = match &self.generator {
-            Some(g) => Some(xmc_train::score_candidates(&g.model, &g.task, texts, &labels, g.meta.train.max_input_tokens)?),
-            None => None,
+            Some(g) if !asked.is_empty() => Some(xmc_train::score_candidates(&g.model, &g.task, &asked_texts, &labels, g.meta.train.max_input_tokens)?),
+            _ => None,
         };
         let features = cfg.features();
-        let mut out = Vec::with_capacity(texts.len());
-        for i in 0..texts.len() {
-            let ranker_scores = self.xr.label_scores(x.row(i), &labels[i]);
+        let mut out: Vec<Candidates> = ranker_top
+            .iter()
+            .map(|r| Candidates { labels: r.iter().map(|c| c.0).collect(), rows: Vec::new(), ranker_top: r.clone(), generator_top: Vec::new(), consulted: false })
+            .collect();
+        for (i, &record) in asked.iter().enumerate() {
+            let ranker_scores = self.xr.label_scores(x.row(record), &labels[i]);
             let rows = labels[i]
                 .iter()
                 .enumerate()
@@ -135,26 +149,38 @@ impl FusedParts {
                         .collect()
                 })
                 .collect();
-            out.push(Candidates { labels: labels[i].clone(), rows, ranker_top: ranker_top[i].clone(), generator_top: generator_top[i].clone() });
+            out[record] = Candidates { labels: labels[i].clone(), rows, ranker_top: ranker_top[record].clone(), generator_top: generator_top[i].clone(), consulted: true };
         }
         Ok(out)
     }
 }
 
 /// Fits the fusion on the validation split of `data`, and on nothing else: the test split is
-/// not read. Returns the model and the validation records' candidates.
+/// not read; then the cascade ([`Skip::fit`]): the records on which the ranker is sure enough
+/// that keeping its order never costs a validation hit against fusing. Returns the model and
+/// the validation records' candidates (all of them fused).
 pub fn fit_fusion(parts: &FusedParts, cfg: &FusionConfig, data: &PreparedData) -> Result<(FusionModel, Vec<Candidates>, Vec<u32>)> {
     let (texts, truths): (Vec<&str>, Vec<u32>) = data.split(Split::Valid).map(|r| (r.input.as_str(), r.label)).unzip();
     if texts.is_empty() {
         bail!("the fused method fits its combination on the validation split, which is empty");
     }
-    let cands = parts.candidates(cfg, &texts)?;
+    let cands = parts.candidates(cfg, &texts, None)?;
     let groups: Vec<CandidateGroup> = cands
         .iter()
         .zip(&truths)
         .map(|(c, t)| CandidateGroup { rows: c.rows.clone(), truth: c.labels.iter().position(|l| l == t) })
         .collect();
-    let model = FusionModel::fit_guarded(&groups, cfg).map_err(|e| anyhow::anyhow!("fitting the fusion: {e}"))?;
+    let mut model = FusionModel::fit_guarded(&groups, cfg).map_err(|e| anyhow::anyhow!("fitting the fusion: {e}"))?;
+    let outcomes: Vec<Outcome> = cands
+        .iter()
+        .zip(&truths)
+        .map(|(c, &t)| {
+            let top = |ranked: &[(u32, f32)]| ranked.first().is_some_and(|r| r.0 == t);
+            Outcome { ranker_right: top(&c.ranker_top), consulted_right: top(&rank_with(&model, c, 1)), tail: data.labels.get(t).is_some_and(|l| l.tail) }
+        })
+        .collect();
+    let ranker_tops: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| c.ranker_top.clone()).collect();
+    model.skip = Skip::fit(&ranker_tops, &outcomes);
     Ok((model, cands, truths))
 }
 
@@ -183,15 +209,19 @@ impl FusedModel {
     pub fn predict_texts(&self, texts: &[&str], top_k: usize, mut on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(CHUNK) {
-            out.extend(self.parts.candidates(&self.fusion.config, chunk)?.iter().map(|c| self.rank(c, top_k)));
+            out.extend(self.parts.candidates(&self.fusion.config, chunk, self.fusion.skip.as_ref())?.iter().map(|c| self.rank(c, top_k)));
             on_batch(chunk.len());
         }
         Ok(out)
     }
 }
 
-/// `candidates` by `fusion`'s score, best first, scores a softmax over the candidates.
+/// `candidates` by `fusion`'s score, best first, scores a softmax over the candidates; a record
+/// the cascade skipped keeps the ranker's order and scores.
 pub fn rank_with(fusion: &FusionModel, candidates: &Candidates, top_k: usize) -> Vec<(u32, f32)> {
+    if !candidates.consulted {
+        return candidates.ranker_top.iter().take(top_k).copied().collect();
+    }
     let scores: Vec<f64> = candidates.rows.iter().map(|r| fusion.score(r)).collect();
     let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();

@@ -504,15 +504,26 @@ fn run_fused_predict(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
         let bar = progress_bar(texts.len() as u64, "predicting (fused)");
         let started = Instant::now();
+        let skip = model.fusion.skip.as_ref();
         let mut cands = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(256) {
-            cands.extend(model.parts.candidates(&model.fusion.config, chunk)?);
+            cands.extend(model.parts.candidates(&model.fusion.config, chunk, skip)?);
             bar.inc(chunk.len() as u64);
         }
         // Calibrated over every candidate, as `xmc predict` does through the Predictor.
         let fused: Vec<Vec<(u32, f32)>> = cands.iter().map(|c| calibration.apply(&model.rank(c, usize::MAX), top_k)).collect();
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        // The components' own answers on every record (the cascade ran the generator on some).
+        if skip.is_some() && model.parts.generator.is_some() {
+            let bar = progress_bar(texts.len() as u64, "predicting (each component alone)");
+            cands.clear();
+            for chunk in texts.chunks(256) {
+                cands.extend(model.parts.candidates(&model.fusion.config, chunk, None)?);
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish_and_clear();
+        }
         let labels = &model.parts.xr.labels;
         let rows_of = |ranked: &[Vec<(u32, f32)>]| test_rows(&test, ranked, labels, top_k);
         let rows = rows_of(&fused);
@@ -856,7 +867,15 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
         let (model, cands, truths) = crate::fused::fit_fusion(&parts, fusion, &data)?;
         std::fs::write(out.join(crate::fused::FUSION_FILE), serde_json::to_string_pretty(&model)? + "\n")?;
         let top = |f: &dyn Fn(&crate::fused::Candidates) -> Vec<u32>| cands.iter().map(f).collect::<Vec<_>>();
-        let fused = valid_metrics(&data, &top(&|c| crate::fused::rank_with(&model, c, 5).into_iter().map(|(l, _)| l).collect()), &truths);
+        // With the cascade: the ranker's order where it skips, the fused one elsewhere.
+        let cascaded = |c: &crate::fused::Candidates| {
+            let ranked = match model.skip {
+                Some(s) if s.skips(&c.ranker_top) => c.ranker_top.iter().take(5).copied().collect(),
+                _ => crate::fused::rank_with(&model, c, 5),
+            };
+            ranked.into_iter().map(|(l, _)| l).collect()
+        };
+        let fused = valid_metrics(&data, &top(&cascaded), &truths);
         let recall = cands.iter().zip(&truths).filter(|(c, t)| c.labels.contains(t)).count() as f64 / truths.len().max(1) as f64;
         eprintln!(
             "train (fusion): weights {:?} over {:?}{}; validation: candidates hold the truth for {recall:.4}; cross-fitted accuracy {:.4} \
@@ -871,6 +890,15 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
             fused.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}")),
             started.elapsed().as_secs_f64()
         );
+        match model.skip {
+            Some(skip) => eprintln!(
+                "train (fusion): the generator is skipped where the ranker's {:?} is at least {:.4}: {:.1}% of validation records",
+                skip.gate,
+                skip.threshold,
+                100.0 * skip.skipped
+            ),
+            None => eprintln!("train (fusion): the generator is run on every record"),
+        }
         report.fused_valid_accuracy_in_sample = Some(fused.accuracy);
         report.candidate_recall = Some(recall);
         report.fusion_cross_fitted_accuracy = model.cross_fitted_accuracy;

@@ -53,7 +53,8 @@ impl StageName {
             // 2: the Unigram tokenizer made order-stable (scores rounded, ids by score then text).
             // 3: one training loop (steps and learning rate in every metrics.jsonl line), burn's
             //    schedulers; `extra_trees` in xr.json.
-            StageName::Train => 3,
+            // 4: the cascades: `skip` in classifier.json (session 15) and in fusion.json.
+            StageName::Train => 4,
             // 1: calibrated confidences as scores.
             StageName::Predict => 1,
             StageName::Brand => 1,
