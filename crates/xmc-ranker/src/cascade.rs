@@ -100,8 +100,7 @@ mod tests {
 
     #[test]
     fn the_run_stops_before_the_first_record_where_skipping_would_cost_a_hit() {
-        // Top scores 0.9, 0.8, 0.7, 0.6 (margins over a second candidate at 0.05, same order).
-        let candidates: Vec<Vec<(u32, f32)>> = [0.9, 0.8, 0.7, 0.6].iter().map(|&s| vec![(0, s), (1, 0.05)]).collect();
+        // Top scores 0.9 down to 0.5 (margins over a second candidate at 0.05, same order).
         // The second record gains a hit from the ranker, the third gives it back (net even: still
         // skipped), the fourth loses one; the fifth's gain must not hide that.
         let candidates: Vec<Vec<(u32, f32)>> = [0.9, 0.8, 0.7, 0.6, 0.5].iter().map(|&s| vec![(0, s), (1, 0.05)]).collect();

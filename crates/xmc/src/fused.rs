@@ -216,6 +216,15 @@ impl FusedModel {
     }
 }
 
+/// What the folder answers for a record whose `candidates` were built without the cascade: the
+/// ranker's order where `fusion.skip` skips it, [`rank_with`] elsewhere.
+pub fn rank_cascaded(fusion: &FusionModel, candidates: &Candidates, top_k: usize) -> Vec<(u32, f32)> {
+    match fusion.skip {
+        Some(s) if s.skips(&candidates.ranker_top) => candidates.ranker_top.iter().take(top_k).copied().collect(),
+        _ => rank_with(fusion, candidates, top_k),
+    }
+}
+
 /// `candidates` by `fusion`'s score, best first, scores a softmax over the candidates; a record
 /// the cascade skipped keeps the ranker's order and scores.
 pub fn rank_with(fusion: &FusionModel, candidates: &Candidates, top_k: usize) -> Vec<(u32, f32)> {

@@ -867,15 +867,7 @@ fn run_fused_train(ctx: &StageContext, resume: bool) -> Result<(StageOutcome, St
         let (model, cands, truths) = crate::fused::fit_fusion(&parts, fusion, &data)?;
         std::fs::write(out.join(crate::fused::FUSION_FILE), serde_json::to_string_pretty(&model)? + "\n")?;
         let top = |f: &dyn Fn(&crate::fused::Candidates) -> Vec<u32>| cands.iter().map(f).collect::<Vec<_>>();
-        // With the cascade: the ranker's order where it skips, the fused one elsewhere.
-        let cascaded = |c: &crate::fused::Candidates| {
-            let ranked = match model.skip {
-                Some(s) if s.skips(&c.ranker_top) => c.ranker_top.iter().take(5).copied().collect(),
-                _ => crate::fused::rank_with(&model, c, 5),
-            };
-            ranked.into_iter().map(|(l, _)| l).collect()
-        };
-        let fused = valid_metrics(&data, &top(&cascaded), &truths);
+        let fused = valid_metrics(&data, &top(&|c| crate::fused::rank_cascaded(&model, c, 5).into_iter().map(|(l, _)| l).collect()), &truths);
         let recall = cands.iter().zip(&truths).filter(|(c, t)| c.labels.contains(t)).count() as f64 / truths.len().max(1) as f64;
         eprintln!(
             "train (fusion): weights {:?} over {:?}{}; validation: candidates hold the truth for {recall:.4}; cross-fitted accuracy {:.4} \
