@@ -291,6 +291,25 @@ fn metrics_agree_with_predictions_and_evaluate_reports_unseen_labels() {
     assert_eq!(m.buckets[0].accuracy, Some(0.0), "a label never seen is always an error");
 }
 
+/// `xmc evaluate` on the bundled sample scores what `xmc predict` wrote for the same file: its
+/// record count is the sample's labelled records and its accuracy the share of them whose top
+/// prediction is their category.
+fn evaluate_agrees_with_predict(model: &Path, predictions: &Path, out: &Path) {
+    let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
+    let args = ["evaluate", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--skip-bad-rows"];
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let metrics = xmc_eval::Metrics::load(out).unwrap();
+    let mut reader = csv::Reader::from_path(&input).unwrap();
+    let truth: std::collections::HashMap<String, String> =
+        reader.deserialize::<(String, String, String, String, String, String)>().map(|r| r.unwrap()).map(|r| (r.0, r.5)).filter(|(_, c)| !c.is_empty()).collect();
+    let rows = xmc::evaluate::read_predictions(predictions).unwrap();
+    let labelled: Vec<_> = rows.iter().filter(|r| truth.contains_key(&r.id)).collect();
+    assert_eq!(metrics.records, labelled.len());
+    assert!(labelled.len() > 2000, "the sample's labelled records: {}", labelled.len());
+    let correct = labelled.iter().filter(|r| r.path.as_deref() == Some(truth[&r.id].as_str())).count();
+    assert!((metrics.accuracy - correct as f64 / labelled.len() as f64).abs() < 1e-12, "{} vs {correct}/{}", metrics.accuracy, labelled.len());
+}
+
 /// The CI regression check: a run passes its own baseline, fails one set above it, and
 /// `--update-baseline` rewrites the file.
 #[test]
@@ -407,7 +426,7 @@ fn cluster_search_runs_through_eval_and_report() {
 }
 
 /// A cluster-search train stage is a model folder: `xmc predict` answers what the predict stage
-/// did; `xmc labels add` writes a new folder whose added leaves are predicted, leaves the old
+/// did and `xmc evaluate` scores it; `xmc labels add` writes a new folder whose added leaves are predicted, leaves the old
 /// folder as it was, and is refused (with the reason) by the methods that learn labels from
 /// records.
 #[test]
@@ -431,6 +450,7 @@ fn cluster_search_model_folder_predicts_and_takes_new_labels() {
         assert_eq!(mine.path, row.path, "record {}", row.id);
         assert!((mine.score.unwrap() - row.score.unwrap()).abs() < 1e-5, "record {}", row.id);
     }
+    evaluate_agrees_with_predict(&model, &out, &tmp.path().join("evaluate.json"));
 
     // New leaves named like existing ones ("<path> Deluxe"): placed, predicted, old folder untouched.
     let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
@@ -682,7 +702,7 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
 }
 
 /// `method = "fused"`: ranker and generator candidates rescored by a combination fitted on the
-/// validation split; the report compares each component with the fusion; `xmc predict` loads the
+/// validation split; the report compares each component with the fusion; `xmc predict` and `xmc evaluate` load the
 /// folder. The fit reads the validation split only: changing every test record leaves it
 /// unchanged, changing the validation records does not. The cascade: the fitted one costs no
 /// validation hit; one set by hand runs the generator only below its threshold, and the
@@ -802,6 +822,7 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
     let code = xmc(&["predict", "--model", model_dir.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "2"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2501);
+    evaluate_agrees_with_predict(&model_dir, &out, &tmp.path().join("evaluate.json"));
 }
 
 /// A T5 generating plain label paths reads no label tree: the embed, tree and codes stages are
@@ -860,7 +881,8 @@ fn run_xr_with_classifier(dir: &Path, features: &str, members: usize) -> std::pa
 /// `classifier-encoder/` (without the training-only label vectors) and predicts on its own:
 /// with the weight at 0 the ranker's own order comes back, with a large one the classifier's
 /// favourite candidate comes first, and with a skip threshold (the cascade) the records the
-/// ranker is sure of keep its order while the others get the classifier's favourite.
+/// ranker is sure of keep its order while the others get the classifier's favourite; with the
+/// classifier's own candidates beside the ranker's, its favourite over all labels comes first.
 #[test]
 fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let tmp = tempfile::tempdir().unwrap();
@@ -927,6 +949,21 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     }
     assert!(skipped >= texts.len() / 2 && skipped < texts.len(), "{skipped} of {} skipped", texts.len());
     assert!(moved > 0, "below the threshold the classifier changed no record's top label");
+
+    // The classifier's own candidates (`ranker.classifier_candidates`): with a large weight its
+    // favourite over all labels comes first, also where the ranker's beam did not reach it.
+    classifier.skip = None;
+    classifier.own_candidates = 3;
+    std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
+    let got = xmc::predictor::Predictor::load(&model).unwrap().predict_texts(&texts, 5, 4, |_| {}).unwrap();
+    let mut beyond_the_beam = 0;
+    for ((got, pool), embedding) in got.iter().zip(&pools).zip(&embeddings) {
+        let log_probs = classifier.log_probs(embedding);
+        let favourite = log_probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert!(favourite - log_probs[got[0].0 as usize] < 1e-3, "{} against {favourite}", log_probs[got[0].0 as usize]);
+        beyond_the_beam += pool.iter().all(|c| c.0 != got[0].0) as usize;
+    }
+    assert!(beyond_the_beam > 0, "no record's favourite was outside the ranker's candidates");
 }
 
 /// A dense block beside the classifier keeps the pretrained encoder (`encoder/`), while the

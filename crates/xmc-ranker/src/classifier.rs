@@ -45,6 +45,11 @@ pub struct EncoderClassifier {
     /// always consulted; folders written before it existed have none).
     #[serde(default)]
     pub skip: Option<Skip>,
+    /// How many of the classifier's own most probable labels join the ranker's candidates where
+    /// it is consulted ([`crate::XrModel::widen`]; 0: the ranker's candidates alone, as in
+    /// folders written before it existed).
+    #[serde(default)]
+    pub own_candidates: usize,
     /// Unit vectors, one per label in label-id order; for an ensemble of `M` fine-tuned encoders,
     /// each label's members' unit vectors concatenated and divided by `M`, so that against the
     /// concatenated embeddings a logit is the members' mean (the members' log-probabilities
@@ -123,6 +128,20 @@ impl EncoderClassifier {
         rescored(candidates, &evidence, self.weight, top_k)
     }
 
+    /// The `n` labels of highest log-probability for a unit `embedding`, best first (ties by
+    /// label id).
+    pub fn top_labels(&self, embedding: &[f32], n: usize) -> Vec<u32> {
+        let log_probs = self.log_probs(embedding);
+        let mut ids: Vec<u32> = (0..log_probs.len() as u32).collect();
+        let by = |a: &u32, b: &u32| log_probs[*b as usize].total_cmp(&log_probs[*a as usize]).then(a.cmp(b));
+        if n < ids.len() {
+            ids.select_nth_unstable_by(n, by);
+            ids.truncate(n);
+        }
+        ids.sort_by(by);
+        ids
+    }
+
     /// A classifier whose weights are 0 until [`Self::fit_weight`] sets them.
     pub fn new(temperature: f32, vectors: Vec<Vec<f32>>) -> Self {
         let fit = WeightFit {
@@ -133,7 +152,7 @@ impl EncoderClassifier {
             ranker_tail_accuracy: None,
             cross_fitted_tail_accuracy: None,
         };
-        EncoderClassifier { temperature, weight: 0.0, prior_weight: 0.0, log_priors: Vec::new(), fit, skip: None, vectors }
+        EncoderClassifier { temperature, weight: 0.0, prior_weight: 0.0, log_priors: Vec::new(), fit, skip: None, own_candidates: 0, vectors }
     }
 
     /// Fits the weights on validation records: the ranker's `candidates`, the records' unit
@@ -266,6 +285,16 @@ mod tests {
         assert!(lp[0] > lp[2] && lp[2] > lp[1], "{lp:?}");
         // logits 10, 0, 6: ln p0 = -ln(1 + e^-10 + e^-4).
         assert!((lp[0] + (1.0 + (-10f32).exp() + (-4f32).exp()).ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn top_labels_are_the_most_probable_best_first() {
+        // Logits 10, 0, 6 for the embedding (1, 0).
+        let c = classifier(1.0);
+        assert_eq!(c.top_labels(&[1.0, 0.0], 2), vec![0, 2]);
+        assert_eq!(c.top_labels(&[1.0, 0.0], 1), vec![0]);
+        assert_eq!(c.top_labels(&[0.0, 1.0], 5), vec![1, 2, 0], "more than there are: all of them");
+        assert!(c.top_labels(&[1.0, 0.0], 0).is_empty());
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub struct RankerConfig {
     /// trees (0 from a tree whose beam did not reach it), as PECOS averages an ensemble. Empty:
     /// the tree stage's tree alone.
     pub ensemble: Vec<usize>,
+    /// With the encoder's classifier (`contrastive.loss = "labels"`): how many of the
+    /// classifier's own most probable labels join the ranker's candidates where it is consulted,
+    /// scored by the ranker along their paths whether or not its beam reached them. The fit keeps
+    /// them only if, cross-fitted on the validation split, they beat the ranker's candidates
+    /// alone. 0: the ranker's candidates alone.
+    pub classifier_candidates: usize,
     pub seed: u64,
 }
 
@@ -129,6 +135,7 @@ impl Default for RankerConfig {
             path_score: PathScore::L3Hinge,
             path_combine: PathCombine::GeometricMean,
             ensemble: Vec::new(),
+            classifier_candidates: 0,
             seed: 42,
         }
     }

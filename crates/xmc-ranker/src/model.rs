@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use xmc_codes::LabelTree;
 use xmc_data::{InputTemplate, LabelSet};
 
-use crate::classifier::{CLASSIFIER_FILE, EncoderClassifier};
+use crate::classifier::{CLASSIFIER_FILE, EncoderClassifier, WeightFit};
 use crate::config::RankerConfig;
 use crate::error::{RankerError, Result};
 use crate::features::FeatureLayout;
@@ -288,6 +288,70 @@ impl XrModel {
         self.classifier.as_ref().is_some_and(|c| c.consulted(candidates))
     }
 
+    /// Fits `classifier` on validation records (their feature rows `x`, unit `embeddings` by its
+    /// encoder and true labels): its weights over the ranker's [`CLASSIFIER_POOL`] candidates
+    /// ([`EncoderClassifier::fit_weight`]), then its cascade ([`EncoderClassifier::fit_skip`]).
+    /// With `own_candidates` > 0 the weights are also fitted over the candidates widened by the
+    /// classifier's own most probable labels ([`Self::widen`]), and the widening is kept only if
+    /// its cross-fitted accuracy beats that of the ranker's candidates alone. Returns the fit over
+    /// the ranker's candidates alone too when the widening was tried, for the record.
+    pub fn fit_classifier(
+        &self,
+        mut classifier: EncoderClassifier,
+        x: &SparseRows,
+        embeddings: &[Vec<f32>],
+        truths: &[u32],
+        own_candidates: usize,
+    ) -> (EncoderClassifier, Option<WeightFit>) {
+        let mut candidates = self.predict(x, None, CLASSIFIER_POOL);
+        classifier.own_candidates = 0;
+        classifier.fit_weight(&candidates, embeddings, truths, &self.labels);
+        let mut narrow_fit = None;
+        if own_candidates > 0 {
+            let mut wide = EncoderClassifier { own_candidates, ..classifier.clone() };
+            let widened: Vec<Vec<(u32, f32)>> = candidates
+                .iter()
+                .zip(embeddings)
+                .enumerate()
+                .map(|(i, (pool, e))| {
+                    let mut pool = pool.clone();
+                    self.widen_one(&wide, x.row(i), &mut pool, e);
+                    pool
+                })
+                .collect();
+            wide.fit_weight(&widened, embeddings, truths, &self.labels);
+            narrow_fit = Some(classifier.fit.clone());
+            if wide.fit.cross_fitted_accuracy > classifier.fit.cross_fitted_accuracy && wide.weight > 0.0 {
+                (classifier, candidates) = (wide, widened);
+            }
+        }
+        classifier.fit_skip(&candidates, embeddings, truths, &self.labels);
+        (classifier, narrow_fit)
+    }
+
+    /// Adds to each pool where the classifier is consulted the classifier's own
+    /// [`EncoderClassifier::own_candidates`] most probable labels that the pool lacks, with the
+    /// ranker's path score for them ([`Self::label_scores`]), after the ranker's candidates (so the
+    /// cascade's gate, which reads the first ones, is unchanged). `x` holds the pools' feature
+    /// rows; `embedding(i)` is as in [`Self::rescore`].
+    pub fn widen<'e>(&self, x: &SparseRows, pools: &mut [Vec<(u32, f32)>], embedding: impl Fn(usize) -> Option<&'e [f32]>) {
+        let Some(c) = self.classifier.as_ref().filter(|c| c.own_candidates > 0) else { return };
+        for (i, pool) in pools.iter_mut().enumerate() {
+            if let Some(e) = embedding(i).filter(|_| c.consulted(pool)) {
+                self.widen_one(c, x.row(i), pool, e);
+            }
+        }
+    }
+
+    /// [`Self::widen`] for one record with classifier `c`, whether or not it would be consulted
+    /// (the fit widens every validation record before the weights exist).
+    pub fn widen_one(&self, c: &EncoderClassifier, x: crate::sparse::RowView, pool: &mut Vec<(u32, f32)>, embedding: &[f32]) {
+        let missing: Vec<u32> = c.top_labels(embedding, c.own_candidates).into_iter().filter(|l| !pool.iter().any(|p| p.0 == *l)).collect();
+        if !missing.is_empty() {
+            pool.extend(missing.iter().copied().zip(self.label_scores(x, &missing)));
+        }
+    }
+
     /// The ranker's candidates rescored by the encoder's classifier where it is consulted, the
     /// ranker's order elsewhere; `embedding(i)` is input `i`'s unit embedding by the
     /// classifier's encoder (`None` when it was not embedded: the ranker's order).
@@ -423,6 +487,88 @@ mod tests {
         let labels = LabelSet::from_paths(paths.iter().map(|p| p.as_slice()), 25);
         let meta = XrMeta { method: METHOD.into(), format: FORMAT, xmc_version: "test".into(), config: cfg, layout, template: InputTemplate::default(), extra_trees: 0 };
         (XrModel { meta, vectorizer: Some(vectorizer), ranker, extra: Vec::new(), labels, classifier: None }, texts)
+    }
+
+    /// Four labels in two clusters (cars 0, 1; bikes 2, 3) and a beam of 1: a record's pool
+    /// holds one cluster's labels only.
+    fn two_level_model() -> (XrModel, SparseRows) {
+        let texts = ["red racing car", "fast racing car", "blue toy car", "small toy car", "red mountain bike", "steep mountain bike", "blue road bike", "fast road bike"];
+        let labels_of = [0u32, 0, 1, 1, 2, 2, 3, 3];
+        let vectorizer = TfidfVectorizer::fit(&texts, &TfidfConfig::default());
+        let layout = FeatureLayout { kind: FeatureKind::Sparse, sparse_dim: vectorizer.dim(), dense_dim: 0, dense_weight: 1.0 };
+        let x = layout.rows(Some(&vectorizer), &texts, None).unwrap();
+        let nodes = vec![
+            TreeNode { children: vec![Child::Node(1), Child::Node(2)] },
+            TreeNode { children: vec![Child::Label(0), Child::Label(1)] },
+            TreeNode { children: vec![Child::Label(2), Child::Label(3)] },
+        ];
+        let tree = LabelTree { n_labels: 4, nodes };
+        let cfg = RankerConfig { threshold: 0.0, beam: 1, ..RankerConfig::default() };
+        let (ranker, _) = TreeRanker::train(&tree, &x, &labels_of, &cfg, u32::MAX, |_| {}).unwrap();
+        let paths: Vec<Vec<String>> = ["Cars > Racing", "Cars > Toy", "Bikes > Mountain", "Bikes > Road"].iter().map(|p| p.split(" > ").map(String::from).collect()).collect();
+        let labels = LabelSet::from_paths(paths.iter().map(|p| p.as_slice()), 25);
+        let meta = XrMeta { method: METHOD.into(), format: FORMAT, xmc_version: "test".into(), config: cfg, layout, template: InputTemplate::default(), extra_trees: 0 };
+        let model = XrModel { meta, vectorizer: Some(vectorizer), ranker, extra: Vec::new(), labels, classifier: None };
+        let valid = model.features(&["racing car"; 8], None).unwrap();
+        (model, valid)
+    }
+
+    /// A classifier over the four labels whose embedding `e(l)` points at label `l`.
+    fn classifier_of_four() -> (EncoderClassifier, impl Fn(u32) -> Vec<f32>) {
+        let unit = |l: u32| (0..4).map(|i| if i == l { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+        (EncoderClassifier::new(0.1, (0..4).map(unit).collect()), unit)
+    }
+
+    #[test]
+    fn widening_adds_the_classifiers_labels_the_beam_missed_with_their_path_scores() {
+        let (mut model, x) = two_level_model();
+        let pools = model.predict(&x, None, CLASSIFIER_POOL);
+        assert_eq!(pools[0].iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 1], "the beam of 1 reaches the cars only");
+        let (classifier, e) = classifier_of_four();
+        let embeddings: Vec<Vec<f32>> = (0..x.rows()).map(|_| e(2)).collect();
+        // No classifier, no weight, or no own candidates: the pools stay as they are.
+        let mut same = pools.clone();
+        model.widen(&x, &mut same, |i| Some(embeddings[i].as_slice()));
+        model.classifier = Some(EncoderClassifier { own_candidates: 2, ..classifier.clone() });
+        model.widen(&x, &mut same, |i| Some(embeddings[i].as_slice()));
+        model.classifier = Some(EncoderClassifier { weight: 1.0, ..classifier.clone() });
+        model.widen(&x, &mut same, |i| Some(embeddings[i].as_slice()));
+        assert_eq!(same, pools);
+        // Consulted: the classifier's top 2 (labels 2, then 0 and 1 and 3 tied: 0) join where
+        // they are missing, after the ranker's candidates, with the ranker's own path scores.
+        model.classifier = Some(EncoderClassifier { weight: 1.0, own_candidates: 2, ..classifier });
+        let mut wide = pools.clone();
+        model.widen(&x, &mut wide, |i| (i != 1).then(|| embeddings[i].as_slice()));
+        assert_eq!(wide[1], pools[1], "a record not embedded is not widened");
+        assert_eq!(wide[0].len(), 3);
+        assert_eq!(wide[0][..2], pools[0][..]);
+        assert_eq!(wide[0][2].0, 2);
+        assert_eq!(wide[0][2].1, model.label_scores(x.row(0), &[2])[0]);
+        assert!(wide[0][2].1 < pools[0][1].1, "the ranker scores the bikes below the cars");
+    }
+
+    #[test]
+    fn the_fit_keeps_the_classifiers_own_candidates_only_where_they_win() {
+        let (model, x) = two_level_model();
+        let (classifier, e) = classifier_of_four();
+        // Validation records that read like racing cars but are mountain bikes, and the
+        // classifier knows it: only a widened pool can hold the truth.
+        let truths = vec![2u32; x.rows()];
+        let embeddings: Vec<Vec<f32>> = truths.iter().map(|&t| e(t)).collect();
+        let (fitted, narrow) = model.fit_classifier(classifier.clone(), &x, &embeddings, &truths, 0);
+        assert!(narrow.is_none(), "not tried");
+        assert_eq!((fitted.own_candidates, fitted.fit.cross_fitted_accuracy), (0, 0.0));
+        let (fitted, narrow) = model.fit_classifier(classifier.clone(), &x, &embeddings, &truths, 1);
+        assert_eq!(narrow.unwrap().cross_fitted_accuracy, 0.0);
+        assert_eq!(fitted.own_candidates, 1);
+        assert_eq!(fitted.fit.cross_fitted_accuracy, 1.0);
+        assert!(fitted.weight > 0.0);
+        // Records the ranker already gets right: widening adds nothing, so it is not kept.
+        let truths = vec![0u32; x.rows()];
+        let embeddings: Vec<Vec<f32>> = truths.iter().map(|&t| e(t)).collect();
+        let (fitted, narrow) = model.fit_classifier(classifier, &x, &embeddings, &truths, 2);
+        assert_eq!(narrow.unwrap().cross_fitted_accuracy, fitted.fit.cross_fitted_accuracy);
+        assert_eq!(fitted.own_candidates, 0);
     }
 
     #[test]

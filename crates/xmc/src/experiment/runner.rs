@@ -763,11 +763,19 @@ fn train_ranker_into(
             }
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
-        let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
-        let candidates = model.predict(&xv, None, xmc_ranker::CLASSIFIER_POOL);
-        classifier.fit_weight(&candidates, embeddings, &valid_labels, &data.labels);
-        classifier.fit_skip(&candidates, embeddings, &valid_labels, &data.labels);
+        let classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
+        let (classifier, narrow) = model.fit_classifier(classifier, &xv, embeddings, &valid_labels, cfg.ranker.classifier_candidates);
         let tail = |a: Option<f64>| a.map_or("-".into(), |a| format!("{a:.4}"));
+        if let Some(narrow) = narrow {
+            eprintln!(
+                "train (xr): the classifier's own top {} labels beside the ranker's candidates {} (cross-fitted validation accuracy / tail \
+                 accuracy: {:.4} / {} over the ranker's candidates alone)",
+                cfg.ranker.classifier_candidates,
+                if classifier.own_candidates > 0 { "kept" } else { "not kept" },
+                narrow.cross_fitted_accuracy,
+                tail(narrow.cross_fitted_tail_accuracy)
+            );
+        }
         eprintln!(
             "train (xr): encoder classifier weight {:.2}, prior weight {:.1} (validation accuracy / tail accuracy: ranker {:.4} / {}, \
              cross-fitted with the classifier {:.4} / {})",
@@ -791,9 +799,10 @@ fn train_ranker_into(
         model.classifier = Some(classifier);
     }
     model.save(out)?;
-    let pools = model.predict(&xv, None, model.pool_size(5));
-    let ranked: Vec<Vec<u32>> =
-        model.rescore(pools, |i| valid_for_classifier.as_ref().map(|v| v[i].as_slice()), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+    let mut pools = model.predict(&xv, None, model.pool_size(5));
+    let embedding = |i: usize| valid_for_classifier.as_ref().map(|v| v[i].as_slice());
+    model.widen(&xv, &mut pools, embedding);
+    let ranked: Vec<Vec<u32>> = model.rescore(pools, embedding, 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
     let valid = valid_metrics(data, &ranked, &valid_labels);
     eprintln!(
         "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
