@@ -1005,8 +1005,9 @@ fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     let (dense, for_classifier) = (embed(xmc_ranker::ENCODER_DIR), embed(xmc_ranker::CLASSIFIER_ENCODER_DIR));
     let labels = |ranked: Vec<Vec<(u32, f32)>>| ranked.into_iter().map(|r| r.into_iter().map(|c| c.0).collect::<Vec<_>>()).collect::<Vec<_>>();
     let ranked_with = |block: &[Vec<f32>], classifier: &[Vec<f32>]| {
-        let pools = xr.predict(&xr.features(&texts, Some(block)).unwrap(), Some(5), xr.pool_size(5));
-        labels(xr.rescore(pools, |i| Some(classifier[i].as_slice()), 4))
+        let x = xr.features(&texts, Some(block)).unwrap();
+        let pools = xr.predict(&x, Some(5), xr.pool_size(5));
+        labels(xr.rescore(pools, &x, |i| Some(classifier[i].as_slice()), 4))
     };
     let expected = ranked_with(&dense, &for_classifier);
     assert_ne!(expected, ranked_with(&for_classifier, &dense), "the encoders' embeddings are interchangeable here: the test could not tell");
@@ -1067,8 +1068,9 @@ fn xr_with_two_classifier_members_averages_their_classifiers() {
     let xr = xmc_ranker::XrModel::load(&model).unwrap();
     let labels = |ranked: Vec<Vec<(u32, f32)>>| ranked.into_iter().map(|r| r.into_iter().map(|c| c.0).collect::<Vec<_>>()).collect::<Vec<_>>();
     let ranked_with = |embeddings: &[Vec<f32>]| {
-        let pools = xr.predict(&xr.features(&texts, None).unwrap(), Some(5), xr.pool_size(5));
-        labels(xr.rescore(pools, |i| Some(embeddings[i].as_slice()), 4))
+        let x = xr.features(&texts, None).unwrap();
+        let pools = xr.predict(&x, Some(5), xr.pool_size(5));
+        labels(xr.rescore(pools, &x, |i| Some(embeddings[i].as_slice()), 4))
     };
     let expected = ranked_with(&joined(&first, &second));
     assert_ne!(expected, ranked_with(&joined(&second, &first)), "the members' order does not matter here: the test could not tell");

@@ -333,7 +333,7 @@ impl XrModel {
     /// [`EncoderClassifier::own_candidates`] most probable labels that the pool lacks, with the
     /// ranker's path score for them ([`Self::label_scores`]), after the ranker's candidates (so the
     /// cascade's gate, which reads the first ones, is unchanged). `x` holds the pools' feature
-    /// rows; `embedding(i)` is as in [`Self::rescore`].
+    /// rows; `embedding(i)` is as in [`Self::rescore`], which calls it.
     pub fn widen<'e>(&self, x: &SparseRows, pools: &mut [Vec<(u32, f32)>], embedding: impl Fn(usize) -> Option<&'e [f32]>) {
         let Some(c) = self.classifier.as_ref().filter(|c| c.own_candidates > 0) else { return };
         for (i, pool) in pools.iter_mut().enumerate() {
@@ -352,10 +352,12 @@ impl XrModel {
         }
     }
 
-    /// The ranker's candidates rescored by the encoder's classifier where it is consulted, the
-    /// ranker's order elsewhere; `embedding(i)` is input `i`'s unit embedding by the
+    /// The ranker's candidates rescored by the encoder's classifier where it is consulted
+    /// (widened first by its own candidates, [`Self::widen`]), the ranker's order elsewhere; `x`
+    /// holds the pools' feature rows, `embedding(i)` is input `i`'s unit embedding by the
     /// classifier's encoder (`None` when it was not embedded: the ranker's order).
-    pub fn rescore<'e>(&self, pools: Vec<Vec<(u32, f32)>>, embedding: impl Fn(usize) -> Option<&'e [f32]>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
+    pub fn rescore<'e>(&self, mut pools: Vec<Vec<(u32, f32)>>, x: &SparseRows, embedding: impl Fn(usize) -> Option<&'e [f32]>, top_k: usize) -> Vec<Vec<(u32, f32)>> {
+        self.widen(x, &mut pools, &embedding);
         pools
             .into_iter()
             .enumerate()

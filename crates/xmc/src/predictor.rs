@@ -303,12 +303,11 @@ impl Model {
                 for chunk in texts.chunks(RANK_CHUNK) {
                     let dense = encoders.embed_dense(chunk)?;
                     let x = model.features(chunk, dense.as_deref())?;
-                    let mut pools = model.predict(&x, Some(beam), model.pool_size(beam));
+                    let pools = model.predict(&x, Some(beam), model.pool_size(beam));
                     // The classifier's encoder embeds only the records the classifier is consulted on.
                     let asked: Vec<usize> = (0..chunk.len()).filter(|&i| model.consults_classifier(&pools[i])).collect();
                     let for_classifier = encoders.embed_for_classifier(chunk, &asked, dense.as_deref())?;
-                    model.widen(&x, &mut pools, |i| for_classifier[i].as_deref());
-                    out.extend(model.rescore(pools, |i| for_classifier[i].as_deref(), beam));
+                    out.extend(model.rescore(pools, &x, |i| for_classifier[i].as_deref(), beam));
                     on_batch(chunk.len());
                 }
                 Ok(out)

@@ -799,10 +799,12 @@ fn train_ranker_into(
         model.classifier = Some(classifier);
     }
     model.save(out)?;
-    let mut pools = model.predict(&xv, None, model.pool_size(5));
-    let embedding = |i: usize| valid_for_classifier.as_ref().map(|v| v[i].as_slice());
-    model.widen(&xv, &mut pools, embedding);
-    let ranked: Vec<Vec<u32>> = model.rescore(pools, embedding, 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+    let pools = model.predict(&xv, None, model.pool_size(5));
+    let ranked: Vec<Vec<u32>> = model
+        .rescore(pools, &xv, |i| valid_for_classifier.as_ref().map(|v| v[i].as_slice()), 5)
+        .into_iter()
+        .map(|p| p.into_iter().map(|(l, _)| l).collect())
+        .collect();
     let valid = valid_metrics(data, &ranked, &valid_labels);
     eprintln!(
         "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
