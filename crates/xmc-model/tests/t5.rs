@@ -186,6 +186,45 @@ fn a_widened_and_reordered_cache_equals_the_full_pass() {
     }
 }
 
+/// Teacher-forced decoding of several rows per input (a record's candidates) projects each
+/// input's encoder states once; each row must still decode as if it had its own copy of them.
+#[test]
+fn rows_per_input_decode_as_the_full_pass_on_repeated_inputs() {
+    let device = inference_device();
+    let (cfg, model) = tiny(true);
+    let inputs = [vec![3i64, 4, 5, 6, 1], vec![7, 8, 1, 0, 0]];
+    let masks = [vec![1.0f32; 5], vec![1.0, 1.0, 1.0, 0.0, 0.0]];
+    let enc = model.encode(ints(&inputs, &device), floats(&masks, &device));
+    // Three rows per input, of different tokens (and one padded with 0 as a shorter target is).
+    let decoder: Vec<Vec<i64>> = vec![vec![0, 9, 10, 11], vec![0, 12, 13, 0], vec![0, 9, 14, 15], vec![0, 16, 17, 18], vec![0, 9, 10, 11], vec![0, 19, 0, 0]];
+    let tokens: Vec<u32> = (0..cfg.vocab_size as u32).step_by(3).collect();
+    let grouped = to_vec(model.decode_rows_over(&enc, ints(&decoder, &device), 3, Some(&tokens)));
+    let owner = [0usize, 0, 0, 1, 1, 1];
+    let enc_rows = model.encode(
+        ints(&owner.iter().map(|&i| inputs[i].clone()).collect::<Vec<_>>(), &device),
+        floats(&owner.iter().map(|&i| masks[i].clone()).collect::<Vec<_>>(), &device),
+    );
+    let full = to_vec(model.decode_over(&enc_rows, ints(&decoder, &device), Some(&tokens)));
+    assert_eq!(grouped.len(), full.len());
+    assert_eq!(grouped.len(), decoder.len() * decoder[0].len() * tokens.len());
+    let diff = grouped.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-4, "{diff}");
+    // Rows of different inputs differ: the grouping did not hand one input's states to the other.
+    let (row, width) = (decoder[0].len() * tokens.len(), tokens.len());
+    let first = &grouped[..row];
+    let same_tokens_other_input = &grouped[4 * row..5 * row];
+    assert!(first.iter().zip(same_tokens_other_input).skip(width).any(|(a, b)| (a - b).abs() > 1e-3));
+}
+
+#[test]
+#[should_panic(expected = "decoder rows for each of")]
+fn rows_per_input_must_cover_every_input() {
+    let device = inference_device();
+    let (_, model) = tiny(false);
+    let enc = model.encode(ints(&[vec![3, 4, 1], vec![5, 6, 1]], &device), floats(&[vec![1.0; 3], vec![1.0; 3]], &device));
+    model.decode_rows_over(&enc, ints(&[vec![0, 7], vec![0, 8], vec![0, 9]], &device), 2, None);
+}
+
 #[test]
 #[should_panic(expected = "of another input")]
 fn a_row_cannot_move_to_another_input() {

@@ -2,7 +2,6 @@
 //! target sequence for a record (one encoder pass per record; the candidates' decoder rows
 //! attend to that record's encoder states), for the fused method's reranker.
 
-use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use crate::batch::{decoder_batch, pad_batch};
@@ -29,33 +28,26 @@ pub fn score_candidates(model: &xmc_model::T5, task: &Seq2SeqTask, inputs: &[&st
         let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
         let (ids, mask) = pad_batch(&rows, task.tokenizer.pad_id, &device);
         let enc = model.encode(ids, mask);
-        // Each candidate row points at its record's encoder states.
-        let owner: Vec<i64> = cands.iter().enumerate().flat_map(|(i, c)| std::iter::repeat_n(i as i64, c.len())).collect();
-        if owner.is_empty() {
+        if cands.iter().all(Vec::is_empty) {
             out.extend(cands.iter().map(|_| Vec::new()));
             continue;
         }
-        let index = Tensor::<1, Int>::from_data(TensorData::new(owner.clone(), [owner.len()]), &device);
-        let enc = xmc_model::t5::EncoderOutput { hidden: enc.hidden.select(0, index.clone()), mask_bias: enc.mask_bias.select(0, index) };
-        let targets: Vec<&[u32]> = cands.iter().flatten().map(|&l| task.targets[l as usize].as_slice()).collect();
+        // Every record decodes the same number of rows (its candidates, padded by repeating
+        // its first; an empty list by label 0) so that its rows share its encoder projections.
+        let rows_per_input = cands.iter().map(Vec::len).max().unwrap_or(0);
+        let targets: Vec<&[u32]> = cands
+            .iter()
+            .flat_map(|c| (0..rows_per_input).map(move |j| *c.get(j).or(c.first()).unwrap_or(&0)))
+            .map(|l| task.targets[l as usize].as_slice())
+            .collect();
         let (dec_in, _) = decoder_batch(&targets, task.tokenizer.pad_id, task.tokenizer.pad_id, &device);
-        let logp = log_softmax(model.decode_over(&enc, dec_in, tokens), 2);
+        let logp = log_softmax(model.decode_rows_over(&enc, dec_in, rows_per_input, tokens), 2);
         let [n, t, _] = logp.dims();
         let values: Vec<f32> = logp.into_data().try_to_vec().expect("f32 log-probabilities");
         let width = values.len() / (n * t);
-        let mut scores = Vec::with_capacity(n);
-        for (r, target) in targets.iter().enumerate() {
-            let mut s = 0f32;
-            for (step, &tok) in target.iter().enumerate() {
-                let col = task.output_column(tok) as usize;
-                s += values[(r * t + step) * width + col];
-            }
-            scores.push(s);
-        }
-        let mut at = 0;
-        for c in cands {
-            out.push(scores[at..at + c.len()].to_vec());
-            at += c.len();
+        let score = |row: usize| -> f32 { targets[row].iter().enumerate().map(|(step, &tok)| values[(row * t + step) * width + task.output_column(tok) as usize]).sum() };
+        for (i, c) in cands.iter().enumerate() {
+            out.push((0..c.len()).map(|j| score(i * rows_per_input + j)).collect());
         }
     }
     Ok(out)

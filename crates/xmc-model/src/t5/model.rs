@@ -369,23 +369,38 @@ impl T5 {
 
     /// Teacher-forced decoder pass: logits [b, t, vocab] for `decoder_ids` [b, t].
     pub fn decode(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
-        self.logits(self.decode_hidden(enc, decoder_ids))
+        self.logits(self.decode_hidden(enc, decoder_ids, 1))
     }
 
     /// [`T5::decode`] with the output layer over `tokens` only (all when `None`): logits
     /// [b, t, n] where column `i` scores `tokens[i]` (see [`T5::output_projection`]).
     pub fn decode_over(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>, tokens: Option<&[u32]>) -> Tensor<3> {
+        self.decode_rows_over(enc, decoder_ids, 1, tokens)
+    }
+
+    /// [`T5::decode_over`] for `rows_per_input` decoder rows per encoded input: row `i` of
+    /// `decoder_ids` [inputs * rows_per_input, t] decodes input `i / rows_per_input` (the
+    /// candidates of one record, say). Each input's rows attend to its encoder states as one
+    /// block of queries, so the encoder's keys and values are projected once per input rather
+    /// than once per row; the logits equal [`T5::decode_over`] on `enc` repeated row by row.
+    ///
+    /// # Panics
+    /// If the decoder rows are not `rows_per_input` for each of `enc`'s inputs.
+    pub fn decode_rows_over(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>, rows_per_input: usize, tokens: Option<&[u32]>) -> Tensor<3> {
         let device = decoder_ids.device();
-        let y = self.decode_hidden(enc, decoder_ids);
+        let y = self.decode_hidden(enc, decoder_ids, rows_per_input);
         let [b, t, d] = y.dims();
         let projection = self.output_projection(tokens, &device);
         let [_, n] = projection.dims();
         y.reshape([b * t, d]).matmul(projection).reshape([b, t, n])
     }
 
-    /// The teacher-forced decoder's final states [b, t, d_model].
-    fn decode_hidden(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>) -> Tensor<3> {
-        let [_, t] = decoder_ids.dims();
+    /// The teacher-forced decoder's final states [b, t, d_model], `rows_per_input` rows per
+    /// encoded input (see [`T5::decode_rows_over`]).
+    fn decode_hidden(&self, enc: &EncoderOutput, decoder_ids: Tensor<2, Int>, rows_per_input: usize) -> Tensor<3> {
+        let [rows, t] = decoder_ids.dims();
+        let inputs = enc.hidden.dims()[0];
+        assert_eq!(rows, inputs * rows_per_input, "decode: {rows_per_input} decoder rows for each of {inputs} inputs");
         let device = decoder_ids.device();
         let causal: Vec<f32> = (0..t).flat_map(|q| (0..t).map(move |k| if k > q { MASKED } else { 0.0 })).collect();
         let causal = Tensor::<2>::from_data(TensorData::new(causal, [t, t]), &device).reshape([1, 1, t, t]);
@@ -398,7 +413,18 @@ impl T5 {
             y = y + block.dropout.forward(out);
             let (c, norm) = (block.cross_attn.as_ref().expect("decoder block"), block.cross_norm.as_ref().expect("decoder block"));
             let h = norm.forward(y.clone());
-            let out = c.attend(c.split(&c.q, h), c.split(&c.k, enc.hidden.clone()), c.split(&c.v, enc.hidden.clone()), enc.mask_bias.clone());
+            let (k, v) = (c.split(&c.k, enc.hidden.clone()), c.split(&c.v, enc.hidden.clone()));
+            let out = if rows_per_input == 1 {
+                c.attend(c.split(&c.q, h), k, v, enc.mask_bias.clone())
+            } else {
+                // [rows, h, t, dk] -> [inputs, h, rows_per_input * t, dk]: an input's rows are one block of queries.
+                let q = c.split(&c.q, h);
+                let [_, heads, _, d_kv] = q.dims();
+                let q = q.swap_dims(1, 2).reshape([inputs, rows_per_input * t, heads, d_kv]).swap_dims(1, 2);
+                let out = c.attend(q, k, v, enc.mask_bias.clone());
+                let [_, _, d] = out.dims();
+                out.reshape([rows, t, d])
+            };
             y = block.feed_forward(y + block.dropout.forward(out));
         }
         self.decoder.dropout.forward(self.decoder.final_layer_norm.forward(y))
