@@ -141,6 +141,13 @@ fn training_and_inference_attention_agree() {
     }
 }
 
+/// The encoder output of `inputs[owner[r]]` for each row `r`: every row its own copy.
+fn encode_each_row(model: &T5, inputs: &[Vec<i64>], masks: &[Vec<f32>], owner: &[usize], device: &Device) -> xmc_model::t5::EncoderOutput {
+    let ids: Vec<Vec<i64>> = owner.iter().map(|&i| inputs[i].clone()).collect();
+    let mask: Vec<Vec<f32>> = owner.iter().map(|&i| masks[i].clone()).collect();
+    model.encode(ints(&ids, device), floats(&mask, device))
+}
+
 /// A beam search widens the cache to several rows per input and reorders them; each row must
 /// decode as if it had its own copy of the encoder output.
 #[test]
@@ -173,10 +180,8 @@ fn a_widened_and_reordered_cache_equals_the_full_pass() {
         logits = feed(&rows, &mut cache);
     }
     // The full pass, with each row's input repeated.
-    let enc_rows = model.encode(
-        ints(&rows.iter().map(|r| inputs[r.0].clone()).collect::<Vec<_>>(), &device),
-        floats(&rows.iter().map(|r| masks[r.0].clone()).collect::<Vec<_>>(), &device),
-    );
+    let owner: Vec<usize> = rows.iter().map(|r| r.0).collect();
+    let enc_rows = encode_each_row(&model, &inputs, &masks, &owner, &device);
     let full = to_vec(model.decode(&enc_rows, ints(&rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), &device)));
     let (v, t) = (cfg.vocab_size, rows[0].1.len());
     for row in 0..rows.len() {
@@ -199,11 +204,7 @@ fn rows_per_input_decode_as_the_full_pass_on_repeated_inputs() {
     let decoder: Vec<Vec<i64>> = vec![vec![0, 9, 10, 11], vec![0, 12, 13, 0], vec![0, 9, 14, 15], vec![0, 16, 17, 18], vec![0, 9, 10, 11], vec![0, 19, 0, 0]];
     let tokens: Vec<u32> = (0..cfg.vocab_size as u32).step_by(3).collect();
     let grouped = to_vec(model.decode_rows_over(&enc, ints(&decoder, &device), 3, Some(&tokens)));
-    let owner = [0usize, 0, 0, 1, 1, 1];
-    let enc_rows = model.encode(
-        ints(&owner.iter().map(|&i| inputs[i].clone()).collect::<Vec<_>>(), &device),
-        floats(&owner.iter().map(|&i| masks[i].clone()).collect::<Vec<_>>(), &device),
-    );
+    let enc_rows = encode_each_row(&model, &inputs, &masks, &[0, 0, 0, 1, 1, 1], &device);
     let full = to_vec(model.decode_over(&enc_rows, ints(&decoder, &device), Some(&tokens)));
     assert_eq!(grouped.len(), full.len());
     assert_eq!(grouped.len(), decoder.len() * decoder[0].len() * tokens.len());
