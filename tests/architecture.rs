@@ -69,4 +69,11 @@ fn dependencies_point_one_way_and_the_tensor_free_crates_do_not_reach_burn() {
         }
     }
     assert!(internal("xmc").contains("xmc-train") && internal("xtask").contains("xmc"));
+    // The methods sit below the runner, the runner below the binary; the Python package links
+    // the methods and the runner, not the binary and its HTTP server.
+    assert!(!internal("xmc-methods").contains("xmc-pipeline"), "the methods crate depends on the runner");
+    assert!(internal("xmc-pipeline").contains("xmc-methods") && internal("xmc").contains("xmc-pipeline"));
+    for server in ["xmc", "axum", "clap"] {
+        assert!(!reach["xmc-python"].contains(server), "the Python package reaches {server}");
+    }
 }

@@ -65,7 +65,7 @@ fn write_config(dir: &Path, extra: &str) -> String {
 }
 
 fn stage_fingerprint(dir: &Path) -> String {
-    xmc::experiment::StageRecord::load(&dir.join("experiments/e2e/data")).unwrap().fingerprint
+    xmc_pipeline::StageRecord::load(&dir.join("experiments/e2e/data")).unwrap().fingerprint
 }
 
 fn modified(dir: &Path) -> std::time::SystemTime {
@@ -142,8 +142,8 @@ fn experiment_runs_every_stage_and_caches_them() {
     assert_eq!(stage_fingerprint(tmp.path()), first);
 
     // A changed tree key reruns tree and codes but leaves data and embed alone.
-    let embed_record = || xmc::experiment::StageRecord::load(&tmp.path().join("experiments/e2e/embed")).unwrap();
-    let tree_record = || xmc::experiment::StageRecord::load(&tmp.path().join("experiments/e2e/tree")).unwrap();
+    let embed_record = || xmc_pipeline::StageRecord::load(&tmp.path().join("experiments/e2e/embed")).unwrap();
+    let tree_record = || xmc_pipeline::StageRecord::load(&tmp.path().join("experiments/e2e/tree")).unwrap();
     let (embed_before, tree_before) = (embed_record(), tree_record());
     xmc(&["experiment", &config, "--set", "tree.branching=3"]).unwrap();
     assert_eq!(embed_record(), embed_before);
@@ -215,7 +215,7 @@ fn sweep_expands_and_writes_one_table() {
 #[test]
 fn print_config_prints_every_section() {
     assert_eq!(xmc(&["experiment", "--print-config"]).unwrap(), ExitCode::SUCCESS);
-    let text = xmc::experiment::ExperimentConfig::default().to_toml();
+    let text = xmc_pipeline::ExperimentConfig::default().to_toml();
     for section in ["[data]", "[data.split]", "[embed]", "[tree]", "[codes]", "[model]", "[train]", "[eval]"] {
         assert!(text.contains(section), "{section}");
     }
@@ -302,7 +302,7 @@ fn evaluate_agrees_with_predict(model: &Path, predictions: &Path, out: &Path) {
     let mut reader = csv::Reader::from_path(&input).unwrap();
     let truth: std::collections::HashMap<String, String> =
         reader.deserialize::<(String, String, String, String, String, String)>().map(|r| r.unwrap()).map(|r| (r.0, r.5)).filter(|(_, c)| !c.is_empty()).collect();
-    let rows = xmc::evaluate::read_predictions(predictions).unwrap();
+    let rows = xmc_methods::scoring::read_predictions(predictions).unwrap();
     let labelled: Vec<_> = rows.iter().filter(|r| truth.contains_key(&r.id)).collect();
     assert_eq!(metrics.records, labelled.len());
     assert!(labelled.len() > 2000, "the sample's labelled records: {}", labelled.len());
@@ -341,7 +341,7 @@ fn bert_encoder_option_trains_saves_and_predicts() {
     assert!(run.join("train/input_tokenizer.json").is_file());
     let t5: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("train/t5.json")).unwrap()).unwrap();
     assert!(t5["bert_encoder"]["hidden_size"].as_u64().is_some(), "{t5}");
-    let stage = xmc::experiment::StageRecord::load(&run.join("train")).unwrap();
+    let stage = xmc_pipeline::StageRecord::load(&run.join("train")).unwrap();
     assert!(stage.inputs.contains_key("bert_encoder_weights"), "the encoder's weights are a train input");
 
     // The stage's predictions and a reload of the model folder agree.
@@ -349,7 +349,7 @@ fn bert_encoder_option_trains_saves_and_predicts() {
     let trained = xmc_train_model(&run.join("train"));
     let data = xmc_data::PreparedData::load(&run.join("data")).unwrap();
     let texts: Vec<&str> = data.split(xmc_data::Split::Test).map(|r| r.input.as_str()).collect();
-    let hyps = xmc::predict::predict_texts(&trained, &texts, 3, 3, |_| {}).unwrap();
+    let hyps = xmc_methods::generative::predict_texts(&trained, &texts, 3, 3, |_| {}).unwrap();
     for (line, h) in stage_rows.lines().zip(&hyps) {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(row["path"].as_str().unwrap(), trained.labels.get(h[0].label).unwrap().path);
@@ -436,15 +436,15 @@ fn cluster_search_model_folder_predicts_and_takes_new_labels() {
     assert_eq!(xmc(&["experiment", &config, "--set", "method=cluster-search"]).unwrap(), ExitCode::SUCCESS);
     let run = tmp.path().join("experiments/e2e");
     let model = run.join("train");
-    let stage = xmc::evaluate::read_predictions(&run.join("predict/predictions.jsonl")).unwrap();
+    let stage = xmc_methods::scoring::read_predictions(&run.join("predict/predictions.jsonl")).unwrap();
     let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
     let out = tmp.path().join("pred.jsonl");
     let predict = |model: &Path, out: &Path| {
         xmc(&["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--top-k", "3"])
     };
     assert_eq!(predict(&model, &out).unwrap(), ExitCode::SUCCESS);
-    let cli: std::collections::HashMap<String, xmc::predict::PredictionRow> =
-        xmc::evaluate::read_predictions(&out).unwrap().into_iter().map(|r| (r.id.clone(), r)).collect();
+    let cli: std::collections::HashMap<String, xmc_methods::PredictionRow> =
+        xmc_methods::scoring::read_predictions(&out).unwrap().into_iter().map(|r| (r.id.clone(), r)).collect();
     for row in &stage {
         let mine = &cli[&row.id];
         assert_eq!(mine.path, row.path, "record {}", row.id);
@@ -463,7 +463,7 @@ fn cluster_search_model_folder_predicts_and_takes_new_labels() {
     let code = xmc(&args(&model, &grown).each_ref().map(String::as_str)).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     assert_eq!(std::fs::read(model.join("labels.json")).unwrap(), before, "the source folder is not changed");
-    let p = xmc::predictor::Predictor::load(&grown).unwrap();
+    let p = xmc_methods::Predictor::load(&grown).unwrap();
     assert_eq!(p.labels().len(), data.labels.len() + 30);
     assert_eq!(p.labels().get(data.labels.len() as u32).unwrap().path, added[0]);
     let codes = p.codes().unwrap();
@@ -522,12 +522,12 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     assert!(report.contains("XR ranker"), "{report}");
     // Confidences: a temperature fitted on validation, their calibration error in the report
     // with its reliability plot, and a top-1 confidence below 1 even when one label is asked for.
-    let cal = xmc::calibration::Calibration::load(&run.join("train")).unwrap();
+    let cal = xmc_methods::calibration::Calibration::load(&run.join("train")).unwrap();
     assert!(cal.records > 0 && cal.temperature > 0.0 && cal.valid_ece_after <= cal.valid_ece_before + 1e-9, "{cal:?}");
     let reliability = metrics.calibration.as_ref().expect("the predictions carry confidences");
     assert!(reliability.ece >= 0.0 && reliability.ece < 0.5, "{reliability:?}");
     assert!(report.contains("expected calibration error") && run.join("report/reliability.png").is_file());
-    let p = xmc::predictor::Predictor::load(&run.join("train")).unwrap();
+    let p = xmc_methods::Predictor::load(&run.join("train")).unwrap();
     let one = p.predict_texts(&[test[0].input.as_str(), test[1].input.as_str()], 5, 1, |_| {}).unwrap();
     assert!(one.iter().all(|r| r.len() == 1 && r[0].1 > 0.0 && r[0].1 < 1.0), "{one:?}");
 
@@ -548,16 +548,16 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     assert_eq!(matched, test.len());
 
     // Streaming: the same predictions whatever the chunk size and the output format.
-    let jsonl = xmc::evaluate::read_predictions(&out).unwrap();
+    let jsonl = xmc_methods::scoring::read_predictions(&out).unwrap();
     for (name, chunk) in [("chunked.parquet", "7"), ("chunked.csv", "1000"), ("chunked.jsonl", "1")] {
         let path = tmp.path().join(name);
         let args = ["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", path.to_str().unwrap(), "--top-k", "4", "--chunk-size", chunk];
         assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
-        let back = xmc::evaluate::read_predictions(&path).unwrap();
+        let back = xmc_methods::scoring::read_predictions(&path).unwrap();
         assert_eq!(back.len(), jsonl.len(), "{name}");
         for (a, b) in back.iter().zip(&jsonl) {
             assert_eq!((&a.id, &a.path), (&b.id, &b.path), "{name}");
-            let paths = |r: &xmc::predict::PredictionRow| r.top_k.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+            let paths = |r: &xmc_methods::PredictionRow| r.top_k.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
             assert_eq!(paths(a), paths(b), "{name}");
             assert!(a.top_k.iter().zip(&b.top_k).all(|(x, y)| (x.1 - y.1).abs() < 1e-5), "{name}");
         }
@@ -607,8 +607,8 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     assert_eq!(run_sharded(&[]).unwrap(), ExitCode::SUCCESS);
     assert_eq!(finished(&sharded_out), ["part-0.parquet", "part-1.parquet", "part-2.parquet"]);
     assert_eq!(std::fs::metadata(sharded_out.join("part-0.parquet")).unwrap().modified().unwrap(), first_written, "a finished shard is not redone");
-    let union: Vec<xmc::predict::PredictionRow> =
-        (0..3).flat_map(|i| xmc::evaluate::read_predictions(&sharded_out.join(format!("part-{i}.parquet"))).unwrap()).collect();
+    let union: Vec<xmc_methods::PredictionRow> =
+        (0..3).flat_map(|i| xmc_methods::scoring::read_predictions(&sharded_out.join(format!("part-{i}.parquet"))).unwrap()).collect();
     assert_eq!(union.len(), jsonl.len());
     for (a, b) in union.iter().zip(&jsonl) {
         assert_eq!((&a.id, &a.path), (&b.id, &b.path));
@@ -639,7 +639,7 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
             }
             std::fs::write(copy.join(file.file_name().unwrap()), &variant).unwrap();
             cases += 1;
-            match xmc::predictor::Predictor::load(&copy) {
+            match xmc_methods::Predictor::load(&copy) {
                 Ok(p) => {
                     let _ = p.predict_texts(&[test[0].input.as_str()], 5, 3, |_| {});
                 }
@@ -661,7 +661,7 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     assert!(!bad_out.exists(), "a failed run leaves no output at the final name");
     let skip: Vec<&str> = args.iter().copied().chain(["--skip-bad-rows"]).collect();
     assert_eq!(xmc(&skip).unwrap(), ExitCode::SUCCESS);
-    let kept: Vec<String> = xmc::evaluate::read_predictions(&bad_out).unwrap().into_iter().map(|r| r.id).collect();
+    let kept: Vec<String> = xmc_methods::scoring::read_predictions(&bad_out).unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(kept, ["a", "d"]);
     let rejects = std::fs::read_to_string(tmp.path().join("bad.jsonl.rejects.jsonl")).unwrap();
     let lines: Vec<u64> = rejects.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_u64().unwrap()).collect();
@@ -692,12 +692,12 @@ fn xr_ranker_runs_through_eval_report_and_the_command_line() {
     let code = xmc(&["experiment", &config, "--set", "method=xr", "--set", "ranker.features=both", "--set", "contrastive.epochs=0"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS);
     assert!(run.join("train/encoder/model.safetensors").is_file());
-    let p = xmc::predictor::Predictor::load(&model).unwrap();
+    let p = xmc_methods::Predictor::load(&model).unwrap();
     assert_eq!(p.method(), "xr");
     let ranked = p.predict_texts(&[test[0].input.as_str()], 5, 2, |_| {}).unwrap();
     assert_eq!(ranked[0].len(), 2);
     // A folder of no method is refused, naming what it lacks.
-    let err = xmc::predictor::Predictor::load(&run.join("data")).err().unwrap().to_string();
+    let err = xmc_methods::Predictor::load(&run.join("data")).err().unwrap().to_string();
     assert!(err.contains("not a model folder") && err.contains("xr.json"), "{err}");
 }
 
@@ -728,10 +728,10 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
     assert_eq!(rows.lines().count(), data.split(xmc_data::Split::Test).count());
 
     let saved: xmc_ranker::FusionModel = serde_json::from_str(&std::fs::read_to_string(model_dir.join("fusion.json")).unwrap()).unwrap();
-    let parts = xmc::fused::FusedParts::load(&model_dir, &saved.config).unwrap();
+    let parts = xmc_methods::fused::FusedParts::load(&model_dir, &saved.config).unwrap();
     // Compared as written to fusion.json (serde_json's float parsing rounds the last digit).
     let refit = |data: &xmc_data::PreparedData| -> xmc_ranker::FusionModel {
-        let fitted = xmc::fused::fit_fusion(&parts, &saved.config, data).unwrap().0;
+        let fitted = xmc_methods::fused::fit_fusion(&parts, &saved.config, data).unwrap().0;
         serde_json::from_str(&serde_json::to_string_pretty(&fitted).unwrap()).unwrap()
     };
     let mut test_changed = data.clone();
@@ -748,12 +748,12 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
 
     // The cascade as fitted never costs a validation hit: on the records it skips, the ranker's
     // top is right at least as often as the fusion's.
-    let (fitted, valid_cands, truths) = xmc::fused::fit_fusion(&parts, &saved.config, &data).unwrap();
+    let (fitted, valid_cands, truths) = xmc_methods::fused::fit_fusion(&parts, &saved.config, &data).unwrap();
     if let Some(skip) = fitted.skip {
         let (mut ranker, mut fused) = (0, 0);
         for (c, t) in valid_cands.iter().zip(&truths).filter(|(c, _)| skip.skips(&c.ranker_top)) {
             ranker += (c.ranker_top[0].0 == *t) as usize;
-            fused += (xmc::fused::rank_with(&fitted, c, 1)[0].0 == *t) as usize;
+            fused += (xmc_methods::fused::rank_with(&fitted, c, 1)[0].0 == *t) as usize;
         }
         assert!(ranker >= fused, "skipping cost validation hits: ranker {ranker}, fused {fused}");
     }
@@ -782,7 +782,7 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
             assert_eq!(c.ranker_top, f.ranker_top);
             if c.consulted {
                 assert_eq!((&c.labels, &c.generator_top), (&f.labels, &f.generator_top));
-                labels(xmc::fused::rank_with(&generator_only, f, 2))
+                labels(xmc_methods::fused::rank_with(&generator_only, f, 2))
             } else {
                 assert!(c.generator_top.is_empty() && c.rows.is_empty());
                 labels(f.ranker_top.iter().take(2).copied().collect())
@@ -791,7 +791,7 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
         .collect();
     let skipped = cascaded.iter().filter(|c| !c.consulted).count();
     assert!(skipped > 0 && skipped < texts.len(), "{skipped} of {} skipped", texts.len());
-    let differs = full.iter().filter(|f| labels(xmc::fused::rank_with(&generator_only, f, 1)) != labels(f.ranker_top.iter().take(1).copied().collect())).count();
+    let differs = full.iter().filter(|f| labels(xmc_methods::fused::rank_with(&generator_only, f, 1)) != labels(f.ranker_top.iter().take(1).copied().collect())).count();
     assert!(differs > 0, "the generator's order should differ from the ranker's somewhere");
     let cascade_dir = tmp.path().join("cascade-model");
     std::fs::create_dir_all(&cascade_dir).unwrap();
@@ -812,10 +812,10 @@ fn fused_method_fits_on_validation_only_and_reports_its_components() {
     }
     let with_skip = xmc_ranker::FusionModel { skip: Some(skip), ..generator_only.clone() };
     std::fs::write(cascade_dir.join("fusion.json"), serde_json::to_string_pretty(&with_skip).unwrap()).unwrap();
-    let predicted = xmc::predictor::Predictor::load(&cascade_dir).unwrap().predict_texts(&texts, 5, 2, |_| {}).unwrap();
+    let predicted = xmc_methods::Predictor::load(&cascade_dir).unwrap().predict_texts(&texts, 5, 2, |_| {}).unwrap();
     assert_eq!(predicted.into_iter().map(labels).collect::<Vec<_>>(), expected);
 
-    let p = xmc::predictor::Predictor::load(&model_dir).unwrap();
+    let p = xmc_methods::Predictor::load(&model_dir).unwrap();
     assert_eq!(p.method(), "fused");
     let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
     let out = tmp.path().join("pred.csv");
@@ -908,7 +908,7 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     for weight in [0.0, 1e4] {
         classifier.weight = weight;
         std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
-        let predictor = xmc::predictor::Predictor::load(&model).unwrap();
+        let predictor = xmc_methods::Predictor::load(&model).unwrap();
         let got = predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap();
         for ((got, pool), embedding) in got.iter().zip(&pools).zip(&embeddings) {
             let labels: Vec<u32> = got.iter().map(|c| c.0).collect();
@@ -933,7 +933,7 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let threshold = tops[tops.len() / 2];
     classifier.skip = Some(xmc_ranker::Skip { gate: xmc_ranker::Gate::TopScore, threshold, skipped: 0.5 });
     std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
-    let got = xmc::predictor::Predictor::load(&model).unwrap().predict_texts(&texts, 5, 4, |_| {}).unwrap();
+    let got = xmc_methods::Predictor::load(&model).unwrap().predict_texts(&texts, 5, 4, |_| {}).unwrap();
     let (mut skipped, mut moved) = (0, 0);
     for ((got, pool), embedding) in got.iter().zip(&pools).zip(&embeddings) {
         let labels: Vec<u32> = got.iter().map(|c| c.0).collect();
@@ -955,7 +955,7 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     classifier.skip = None;
     classifier.own_candidates = 3;
     std::fs::write(&classifier_file, serde_json::to_string(&classifier).unwrap()).unwrap();
-    let got = xmc::predictor::Predictor::load(&model).unwrap().predict_texts(&texts, 5, 4, |_| {}).unwrap();
+    let got = xmc_methods::Predictor::load(&model).unwrap().predict_texts(&texts, 5, 4, |_| {}).unwrap();
     let mut beyond_the_beam = 0;
     for ((got, pool), embedding) in got.iter().zip(&pools).zip(&embeddings) {
         let log_probs = classifier.log_probs(embedding);
@@ -1011,7 +1011,7 @@ fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     };
     let expected = ranked_with(&dense, &for_classifier);
     assert_ne!(expected, ranked_with(&for_classifier, &dense), "the encoders' embeddings are interchangeable here: the test could not tell");
-    let predictor = xmc::predictor::Predictor::load(&model).unwrap();
+    let predictor = xmc_methods::Predictor::load(&model).unwrap();
     assert_eq!(labels(predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap()), expected);
 }
 
@@ -1074,6 +1074,6 @@ fn xr_with_two_classifier_members_averages_their_classifiers() {
     };
     let expected = ranked_with(&joined(&first, &second));
     assert_ne!(expected, ranked_with(&joined(&second, &first)), "the members' order does not matter here: the test could not tell");
-    let predictor = xmc::predictor::Predictor::load(&model).unwrap();
+    let predictor = xmc_methods::Predictor::load(&model).unwrap();
     assert_eq!(labels(predictor.predict_texts(&texts, 5, 4, |_| {}).unwrap()), expected);
 }

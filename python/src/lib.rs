@@ -1,6 +1,8 @@
 //! `import xmc`: the Rust side of the Python package. A model folder of any method loads into
 //! [`Model`]; lists of titles and Arrow tables (what pandas, polars and Spark hand over) are
-//! predicted by the same [`xmc::predictor::Predictor`] as `xmc predict`, with the GIL released;
+//! predicted by the same [`xmc_methods::Predictor`] as `xmc predict`, their inputs rendered by
+//! the same [`xmc_methods::ModelInput`] and their rows made by the same
+//! [`xmc_methods::PredictionRow`], with the GIL released;
 //! [`train`] is `xmc train`. Errors are raised as `xmc.XmcError` with the Rust message.
 
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
 use pyo3::create_exception;
 use pyo3::prelude::*;
 use pyo3_arrow::PyTable;
-use xmc::predictor::Predictor;
+use xmc_methods::{ModelInput, PredictionRow, Predictor, ProductFields};
 use xmc_data::ingest::{Field, RawRow, mapped_columns};
 use xmc_data::{DatasetDescriptor, ProductRecord};
 
@@ -34,7 +36,7 @@ const CHUNK: usize = 4096;
 #[pyclass(frozen, module = "xmc._xmc")]
 struct Model {
     predictor: Arc<Predictor>,
-    descriptor: DatasetDescriptor,
+    input: ModelInput,
     path: PathBuf,
 }
 
@@ -84,14 +86,14 @@ impl Model {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(CHUNK) {
             let ranked = self.predictor.predict_texts(chunk, beam, top_k, |_| {})?;
-            out.extend(ranked.into_iter().map(|r| r.into_iter().map(|(l, s)| (labels.get(l).map(|l| l.path.clone()).unwrap_or_default(), s)).collect()));
+            out.extend(ranked.iter().map(|r| PredictionRow::from_ranked("", None, r, labels).top_k));
         }
         Ok(out)
     }
 
     /// One output batch for one input batch: a row per input row, in order.
     fn predict_batch(&self, batch: &RecordBatch, first_row: usize, top_k: usize, beam: Option<usize>, skip_bad_rows: bool) -> PyResult<RecordBatch> {
-        let columns = field_columns(batch, &self.descriptor)?;
+        let columns = field_columns(batch, self.input.descriptor())?;
         let mut ids = Vec::with_capacity(batch.num_rows());
         let mut records: Vec<Result<ProductRecord, String>> = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
@@ -100,7 +102,7 @@ impl Model {
             for (value, column) in row.values.iter_mut().zip(&columns) {
                 *value = column.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i).to_string());
             }
-            let record = xmc_data::clean_row(&self.descriptor, &row).map(|(r, _)| r).map_err(|issue| format!("{}: {}", issue.kind, issue.reason));
+            let record = self.input.record(&row).map_err(|issue| format!("{}: {}", issue.kind, issue.reason));
             if let Err(reason) = &record
                 && !skip_bad_rows
             {
@@ -112,7 +114,7 @@ impl Model {
             });
             records.push(record);
         }
-        let texts: Vec<String> = records.iter().filter_map(|r| r.as_ref().ok()).map(|r| self.predictor.template().render(r)).collect();
+        let texts: Vec<String> = records.iter().filter_map(|r| r.as_ref().ok()).map(|r| self.input.text(r)).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let ranked = self.rank(&refs, top_k, beam).map_err(anyhow_err)?;
         let mut ranked = ranked.into_iter();
@@ -161,7 +163,7 @@ impl Model {
     #[staticmethod]
     #[pyo3(signature = (path, dataset=None))]
     fn load(py: Python<'_>, path: PathBuf, dataset: Option<PathBuf>) -> PyResult<Self> {
-        let descriptor_path = dataset.unwrap_or_else(|| path.join(xmc::evaluate::DATASET_FILE));
+        let descriptor_path = dataset.unwrap_or_else(|| path.join(xmc_methods::DATASET_FILE));
         let (predictor, descriptor) = py.detach(|| -> anyhow::Result<_> {
             let predictor = Predictor::load(&path)?;
             let descriptor = DatasetDescriptor::load(&descriptor_path)
@@ -169,7 +171,8 @@ impl Model {
             Ok((predictor, descriptor))
         })
         .map_err(anyhow_err)?;
-        Ok(Model { predictor: Arc::new(predictor), descriptor, path })
+        let input = predictor.input(descriptor);
+        Ok(Model { predictor: Arc::new(predictor), input, path })
     }
 
     /// The method the folder holds: "generative", "xr", "fused" or "cluster-search".
@@ -196,8 +199,9 @@ impl Model {
         self.predictor.calibration().temperature
     }
 
-    /// The top `top_k` (label path, confidence) of each title, best first. Titles are rendered
-    /// with the model's template as records with only a title (and the dataset's store name).
+    /// The top `top_k` (label path, confidence) of each title, best first. Titles are cleaned
+    /// and rendered as records with only a title (and the dataset's store name), as every front
+    /// door renders a record.
     #[pyo3(signature = (titles, top_k=5, beam=None))]
     fn predict(&self, py: Python<'_>, titles: Vec<String>, top_k: usize, beam: Option<usize>) -> PyResult<Vec<Vec<(String, f32)>>> {
         if top_k == 0 {
@@ -207,13 +211,14 @@ impl Model {
             return Err(err(format!("title {i} is empty")));
         }
         py.detach(|| {
-            let texts: Vec<String> = titles
+            let texts = titles
                 .iter()
-                .map(|t| {
-                    let record = ProductRecord { title: t.clone(), store: self.descriptor.store_name.clone(), ..ProductRecord::default() };
-                    self.predictor.template().render(&record)
+                .enumerate()
+                .map(|(i, t)| {
+                    let fields = ProductFields { title: t.clone(), ..ProductFields::default() };
+                    self.input.text_of_fields(&fields).map_err(|e| anyhow::anyhow!("title {i}: {}: {}", e.kind, e.reason))
                 })
-                .collect();
+                .collect::<anyhow::Result<Vec<String>>>()?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             self.rank(&refs, top_k, beam)
         })
@@ -257,8 +262,8 @@ impl Model {
 #[pyfunction]
 #[pyo3(signature = (config, output, dataset=None, input=None, set=None))]
 fn train(py: Python<'_>, config: PathBuf, output: PathBuf, dataset: Option<PathBuf>, input: Option<PathBuf>, set: Option<Vec<String>>) -> PyResult<PathBuf> {
-    let args = xmc::cli::TrainArgs { config, dataset, input, output: output.clone(), set: set.unwrap_or_default() };
-    py.detach(|| xmc::cli::train(args)).map_err(anyhow_err)?;
+    let args = xmc_pipeline::TrainFolder { config, dataset, input, output: output.clone(), set: set.unwrap_or_default() };
+    py.detach(|| xmc_pipeline::train_folder(&args)).map_err(anyhow_err)?;
     Ok(output)
 }
 

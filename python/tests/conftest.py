@@ -39,3 +39,27 @@ def model_dir(tmp_path_factory) -> Path:
     returned = xmc.train(config, out)
     assert returned == out
     return out
+
+
+# One product per row, written as a catalogue's file has it (extra white space, a currency sign,
+# an empty description, no store column), and the same products as a client sends them to the
+# server: every front door must clean and render them alike.
+MESSY_CSV = (
+    "id,title,description,manufacturer,price,category_path\n"
+    "p1,\"  Hornby   00 Gauge  BR Coach \",,Hornby,£24.99,\n"
+    "p2,Lego City Fire Station,,LEGO,49.99,\n"
+    "p3,\" Kato  Electric Locomotive\",\"  N gauge  \",Kato,,\n"
+)
+MESSY_JSON = [
+    {"id": "p1", "title": "  Hornby   00 Gauge  BR Coach ", "manufacturer": "Hornby", "price": 24.99},
+    {"id": "p2", "title": "Lego City Fire Station", "manufacturer": "LEGO", "price": 49.99},
+    {"id": "p3", "title": " Kato  Electric Locomotive", "description": "  N gauge  ", "manufacturer": "Kato"},
+]
+
+
+def assert_same_answers(got: dict, want: dict, door: str) -> None:
+    """`got` and `want`: id -> (labels, scores), as two front doors answered."""
+    assert got.keys() == want.keys(), door
+    for key, (labels, scores) in got.items():
+        assert labels == want[key][0], f"{door}: {key}"
+        assert all(abs(a - b) < 1e-5 for a, b in zip(scores, want[key][1])), f"{door}: {key}"

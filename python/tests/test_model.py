@@ -83,3 +83,42 @@ def test_a_model_from_the_command_line_loads_in_python(model_dir, tmp_path):
     a, b = xmc.Model.load(model_dir), xmc.Model.load(cli_model)
     titles = ["Hornby 00 gauge passenger coach", "Lego City fire station", "Star Wars figure"]
     assert a.predict(titles, top_k=3) == b.predict(titles, top_k=3)
+
+
+def test_every_front_door_gives_one_answer(model_dir, tmp_path):
+    """The same products through `xmc predict`, `xmc serve` and Python get the same answer:
+    one path cleans and renders a record, one turns label ids into rows (Spark: test_spark.py)."""
+    import re
+    import subprocess
+    import urllib.request
+
+    from conftest import MESSY_CSV, MESSY_JSON, assert_same_answers, xmc_cli
+
+    products = tmp_path / "messy.csv"
+    products.write_text(MESSY_CSV)
+    cli_out = tmp_path / "cli.jsonl"
+    run_cli("predict", "--model", str(model_dir), "--input", str(products), "--output", str(cli_out), "--top-k", "3")
+    cli = {r["id"]: ([p for p, _ in r["top_k"]], [s for _, s in r["top_k"]]) for r in map(json.loads, cli_out.read_text().splitlines())}
+    assert len(cli) == 3
+
+    frame = pd.read_csv(products, dtype=str, keep_default_na=False)
+    rows = pa.Table.from_pandas(xmc.Model.load(model_dir).predict_frame(frame, top_k=3)).to_pylist()
+    assert_same_answers({r["id"]: (list(r["labels"]), list(r["scores"])) for r in rows}, cli, "python")
+
+    server = subprocess.Popen([*xmc_cli(), "serve", "--model", str(model_dir), "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        address = None
+        for line in server.stderr:
+            found = re.search(r"on (http://[0-9.:]+)", line)
+            if found:
+                address = found.group(1)
+                break
+        assert address, "the server did not say where it listens"
+        body = json.dumps({"records": MESSY_JSON, "top_k": 3}).encode()
+        request = urllib.request.Request(address + "/predict", data=body, headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    served = {p["id"]: ([t["path"] for t in p["top_k"]], [t["score"] for t in p["top_k"]]) for p in answer["predictions"]}
+    assert_same_answers(served, cli, "server")

@@ -75,7 +75,7 @@ pub struct PredictBenchArgs {
     #[arg(long, default_value_t = 5)]
     beam_width: usize,
     /// Records encoded and decoded together.
-    #[arg(long, default_value_t = xmc::predict::PREDICT_BATCH)]
+    #[arg(long, default_value_t = xmc_methods::generative::PREDICT_BATCH)]
     batch_size: usize,
     /// Batches decoded at once, one per thread (default: one per core, or $XMC_PREDICT_THREADS).
     #[arg(long, default_value_t = xmc_train::default_threads())]
@@ -138,7 +138,7 @@ pub struct PredictFileBenchArgs {
     records: Vec<usize>,
     /// Output format of `xmc predict`.
     #[arg(long, value_enum, default_value = "parquet")]
-    format: xmc::output::OutputFormat,
+    format: xmc_methods::output::OutputFormat,
     #[arg(long, default_value_t = 5)]
     top_k: usize,
     /// Threads of `xmc predict` (default: one per core).
@@ -417,32 +417,32 @@ fn bench_train(args: TrainBenchArgs) -> Result<ExitCode> {
 
 fn bench_predict(args: PredictBenchArgs) -> Result<ExitCode> {
     use xmc_model::DecodeConfig;
-    let device = xmc_model::inference_device();
     println!("| model | mode | records | beam | batch | threads | decoder | records/s (median of {}) | test accuracy | target |", args.rounds);
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let batching = xmc_train::Batching::new(args.batch_size).with_threads(args.threads);
     let mut ok = true;
     for dir in &args.models {
-        if !dir.join("meta.json").is_file() {
-            // The XR and fused methods: through the Predictor, with their own beams.
-            ok &= bench_predict_ranked(dir, &args)?;
+        let predictor = xmc_methods::Predictor::load(dir)?;
+        let any: &dyn std::any::Any = predictor.model();
+        let Some(xmc_methods::generative::GenerativeModel(trained)) = any.downcast_ref() else {
+            // The other methods: through the Predictor, with their own beams.
+            ok &= bench_predict_ranked(dir, &predictor, &args)?;
             continue;
-        }
-        let trained = xmc_train::TrainedModel::load(dir, &device)?;
+        };
         let data = bench_data_of(dir, &args)?;
         let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
         let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
-        let fast = xmc::predict::decode_config(&trained, args.beam_width, args.beam_width);
+        let fast = xmc_methods::generative::decode_config(&trained, args.beam_width, args.beam_width);
         // Decoding every token of every sequence, and stopping once a prefix names one label.
         let variants = [("whole sequences", DecodeConfig { stop_when_unique: false, ..fast }), ("stop when unique (default)", fast)];
         let softmax = if trained.task.output_tokens.is_some() { "targets" } else { "vocabulary" };
         for (name, decode) in variants {
-            xmc::predict::predict_texts_with(&trained, &texts[..texts.len().min(32)], &decode, batching, |_| {})?; // warm-up
+            xmc_methods::generative::predict_texts_with(&trained, &texts[..texts.len().min(32)], &decode, batching, |_| {})?; // warm-up
             let mut rates = Vec::new();
             let mut hyps = Vec::new();
             for _ in 0..args.rounds {
                 let started = Instant::now();
-                hyps = xmc::predict::predict_texts_with(&trained, &texts, &decode, batching, |_| {})?;
+                hyps = xmc_methods::generative::predict_texts_with(&trained, &texts, &decode, batching, |_| {})?;
                 rates.push(texts.len() as f64 / started.elapsed().as_secs_f64());
             }
             rates.sort_by(f64::total_cmp);
@@ -478,9 +478,8 @@ fn bench_data_of(dir: &Path, args: &PredictBenchArgs) -> Result<xmc_data::Prepar
 
 /// Records/s of an XR or fused model folder over its run's test split (the rayon pool of the
 /// process: one thread per core unless RAYON_NUM_THREADS says otherwise); the target is 3,000
-/// records/s for the ranker alone and 300 for the fused method.
-fn bench_predict_ranked(dir: &Path, args: &PredictBenchArgs) -> Result<bool> {
-    let predictor = xmc::predictor::Predictor::load(dir)?;
+/// records/s for the ranker alone and 300 for the fused method (each method's `speed_target`).
+fn bench_predict_ranked(dir: &Path, predictor: &xmc_methods::Predictor, args: &PredictBenchArgs) -> Result<bool> {
     let data = bench_data_of(dir, args)?;
     let test: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Test).collect();
     let texts: Vec<&str> = test.iter().map(|r| r.input.as_str()).collect();
@@ -496,7 +495,7 @@ fn bench_predict_ranked(dir: &Path, args: &PredictBenchArgs) -> Result<bool> {
     rates.sort_by(f64::total_cmp);
     let rate = rates[rates.len() / 2];
     let correct = ranked.iter().zip(&test).filter(|(h, r)| h.first().is_some_and(|&(l, _)| l == r.label)).count();
-    let target = if predictor.method() == "fused" { 300.0 } else { 3000.0 };
+    let target = xmc_methods::registry::detect(dir)?.speed_target();
     println!(
         "| {} | {} | {} | {beam} | - | {} | top 5 | {rate:.0} | {:.4} | >= {target:.0} |",
         dir.display(),
@@ -519,7 +518,7 @@ fn xmc_predict_command(exe: &Path, model: &Path, input: &Path, descriptor: &Path
 
 fn bench_predict_file(args: PredictFileBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();
-    let method = xmc::predictor::Predictor::load(&args.model)?.method();
+    let method = xmc_methods::Predictor::load(&args.model)?.method();
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let exe = std::env::current_exe()?;
     let mut rows = Vec::new();

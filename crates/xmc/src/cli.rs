@@ -4,10 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::experiment::{
-    ExperimentConfig, RunOptions, RunSummary, StageName, StageOutcome, SweepConfig, compare_runs, run_experiment, run_sweep,
+use xmc_methods::output::OutputFormat;
+use xmc_methods::{PredictionRow, Predictor};
+use xmc_pipeline::{
+    ExperimentConfig, RunOptions, RunSummary, StageName, StageOutcome, SweepConfig, compare_runs, parse_overrides, run_experiment, run_sweep,
 };
 
 #[derive(Debug, Parser)]
@@ -91,8 +94,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "i/n")]
     pub shard: Option<crate::shards::ShardSlice>,
     /// The output format (default: by --output's extension; JSON lines for `-`).
-    #[arg(long, value_enum)]
-    pub format: Option<crate::output::OutputFormat>,
+    #[arg(long, value_parser = output_format())]
+    pub format: Option<OutputFormat>,
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
     /// Beam width (default: the model's).
@@ -183,7 +186,7 @@ pub struct ExperimentArgs {
     #[arg(long)]
     pub force: bool,
     /// Rerun this stage and every later one.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = stage_name())]
     pub from: Option<StageName>,
     /// Continue an interrupted training run from its last checkpoint.
     #[arg(long)]
@@ -251,6 +254,16 @@ pub struct CompareArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `--format`: one of the output formats, listed in `--help`.
+fn output_format() -> impl clap::builder::TypedValueParser<Value = OutputFormat> {
+    clap::builder::PossibleValuesParser::new(OutputFormat::NAMES).map(|s| s.parse::<OutputFormat>().expect("a listed format"))
+}
+
+/// `--from`: one of the stages, listed in `--help`.
+fn stage_name() -> impl clap::builder::TypedValueParser<Value = StageName> {
+    clap::builder::PossibleValuesParser::new(StageName::ALL.map(StageName::as_str)).map(|s| s.parse::<StageName>().expect("a listed stage"))
+}
+
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -270,7 +283,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evaluate(args) => evaluate(args),
         Command::Calibrate(args) => {
             let data = xmc_data::PreparedData::load(&args.data)?;
-            crate::calibration::calibrate_folder(&args.model, &data)?;
+            xmc_methods::calibration::calibrate_folder(&args.model, &data)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => crate::serve::serve(args),
@@ -298,7 +311,7 @@ fn prepare(args: PrepareArgs) -> Result<ExitCode> {
     cfg.streaming |= args.streaming;
     let desc = xmc_data::DatasetDescriptor::load(&cfg.dataset)?;
     let stats = if cfg.streaming {
-        prepare_streaming_with_progress(&desc, &cfg, &out)?
+        xmc_pipeline::stages::prepare_streaming_with_progress(&desc, &cfg, &out)?
     } else {
         let prepared = xmc_data::prepare(&desc, &cfg)?;
         prepared.save(&out).with_context(|| format!("writing {}", out.display()))?;
@@ -307,21 +320,6 @@ fn prepare(args: PrepareArgs) -> Result<ExitCode> {
     eprint!("{}", stats.summary());
     eprintln!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The streaming data stage with a spinner per pass (the number of records is not known before
-/// the first pass ends).
-pub(crate) fn prepare_streaming_with_progress(desc: &xmc_data::DatasetDescriptor, cfg: &xmc_data::DataConfig, out: &std::path::Path) -> Result<xmc_data::DataStats> {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
-    let prepared = xmc_data::prepare_streaming(desc, cfg, out, &Default::default(), |pass, records| {
-        let what = if pass == 1 { "reading and cleaning" } else { "writing" };
-        bar.set_message(format!("pass {pass} of 2, {what}: {records} records"));
-        bar.tick();
-    })
-    .with_context(|| format!("preparing {} into {}", desc.name, out.display()))?;
-    bar.finish_and_clear();
-    Ok(prepared.stats)
 }
 
 fn stats(args: StatsArgs) -> Result<ExitCode> {
@@ -341,19 +339,6 @@ fn synth(args: SynthArgs) -> Result<ExitCode> {
     xmc_data::synth::write_synthetic_csv(&args.taxonomy, &args.out, &cfg)?;
     eprintln!("wrote {} synthetic records to {}", cfg.records, args.out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_set(items: &[String]) -> Result<Vec<(String, toml::Value)>> {
-    items
-        .iter()
-        .map(|item| {
-            let (key, value) = item.split_once('=').with_context(|| format!("--set {item}: expected KEY=VALUE"))?;
-            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .map(|mut t| t.remove("v").expect("parsed key"))
-                .unwrap_or_else(|_| toml::Value::String(value.to_string()));
-            Ok((key.trim().to_string(), value))
-        })
-        .collect()
 }
 
 fn report(summary: &RunSummary) -> ExitCode {
@@ -378,7 +363,7 @@ pub fn experiment(args: ExperimentArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let path = args.config.expect("clap requires the config");
-    let cfg = ExperimentConfig::load(&path, &parse_set(&args.set)?)?;
+    let cfg = ExperimentConfig::load(&path, &parse_overrides(&args.set)?)?;
     let options = RunOptions { force: args.force, from: args.from, resume: args.resume, update_baseline: args.update_baseline, until: None };
     let summary = run_experiment(&cfg, &options)?;
     Ok(report(&summary))
@@ -406,45 +391,14 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
 /// `xmc train`: the config's stages up to `train` in a work folder beside `--output`, whose
 /// train stage becomes the model folder; the work folder is removed.
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
-    if args.output.exists() {
-        anyhow::bail!("{} already exists: name a new model folder", args.output.display());
-    }
-    let mut cfg = ExperimentConfig::load(&args.config, &parse_set(&args.set)?)?;
-    let parent = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let work = tempfile::Builder::new().prefix(".xmc-train-").tempdir_in(parent).with_context(|| format!("a work folder in {}", parent.display()))?;
-    if let Some(d) = args.dataset {
-        cfg.data.dataset = d;
-    }
-    if let Some(input) = &args.input {
-        let mut desc = xmc_data::DatasetDescriptor::load(&cfg.data.dataset)?;
-        let input = std::fs::canonicalize(input).with_context(|| format!("the input {}", input.display()))?;
-        if desc.format.is_none() {
-            desc.format = xmc_data::FileFormat::from_path(&desc.path);
-        }
-        if let Some(f) = xmc_data::FileFormat::from_path(&input) {
-            desc.format = Some(f);
-        }
-        desc.path = input;
-        let path = work.path().join("dataset.toml");
-        std::fs::write(&path, toml::to_string(&desc)?).with_context(|| format!("writing {}", path.display()))?;
-        cfg.data.dataset = path;
-    }
-    cfg.output_dir = work.path().to_path_buf();
-    let summary = run_experiment(&cfg, &RunOptions { until: Some(StageName::Train), ..RunOptions::default() })?;
-    let record = crate::experiment::StageRecord::load(&summary.run_dir.join(StageName::Train.as_str()));
-    std::fs::rename(summary.run_dir.join(StageName::Train.as_str()), &args.output)
-        .with_context(|| format!("moving the model folder to {}", args.output.display()))?;
-    if let Some(valid) = record.as_ref().and_then(|r| r.report.train()).and_then(|t| t.best_valid_accuracy) {
-        eprintln!("validation accuracy {valid:.4}");
-    }
-    eprintln!("wrote the model folder {} (method {:?})", args.output.display(), cfg.method);
+    let TrainArgs { config, dataset, input, output, set } = args;
+    xmc_pipeline::train_folder(&xmc_pipeline::TrainFolder { config, dataset, input, output, set })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Reads `input` with the descriptor's rules and predicts every record with a progress bar.
 fn read_and_predict(
-    predictor: &crate::predictor::Predictor,
+    predictor: &Predictor,
     desc: &xmc_data::DatasetDescriptor,
     input: &std::path::Path,
     skip_bad_rows: bool,
@@ -456,7 +410,8 @@ fn read_and_predict(
     if !loaded.skipped_by_kind.is_empty() {
         eprintln!("skipped rows: {:?} (first: {:?})", loaded.skipped_by_kind, loaded.skipped.first());
     }
-    let texts: Vec<String> = loaded.records.iter().map(|r| predictor.template().render(r)).collect();
+    let input = predictor.input(desc.clone());
+    let texts: Vec<String> = loaded.records.iter().map(|r| input.text(r)).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let bar = indicatif::ProgressBar::new(refs.len() as u64);
     let predictions = predictor.predict_texts(&refs, beam, top_k, |n| bar.inc(n as u64))?;
@@ -470,8 +425,8 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     if let Some(threads) = args.threads {
         set_threads(threads)?;
     }
-    let predictor = crate::predictor::Predictor::load(&args.model)?;
-    let dataset = args.dataset.clone().unwrap_or_else(|| args.model.join(crate::evaluate::DATASET_FILE));
+    let predictor = Predictor::load(&args.model)?;
+    let dataset = args.dataset.clone().unwrap_or_else(|| args.model.join(xmc_methods::DATASET_FILE));
     let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
         format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
     })?;
@@ -480,7 +435,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     }
     anyhow::ensure!(args.shard.is_none(), "--shard applies to sharded input (a folder or a pattern as --input)");
     let source = xmc_data::InputSource::from_arg(&args.input);
-    let format = crate::output::OutputFormat::choose(args.format, &args.output)?;
+    let format = OutputFormat::choose(args.format, &args.output)?;
     let to_stdout = args.output == std::path::Path::new("-");
     let options = stream_settings(&args, &predictor);
     let rejects = match (&args.rejects, to_stdout) {
@@ -489,7 +444,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
         (None, true) => None,
     };
     let mut rejects = crate::predict::RejectsWriter::new(rejects.filter(|_| args.skip_bad_rows))?;
-    let writer = crate::output::PredictionWriter::create(&args.output, format)?;
+    let writer = xmc_methods::output::PredictionWriter::create(&args.output, format)?;
     let summary = crate::predict::predict_stream(&predictor, &desc, &source, &options, writer, &mut rejects)?;
     let rejects_note = rejects.finish()?.map(|p| format!(" (listed in {})", p.display())).unwrap_or_default();
     eprintln!(
@@ -504,7 +459,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
 }
 
 /// The streaming settings `xmc predict`'s flags ask for.
-fn stream_settings(args: &PredictArgs, predictor: &crate::predictor::Predictor) -> crate::predict::StreamPredict {
+fn stream_settings(args: &PredictArgs, predictor: &Predictor) -> crate::predict::StreamPredict {
     crate::predict::StreamPredict {
         beam: args.beam_width.unwrap_or(predictor.default_beam()).max(args.top_k),
         top_k: args.top_k,
@@ -514,8 +469,8 @@ fn stream_settings(args: &PredictArgs, predictor: &crate::predictor::Predictor) 
 
 /// `xmc predict` over shards: one output per input shard in the --output folder; shards whose
 /// output exists (complete: outputs are renamed into place when whole) are skipped.
-fn predict_shards(args: &PredictArgs, predictor: &crate::predictor::Predictor, desc: &xmc_data::DatasetDescriptor) -> Result<ExitCode> {
-    let format = args.format.unwrap_or(crate::output::OutputFormat::Parquet);
+fn predict_shards(args: &PredictArgs, predictor: &Predictor, desc: &xmc_data::DatasetDescriptor) -> Result<ExitCode> {
+    let format = args.format.unwrap_or(OutputFormat::Parquet);
     anyhow::ensure!(!args.output.is_file(), "{}: with sharded input, --output is a folder", args.output.display());
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let plan = crate::shards::plan(&args.input, &args.output, format, args.shard)?;
@@ -527,7 +482,7 @@ fn predict_shards(args: &PredictArgs, predictor: &crate::predictor::Predictor, d
         crate::shards::remove_stale_partials(&shard.output)?;
         let rejects = args.skip_bad_rows.then(|| PathBuf::from(format!("{}.rejects.jsonl", shard.output.display())));
         let mut rejects = crate::predict::RejectsWriter::new(rejects)?;
-        let writer = crate::output::PredictionWriter::create(&shard.output, format)?;
+        let writer = xmc_methods::output::PredictionWriter::create(&shard.output, format)?;
         let source = xmc_data::InputSource::File(shard.input.clone());
         let summary = crate::predict::predict_stream(predictor, desc, &source, &options, writer, &mut rejects)
             .with_context(|| format!("shard {}", shard.input.display()))?;
@@ -548,8 +503,8 @@ fn set_threads(threads: usize) -> Result<()> {
 }
 
 pub fn evaluate(args: EvaluateArgs) -> Result<ExitCode> {
-    let predictor = crate::predictor::Predictor::load(&args.model)?;
-    let dataset = args.dataset.unwrap_or_else(|| args.model.join(crate::evaluate::DATASET_FILE));
+    let predictor = Predictor::load(&args.model)?;
+    let dataset = args.dataset.unwrap_or_else(|| args.model.join(xmc_methods::DATASET_FILE));
     let desc = xmc_data::DatasetDescriptor::load(&dataset).with_context(|| {
         format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display())
     })?;
@@ -561,13 +516,13 @@ pub fn evaluate(args: EvaluateArgs) -> Result<ExitCode> {
         .iter()
         .zip(&predictions)
         .map(|(r, ranked)| {
-            let mut row = crate::predict::PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels());
+            let mut row = PredictionRow::from_ranked(&r.id, None, ranked, predictor.labels());
             row.label = Some(r.category.join(xmc_data::labels::PATH_SEPARATOR));
             row
         })
         .collect();
     let codes = predictor.codes();
-    let metrics = crate::evaluate::score_rows(predictor.labels(), &rows, codes.as_deref(), &xmc_eval::EvalConfig::default())?;
+    let metrics = xmc_methods::scoring::score_rows(predictor.labels(), &rows, codes.as_deref(), &xmc_eval::EvalConfig::default())?;
     if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

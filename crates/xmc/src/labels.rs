@@ -38,7 +38,7 @@ fn add(args: &AddArgs) -> Result<ExitCode> {
     if args.output.exists() {
         bail!("{} already exists: name a new model folder", args.output.display());
     }
-    let mut predictor = crate::predictor::Predictor::load(&args.model)?;
+    let mut predictor = xmc_methods::Predictor::load(&args.model)?;
     let paths = xmc_cluster::read_new_labels(&args.labels, predictor.labels())?;
     if paths.is_empty() {
         bail!("{}: no labels in the file (one path per line, levels separated by ` > `)", args.labels.display());

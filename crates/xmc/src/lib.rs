@@ -1,17 +1,11 @@
-//! The xmc command line and the experiment runner: every pipeline stage as a subcommand, and the
-//! orchestration that runs the stages in order with cached, fingerprinted artifacts. `cargo xtask`
-//! calls into this crate; the stages' logic lives in the stage crates.
+//! The xmc command line and server: every pipeline stage as a subcommand (`xmc experiment`,
+//! `xmc train`, `xmc predict`, `xmc evaluate`, ...), `xmc serve` (HTTP), sharded prediction and
+//! `xmc labels`. The methods live in `xmc-methods`, the experiment runner in `xmc-pipeline`;
+//! `cargo xtask` calls into [`cli`].
 
-pub mod calibration;
 pub mod cli;
-pub mod evaluate;
-pub mod experiment;
-pub mod fingerprint;
-pub mod fused;
 pub mod labels;
-pub mod output;
 pub mod predict;
-pub mod predictor;
 pub mod serve;
 pub mod serve_metrics;
 pub mod shards;

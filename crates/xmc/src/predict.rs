@@ -1,70 +1,10 @@
-//! Predicting with a trained model folder: the predict stage and `xmc predict`.
+//! `xmc predict`: a file or standard input predicted chunk by chunk, bad rows to a rejects file.
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
-use xmc_data::LabelSet;
-use xmc_model::{DecodeConfig, Hypothesis};
-use xmc_train::{Batching, TrainedModel};
+use xmc_methods::output::PredictionWriter;
+use xmc_methods::{ModelInput, PredictionRow, Predictor};
 
-/// One output row: the record's id, the best label and the top k with scores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PredictionRow {
-    pub id: String,
-    pub path: Option<String>,
-    pub score: Option<f32>,
-    pub top_k: Vec<(String, f32)>,
-    /// The record's true label, when known (test split).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correct: Option<bool>,
-}
 
-impl PredictionRow {
-    pub fn new(id: &str, truth: Option<u32>, hyps: &[Hypothesis], labels: &LabelSet) -> Self {
-        let ranked: Vec<(u32, f32)> = hyps.iter().map(|h| (h.label, h.score)).collect();
-        PredictionRow::from_ranked(id, truth, &ranked, labels)
-    }
-
-    /// A row from ranked (label id, score) pairs, best first.
-    pub fn from_ranked(id: &str, truth: Option<u32>, ranked: &[(u32, f32)], labels: &LabelSet) -> Self {
-        let path = |l: u32| labels.get(l).map(|l| l.path.clone()).unwrap_or_default();
-        PredictionRow {
-            id: id.to_string(),
-            path: ranked.first().map(|&(l, _)| path(l)),
-            score: ranked.first().map(|&(_, s)| s),
-            top_k: ranked.iter().map(|&(l, s)| (path(l), s)).collect(),
-            label: truth.map(path),
-            correct: truth.map(|t| ranked.first().is_some_and(|&(l, _)| l == t)),
-        }
-    }
-}
-
-/// Records encoded and decoded together.
-pub const PREDICT_BATCH: usize = 32;
-
-/// The decoder settings for a trained model (the fast decoder: see [`DecodeConfig`]).
-pub fn decode_config(trained: &TrainedModel, beam_width: usize, top_k: usize) -> DecodeConfig {
-    trained.task.decode_config(beam_width, top_k)
-}
-
-/// Beam search over `texts` (already rendered inputs).
-pub fn predict_texts(trained: &TrainedModel, texts: &[&str], beam_width: usize, top_k: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<Hypothesis>>> {
-    predict_texts_with(trained, texts, &decode_config(trained, beam_width, top_k), Batching::new(PREDICT_BATCH), on_batch)
-}
-
-/// [`predict_texts`] with explicit decoder settings, batch size and threads.
-pub fn predict_texts_with(
-    trained: &TrainedModel,
-    texts: &[&str],
-    decode: &DecodeConfig,
-    batching: Batching,
-    on_batch: impl FnMut(usize),
-) -> Result<Vec<Vec<Hypothesis>>> {
-    Ok(xmc_train::predict_inputs(&trained.model, &trained.task, texts, trained.meta.train.max_input_tokens, decode, batching, on_batch)?)
-}
-
-pub use crate::output::write_predictions;
 
 /// Settings of a streamed prediction.
 #[derive(Debug, Clone)]
@@ -129,11 +69,11 @@ impl RejectsWriter {
 /// are in input order. The writer is finished (a file gets its final name) only when every row
 /// was read and written.
 pub fn predict_stream(
-    predictor: &crate::predictor::Predictor,
+    predictor: &Predictor,
     desc: &xmc_data::DatasetDescriptor,
     source: &xmc_data::InputSource,
     options: &StreamPredict,
-    mut writer: crate::output::PredictionWriter,
+    mut writer: PredictionWriter,
     rejects: &mut RejectsWriter,
 ) -> Result<xmc_data::StreamSummary> {
     // A file shows the reader's bar over its bytes; standard input (length unknown) a count.
@@ -145,13 +85,14 @@ pub fn predict_stream(
         }
         xmc_data::InputSource::File(_) => indicatif::ProgressBar::hidden(),
     };
+    let input: ModelInput = predictor.input(desc.clone());
     let summary = xmc_data::stream_records(
         desc,
         source,
         &options.stream,
         |bad| rejects.write(&bad),
         |chunk| {
-            let texts: Vec<String> = chunk.iter().map(|r| predictor.template().render(r)).collect();
+            let texts: Vec<String> = chunk.iter().map(|r| input.text(r)).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let ranked = predictor.predict_texts(&refs, options.beam, options.top_k, |_| {})?;
             let rows: Vec<PredictionRow> =

@@ -32,8 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
-use xmc_data::ProductRecord;
-use crate::predictor::Predictor;
+use xmc_methods::{ModelInput, PredictionRow, Predictor, ProductFields};
 
 /// Limits and defaults of a server.
 #[derive(Debug, Clone)]
@@ -54,6 +53,9 @@ pub struct ServeOptions {
     /// share a batch. Zero: only what is already waiting is batched.
     pub batch_wait: Duration,
     pub batch_records: usize,
+    /// The dataset descriptor whose cleaning rules and default store apply to the records
+    /// (default: the one the model was trained with, `<model>/dataset.toml`).
+    pub dataset: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -68,13 +70,15 @@ impl Default for ServeOptions {
             deadline: Duration::from_secs(30),
             batch_wait: Duration::from_millis(2),
             batch_records: 32,
+            dataset: None,
         }
     }
 }
 
-/// The model and the threads that predict with it.
+/// The model, its input renderer and the threads that predict with it.
 struct Engine {
     model: Predictor,
+    input: ModelInput,
     pool: rayon::ThreadPool,
 }
 
@@ -82,6 +86,8 @@ struct Engine {
 /// job is done) and where the answer goes.
 struct Job {
     records: Vec<RecordIn>,
+    /// Each record's model input, rendered as every front door renders it ([`ModelInput`]).
+    texts: Vec<String>,
     top_k: usize,
     _permit: tokio::sync::OwnedSemaphorePermit,
     reply: tokio::sync::oneshot::Sender<Result<Vec<PredictionOut>>>,
@@ -101,12 +107,7 @@ struct AppState {
 #[derive(Debug)]
 struct RecordIn {
     id: Option<Value>,
-    title: String,
-    description: Option<String>,
-    store: Option<String>,
-    manufacturer: Option<String>,
-    brand: Option<String>,
-    price: Option<f64>,
+    fields: ProductFields,
 }
 
 #[derive(Debug, Serialize)]
@@ -200,19 +201,15 @@ fn record_from_json(item: Value, max_text_bytes: usize) -> Result<RecordIn, Stri
     if let Some(key) = fields.keys().next() {
         return Err(format!("unknown field `{key}` (known: id, title, {}, price)", TEXT_FIELDS.join(", ")));
     }
-    Ok(RecordIn { id, title, description: description?, store: store?, manufacturer: manufacturer?, brand: brand?, price })
-}
-
-fn product(record: &RecordIn) -> ProductRecord {
-    ProductRecord {
-        title: record.title.clone(),
-        description: record.description.clone(),
-        store: record.store.clone(),
-        manufacturer: record.manufacturer.clone(),
-        brand: record.brand.clone(),
-        price: record.price,
-        ..ProductRecord::default()
-    }
+    let fields = ProductFields {
+        title,
+        description: description?,
+        store: store?,
+        manufacturer: manufacturer?,
+        brand: brand?,
+        price: price.map(|p| p.to_string()),
+    };
+    Ok(RecordIn { id, fields })
 }
 
 /// Collects jobs into batches: after the first waiting job, more for up to `wait` or until
@@ -266,8 +263,7 @@ fn predict_jobs(model: &Predictor, batch: Vec<Job>) {
 
 /// One beam group's answers, in the order of its jobs.
 fn predict_group(model: &Predictor, group: &[Job], beam: usize) -> Result<Vec<Vec<PredictionOut>>> {
-    let texts: Vec<String> = group.iter().flat_map(|j| &j.records).map(|r| model.template().render(&product(r))).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = group.iter().flat_map(|j| &j.texts).map(String::as_str).collect();
     let mut ranked = model.predict_texts(&refs, beam, beam, |_| {})?.into_iter();
     Ok(group
         .iter()
@@ -282,20 +278,20 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into())
 }
 
-/// A request's answers from its records' ranked labels (each cut to `top_k`).
+/// A request's answers from its records' ranked labels (each cut to `top_k`), as every front door
+/// turns label ids into rows ([`PredictionRow::from_ranked`]).
 fn outputs(model: &Predictor, records: &[RecordIn], ranked: Vec<Vec<(u32, f32)>>, top_k: usize) -> Vec<PredictionOut> {
-    let path = |l: u32| model.labels().get(l).map(|l| l.path.clone()).unwrap_or_default();
     records
         .iter()
         .zip(ranked)
         .enumerate()
-        .map(|(i, (r, mut h))| {
-            h.truncate(top_k);
+        .map(|(i, (r, h))| {
+            let row = PredictionRow::from_ranked("", None, &h[..h.len().min(top_k)], model.labels());
             PredictionOut {
                 id: r.id.clone().unwrap_or(json!(i)),
-                path: h.first().map(|&(l, _)| path(l)),
-                score: h.first().map(|&(_, s)| s),
-                top_k: h.iter().map(|&(l, s)| Scored { path: path(l), score: s }).collect(),
+                path: row.path,
+                score: row.score,
+                top_k: row.top_k.into_iter().map(|(path, score)| Scored { path, score }).collect(),
             }
         })
         .collect()
@@ -319,8 +315,12 @@ async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Res
         return busy(format!("{} requests are being predicted; retry shortly", state.opts.max_in_flight));
     };
     let n = records.len();
+    let texts = match records.iter().enumerate().map(|(i, r)| state.engine.input.text_of_fields(&r.fields).map_err(|e| (i, e))).collect() {
+        Ok(texts) => texts,
+        Err((i, e)) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("record {i}: {}: {}", e.kind, e.reason)),
+    };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    if state.jobs.send(Job { records, top_k, _permit: permit, reply }).is_err() {
+    if state.jobs.send(Job { records, texts, top_k, _permit: permit, reply }).is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the prediction worker has stopped");
     }
     // Past the deadline the job still finishes in the background, holding its in-flight slot.
@@ -374,7 +374,7 @@ async fn fallback() -> Response {
 }
 
 /// The router over a loaded model; `model_id` names it in answers and metrics.
-pub fn router(model: Predictor, name: String, model_id: String, opts: ServeOptions) -> Result<Router> {
+pub fn router(model: Predictor, input: ModelInput, name: String, model_id: String, opts: ServeOptions) -> Result<Router> {
     let limit = opts.max_body_bytes;
     let threads = xmc_train::default_threads();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -385,7 +385,7 @@ pub fn router(model: Predictor, name: String, model_id: String, opts: ServeOptio
     anyhow::ensure!(opts.max_in_flight >= 1, "max_in_flight must be at least 1");
     let metrics = crate::serve_metrics::ServeMetrics::new(&model_id, model.method());
     let in_flight = Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight));
-    let engine = Arc::new(Engine { model, pool });
+    let engine = Arc::new(Engine { model, input, pool });
     let (jobs, queue) = std::sync::mpsc::channel();
     let (batcher, wait, max_records) = (engine.clone(), opts.batch_wait, opts.batch_records.max(1));
     std::thread::Builder::new()
@@ -471,9 +471,13 @@ pub fn start(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions) 
 
 fn start_with(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions, on_signals: bool) -> Result<Server> {
     let model = Predictor::load(model_dir)?;
+    let dataset = opts.dataset.clone().unwrap_or_else(|| model_dir.join(xmc_methods::DATASET_FILE));
+    let descriptor = xmc_data::DatasetDescriptor::load(&dataset)
+        .with_context(|| format!("loading the dataset descriptor {} (name one with --dataset)", dataset.display()))?;
+    let input = model.input(descriptor);
     let name = model_dir.display().to_string();
-    let model_id = crate::fingerprint::folder_sha256(model_dir)?[..16].to_string();
-    let app = router(model, name, model_id.clone(), opts)?;
+    let model_id = xmc_pipeline::fingerprint::folder_sha256(model_dir)?[..16].to_string();
+    let app = router(model, input, name, model_id.clone(), opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
@@ -534,6 +538,10 @@ pub struct ServeArgs {
     /// Most records predicted together by dynamic batching.
     #[arg(long, default_value_t = 32)]
     pub batch_records: usize,
+    /// The dataset descriptor whose cleaning rules (and default store name) apply to the records
+    /// (default: the one the model was trained with, `<model>/dataset.toml`).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
 }
 
 pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
@@ -548,6 +556,7 @@ pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         deadline: Duration::from_secs_f64(args.deadline_secs),
         batch_wait: Duration::from_secs_f64(args.batch_wait_ms.max(0.0) / 1e3),
         batch_records: args.batch_records,
+        dataset: args.dataset,
     };
     let server = start_with(&args.model, SocketAddr::new(args.host, args.port), opts, true)?;
     eprintln!(
@@ -595,7 +604,7 @@ mod tests {
                 Ok((records, top_k)) => {
                     prop_assert!(!records.is_empty() && records.len() <= 4);
                     prop_assert!((1..=10).contains(&top_k));
-                    prop_assert!(records.iter().all(|r| !r.title.trim().is_empty()));
+                    prop_assert!(records.iter().all(|r| !r.fields.title.trim().is_empty()));
                 }
                 Err(response) => prop_assert!(response.status().is_client_error(), "{}", response.status()),
             }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::output::OutputFormat;
+use xmc_methods::output::OutputFormat;
 
 /// Which of the shards this process takes: those whose position (in path order) is `index`
 /// modulo `count`.

@@ -1,0 +1,421 @@
+//! The XR ranker (`method = "xr"`, the recommended model): linear scorers at every node of the
+//! label tree on TF-IDF (and optionally a dense block of sentence embeddings), searched with a
+//! beam over levels; with `contrastive.loss = "labels"` the sentence encoder fine-tuned as a
+//! classifier over all labels rescores the ranker's candidates where the cascade consults it.
+//! Its model folder: `xr.json`, `tfidf.json`, `tree.json`, `weights.safetensors`, `labels.json`,
+//! `classifier.json` with `classifier-encoder/` (and `-2/`, ... for further members), `encoder/`
+//! for the dense block, `dataset.toml`, `calibration.json` (see `xmc_ranker::model`).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use xmc_data::{InputTemplate, LabelSet, PreparedData};
+use xmc_model::SentenceEncoder;
+use xmc_ranker::XrModel;
+
+use crate::config::ExperimentConfig;
+use crate::figures::TrainFigures;
+use crate::method::{InputFile, Method, Model, Pools, PredictSettings, TrainContext, TrainPlan, Upstream};
+use crate::recipes;
+
+/// Records whose dense embeddings are computed together by the ranker's encoders.
+pub(crate) const ENCODE_BATCH: usize = 64;
+/// Records featurised and ranked together (for the progress callback).
+const RANK_CHUNK: usize = 2048;
+
+/// The XR ranker method.
+pub struct Xr;
+
+impl Method for Xr {
+    fn name(&self) -> &'static str {
+        xmc_ranker::METHOD
+    }
+
+    fn folder_file(&self) -> &'static str {
+        xmc_ranker::META_FILE
+    }
+
+    fn load(&self, dir: &Path) -> Result<Box<dyn Model>> {
+        let model = XrModel::load(dir)?;
+        let encoders = XrEncoders::load(dir, &model)?;
+        Ok(Box::new(XrRanker { model, encoders }))
+    }
+
+    fn train_plan(&self, cfg: &ExperimentConfig) -> Result<TrainPlan> {
+        let needs_encoder = cfg.ranker.features.uses_dense() || classifier_wanted(cfg);
+        let template = recipes::resolved_template(cfg)?;
+        Ok(TrainPlan {
+            upstream: vec![Upstream::Data, Upstream::Tree],
+            files: encoder_input(cfg, needs_encoder),
+            config: json!({
+                "method": "xr",
+                "ranker": cfg.ranker,
+                "template": template,
+                "encoder_dir": needs_encoder.then_some(&cfg.embed.encoder_dir),
+                "contrastive": needs_encoder.then_some(&cfg.contrastive),
+            }),
+        })
+    }
+
+    fn train(&self, ctx: &TrainContext) -> Result<TrainFigures> {
+        let cfg = ctx.cfg;
+        let needs_encoder = cfg.ranker.features.uses_dense() || classifier_wanted(cfg);
+        let data = PreparedData::load(&ctx.dir(Upstream::Data))?;
+        let template = recipes::resolved_template(cfg)?;
+        let trained = train_ranker_into(ctx, &data, &template, needs_encoder, classifier_wanted(cfg))?;
+        drop(trained.model);
+        Ok(trained.report.with_calibration(&crate::calibration::calibrate_folder(ctx.out, &data)?))
+    }
+
+    fn predict_settings(&self, cfg: &ExperimentConfig) -> PredictSettings {
+        PredictSettings { beam: cfg.ranker.beam, top_k: cfg.ranker.top_k }
+    }
+
+    fn describe(&self, cfg: &ExperimentConfig) -> Result<String> {
+        Ok(format!(
+            "XR ranker: linear scorers ({}, C+ {} / C- {}) at every node of the label tree (k = {}, {} label embeddings) on {} features, \
+             negatives: {}; beam {} over levels",
+            recipes::name_of(cfg.ranker.loss)?,
+            cfg.ranker.c_pos,
+            cfg.ranker.c_neg,
+            cfg.tree.branching,
+            recipes::name_of(cfg.embed.kind)?,
+            recipes::name_of(cfg.ranker.features)?,
+            recipes::name_of(cfg.ranker.negatives)?,
+            cfg.ranker.beam
+        ))
+    }
+}
+
+/// The encoder fine-tuned against label vectors brings its own classifier to rescore the
+/// ranker's candidates.
+fn classifier_wanted(cfg: &ExperimentConfig) -> bool {
+    cfg.contrastive.epochs > 0 && cfg.contrastive.loss == xmc_train::FineTuneLoss::Labels
+}
+
+/// The pretrained encoder's weights as a train input, when the ranker's folder needs an encoder.
+pub(crate) fn encoder_input(cfg: &ExperimentConfig, needs_encoder: bool) -> Vec<InputFile> {
+    let encoder_dir = Path::new(&cfg.embed.encoder_dir);
+    needs_encoder
+        .then(|| InputFile {
+            key: "encoder_weights".into(),
+            path: encoder_dir.join(SentenceEncoder::WEIGHTS),
+            missing: format!("dense features and similarity need the sentence encoder in {} (run `cargo xtask fetch-models`)", encoder_dir.display()),
+        })
+        .into_iter()
+        .collect()
+}
+
+/// What [`train_ranker_into`] leaves behind besides the folder.
+pub(crate) struct RankerTrained {
+    pub model: XrModel,
+    pub report: TrainFigures,
+}
+
+/// Prepares the encoders (when needed: `out/encoder` for the dense block or the fused method's
+/// similarity, `out/classifier-encoder` for the classifier when `wants_classifier`), trains the
+/// ranker and saves it in `ctx.out`, scores it on the validation split.
+pub(crate) fn train_ranker_into(
+    ctx: &TrainContext,
+    data: &PreparedData,
+    template: &InputTemplate,
+    needs_encoder: bool,
+    wants_classifier: bool,
+) -> Result<RankerTrained> {
+    let (cfg, out, resume) = (ctx.cfg, ctx.out, ctx.resume);
+    let encoder_dir = Path::new(&cfg.embed.encoder_dir);
+    let tree = xmc_cluster::load_tree(&ctx.dir(Upstream::Tree))?;
+    // The ensemble's further trees: the tree stage's recipe on the same label vectors.
+    let extra_trees = if cfg.ranker.ensemble.is_empty() {
+        Vec::new()
+    } else {
+        let embeddings = xmc_cluster::LabelEmbeddings::load(&ctx.dir(Upstream::Embed))?;
+        xmc_cluster::build_tree_ensemble(&embeddings, &cfg.tree, &cfg.ranker.ensemble)?
+    };
+    let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
+    let (train_texts, train_labels) = split(xmc_data::Split::Train);
+    let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
+    let started = Instant::now();
+    let mut report = TrainFigures::default();
+    let finetune_into = |target: &Path, contrastive: &xmc_train::ContrastiveConfig, report: &mut TrainFigures| -> Result<()> {
+        let outcome = recipes::finetune_encoder(cfg, data, contrastive, target, resume)?;
+        eprintln!(
+            "train (contrastive, loss {:?}): validation nearest-label accuracy {:.4} -> {:.4} (best epoch {} of {})",
+            cfg.contrastive.loss, outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
+        );
+        report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
+        report.encoder_seconds = Some(report.encoder_seconds.unwrap_or(0.0) + outcome.train_seconds);
+        Ok(())
+    };
+    let load = |dir: &Path| xmc_model::SentenceEncoder::load(dir, &xmc_model::inference_device());
+    // `encoder/`: the dense block's encoder (and the fused method's similarity's), fine-tuned
+    // when asked, except that a fine-tuning against label vectors is the classifier's alone:
+    // beside it the dense block keeps the pretrained encoder (linear scorers trained on
+    // embeddings by an encoder that has fitted the training records trust them too much,
+    // measured in experiments/README.md).
+    let encoder = if needs_encoder && (cfg.ranker.features.uses_dense() || !wants_classifier) {
+        let target = out.join(xmc_ranker::ENCODER_DIR);
+        if cfg.contrastive.epochs > 0 && !wants_classifier {
+            finetune_into(&target, &cfg.contrastive, &mut report)?;
+        } else {
+            recipes::copy_encoder(encoder_dir, &target)?;
+        }
+        Some(load(&target)?)
+    } else {
+        None
+    };
+    // `classifier-encoder/` (and `classifier-encoder-2/`, ... for further members): the encoder
+    // fine-tuned against label vectors, whose classifier rescores the ranker's candidates; each
+    // member with its own seed.
+    let classifier_encoders = if wants_classifier {
+        (0..cfg.contrastive.members)
+            .map(|m| {
+                let target = out.join(xmc_ranker::classifier_member_dir(m));
+                let contrastive = xmc_train::ContrastiveConfig { seed: cfg.contrastive.seed.wrapping_add(m as u64), ..cfg.contrastive.clone() };
+                finetune_into(&target, &contrastive, &mut report)?;
+                Ok(load(&target)?)
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let embed = |encoder: Option<&xmc_model::SentenceEncoder>, texts: &[&str], what: &'static str| -> Result<Option<Vec<Vec<f32>>>> {
+        let Some(e) = encoder else { return Ok(None) };
+        let bar = recipes::progress_bar(texts.len() as u64, what);
+        let v = e.encode(texts, 64, |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        Ok(Some(v))
+    };
+    let dense_encoder = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense());
+    let train_dense = embed(dense_encoder, &train_texts, "embedding training records")?;
+    let bar = recipes::progress_bar(tree.nodes.len() as u64 + extra_trees.iter().map(|t| t.nodes.len() as u64).sum::<u64>(), "training node scorers");
+    let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
+    let (mut model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let train_seconds = started.elapsed().as_secs_f64();
+    recipes::copy_dataset(cfg, out)?;
+    let valid_dense = embed(dense_encoder, &valid_texts, "embedding validation records")?;
+    // The members' embeddings concatenated, as their label vectors (over the number of members,
+    // so that a logit is the members' mean).
+    let valid_for_classifier = if classifier_encoders.is_empty() {
+        None
+    } else {
+        let bar = recipes::progress_bar((valid_texts.len() * classifier_encoders.len()) as u64, "embedding validation records (classifier)");
+        let joined = embed_concatenated(&classifier_encoders, &valid_texts, |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        Some(joined)
+    };
+    let xv = model.features(&valid_texts, valid_dense.as_deref())?;
+    if let Some(embeddings) = valid_for_classifier.as_deref() {
+        let vectors = member_label_vectors(out, classifier_encoders.len(), data.labels.len())?;
+        let classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
+        let (classifier, narrow) = model.fit_classifier(classifier, &xv, embeddings, &valid_labels, cfg.ranker.classifier_candidates);
+        let tail = |a: Option<f64>| a.map_or("-".into(), |a| format!("{a:.4}"));
+        if let Some(narrow) = narrow {
+            eprintln!(
+                "train (xr): the classifier's own top {} labels beside the ranker's candidates {} (cross-fitted validation accuracy / tail \
+                 accuracy: {:.4} / {} over the ranker's candidates alone)",
+                cfg.ranker.classifier_candidates,
+                if classifier.own_candidates > 0 { "kept" } else { "not kept" },
+                narrow.cross_fitted_accuracy,
+                tail(narrow.cross_fitted_tail_accuracy)
+            );
+        }
+        eprintln!(
+            "train (xr): encoder classifier weight {:.2}, prior weight {:.1} (validation accuracy / tail accuracy: ranker {:.4} / {}, \
+             cross-fitted with the classifier {:.4} / {})",
+            classifier.weight,
+            classifier.prior_weight,
+            classifier.fit.ranker_accuracy,
+            tail(classifier.fit.ranker_tail_accuracy),
+            classifier.fit.cross_fitted_accuracy,
+            tail(classifier.fit.cross_fitted_tail_accuracy)
+        );
+        match classifier.skip {
+            Some(skip) => eprintln!(
+                "train (xr): the classifier is skipped where the ranker's {:?} is at least {:.4}: {:.1}% of validation records",
+                skip.gate,
+                skip.threshold,
+                100.0 * skip.skipped
+            ),
+            None if classifier.weight > 0.0 => eprintln!("train (xr): the classifier is consulted on every record"),
+            None => {}
+        }
+        model.classifier = Some(classifier);
+    }
+    model.save(out)?;
+    let pools = model.predict(&xv, None, model.pool_size(5));
+    let ranked: Vec<Vec<u32>> = model
+        .rescore(pools, &xv, |i| valid_for_classifier.as_ref().map(|v| v[i].as_slice()), 5)
+        .into_iter()
+        .map(|p| p.into_iter().map(|(l, _)| l).collect())
+        .collect();
+    let valid = recipes::valid_metrics(data, &ranked, &valid_labels);
+    eprintln!(
+        "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
+         validation accuracy {:.4}, macro-F1 {:.4}, tail accuracy {}",
+        model.meta.layout.dim(),
+        summary.weights_kept,
+        summary.weights_dropped,
+        summary.beam_negative_rows,
+        valid.accuracy,
+        valid.leaf.macro_avg.f1,
+        valid.tail_accuracy.map_or("-".into(), |a| format!("{a:.4}"))
+    );
+    report.best_valid_accuracy = Some(valid.accuracy);
+    report.valid_macro_f1 = Some(valid.leaf.macro_avg.f1);
+    report.valid_tail_accuracy = valid.tail_accuracy;
+    report.train_seconds = Some(train_seconds);
+    report.features = Some(model.meta.layout.dim());
+    report.weights = Some(summary.weights_kept);
+    report.beam_negative_rows = Some(summary.beam_negative_rows);
+    Ok(RankerTrained { model, report })
+}
+
+/// The classifier members' label vectors (written by their fine-tuning beside each encoder),
+/// concatenated per label in member order and divided by the number of members, so that a
+/// logit over the concatenated embeddings is the members' mean; the files are removed once read
+/// (the vectors move into `classifier.json`).
+fn member_label_vectors(out: &Path, members: usize, labels: usize) -> Result<Vec<Vec<f32>>> {
+    let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); labels];
+    for m in 0..members {
+        let path = out.join(xmc_ranker::classifier_member_dir(m)).join(xmc_train::LABEL_VECTORS);
+        let member: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if member.len() != labels {
+            bail!("{}: {} label vectors for {labels} labels", path.display(), member.len());
+        }
+        for (row, v) in vectors.iter_mut().zip(member) {
+            row.extend(v.into_iter().map(|x| x / members as f32));
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(vectors)
+}
+
+/// A loaded xr model folder: the ranker and the sentence encoders of its dense block and of its
+/// classifier when it has them.
+pub struct XrRanker {
+    pub model: XrModel,
+    encoders: XrEncoders,
+}
+
+impl Model for XrRanker {
+    fn method(&self) -> &'static str {
+        Xr.name()
+    }
+
+    fn labels(&self) -> &LabelSet {
+        &self.model.labels
+    }
+
+    fn template(&self) -> &InputTemplate {
+        &self.model.meta.template
+    }
+
+    fn default_beam(&self) -> usize {
+        self.model.meta.config.beam
+    }
+
+    fn codes(&self) -> Option<Vec<Vec<u32>>> {
+        Some(self.model.ranker.tree.codes())
+    }
+
+    fn pools(&self, texts: &[&str], beam: usize, on_batch: &mut dyn FnMut(usize)) -> Result<Pools> {
+        let (model, encoders) = (&self.model, &self.encoders);
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(RANK_CHUNK) {
+            let dense = encoders.embed_dense(chunk)?;
+            let x = model.features(chunk, dense.as_deref())?;
+            let pools = model.predict(&x, Some(beam), model.pool_size(beam));
+            // The classifier's encoder embeds only the records the classifier is consulted on.
+            let asked: Vec<usize> = (0..chunk.len()).filter(|&i| model.consults_classifier(&pools[i])).collect();
+            let for_classifier = encoders.embed_for_classifier(chunk, &asked, dense.as_deref())?;
+            out.extend(model.rescore(pools, &x, |i| for_classifier[i].as_deref(), beam));
+            on_batch(chunk.len());
+        }
+        Ok(out)
+    }
+}
+
+/// The encoders an xr model folder carries: one for the dense feature block, one for the
+/// classifier; folders written before `classifier-encoder/` existed use one for both.
+struct XrEncoders {
+    dense: Option<SentenceEncoder>,
+    classifier: ClassifierEncoder,
+}
+
+enum ClassifierEncoder {
+    None,
+    /// The dense block's encoder (an older folder with a dense block and a classifier).
+    Dense,
+    /// The classifier's own encoders, one per ensemble member, their embeddings concatenated.
+    Own(Vec<SentenceEncoder>),
+}
+
+impl XrEncoders {
+    fn load(dir: &Path, model: &XrModel) -> Result<Self> {
+        let load = |enc_dir: &Path, what: &str| {
+            SentenceEncoder::load(enc_dir, &xmc_model::inference_device())
+                .with_context(|| format!("{}: the ranker's {what} needs its sentence encoder in `{}`", dir.display(), enc_dir.display()))
+        };
+        let dense_dir = dir.join(xmc_ranker::ENCODER_DIR);
+        let dense = if model.meta.layout.kind.uses_dense() { Some(load(&dense_dir, "dense feature block")?) } else { None };
+        let dirs = model.classifier_encoder_dirs(dir);
+        let classifier = match dirs.as_slice() {
+            [] => ClassifierEncoder::None,
+            [d] if *d == dense_dir && dense.is_some() => ClassifierEncoder::Dense,
+            dirs => ClassifierEncoder::Own(dirs.iter().map(|d| load(d, "classifier")).collect::<Result<_>>()?),
+        };
+        if let (Some(c), ClassifierEncoder::Own(encoders)) = (&model.classifier, &classifier) {
+            let (want, have) = (c.vectors.first().map_or(0, Vec::len), encoders.iter().map(SentenceEncoder::dim).sum::<usize>());
+            if want != have {
+                bail!(
+                    "{}: the classifier's label vectors have {want} dimensions, but its {} encoder(s) embed in {have}",
+                    dir.display(),
+                    encoders.len()
+                );
+            }
+        }
+        Ok(XrEncoders { dense, classifier })
+    }
+
+    /// The inputs' embeddings for the dense block (`None` without one).
+    fn embed_dense(&self, texts: &[&str]) -> Result<Option<Vec<Vec<f32>>>> {
+        Ok(self.dense.as_ref().map(|e| e.encode(texts, ENCODE_BATCH, |_| {})).transpose()?)
+    }
+
+    /// The classifier's embeddings of the inputs at positions `asked` (the others `None`),
+    /// reusing the dense block's `dense` embeddings where the two share an encoder.
+    fn embed_for_classifier(&self, texts: &[&str], asked: &[usize], dense: Option<&[Vec<f32>]>) -> Result<Vec<Option<Vec<f32>>>> {
+        let mut out = vec![None; texts.len()];
+        let embedded = match (&self.classifier, dense) {
+            (ClassifierEncoder::None, _) => return Ok(out),
+            (ClassifierEncoder::Dense, Some(dense)) => asked.iter().map(|&i| dense[i].clone()).collect(),
+            (ClassifierEncoder::Dense, None) => bail!("the classifier shares the dense block's encoder, but the model has no dense block"),
+            (ClassifierEncoder::Own(encoders), _) => {
+                let asked_texts: Vec<&str> = asked.iter().map(|&i| texts[i]).collect();
+                embed_concatenated(encoders, &asked_texts, |_| {})?
+            }
+        };
+        for (&i, v) in asked.iter().zip(embedded) {
+            out[i] = Some(v);
+        }
+        Ok(out)
+    }
+}
+
+/// The classifier members' embeddings of `texts`, concatenated per text in member order (as
+/// their label vectors are, each over the number of members, so that a logit is the members'
+/// mean); `progress` hears of each batch, member after member.
+pub(crate) fn embed_concatenated(encoders: &[SentenceEncoder], texts: &[&str], mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+    let mut joined = vec![Vec::with_capacity(encoders.iter().map(SentenceEncoder::dim).sum()); texts.len()];
+    for e in encoders {
+        for (row, v) in joined.iter_mut().zip(e.encode(texts, ENCODE_BATCH, &mut progress)?) {
+            row.extend(v);
+        }
+    }
+    Ok(joined)
+}

@@ -1,0 +1,24 @@
+//! The experiment runner: a config's stages in order (data, embed, tree, codes, train, predict,
+//! brand, eval, report), each writing `<run>/<stage>/` with its artifact, its resolved config and
+//! `stage.json` (the fingerprint of its inputs); a stage whose fingerprint did not change is
+//! skipped. [`runner`] holds the plan, the cache and the records; [`stages`] one module per
+//! stage; the train stage asks the config's method ([`xmc_methods::Method`]) and the predict
+//! stage goes through the [`xmc_methods::Predictor`]. Also sweeps, comparison tables and
+//! [`train_folder`] (`xmc train`: a config's stages up to a model folder).
+
+mod compare;
+pub mod figures;
+pub mod fingerprint;
+mod folder;
+mod runner;
+mod stage;
+pub mod stages;
+mod sweep;
+
+pub use compare::{Comparison, compare_runs};
+pub use folder::{TrainFolder, train_folder};
+pub use runner::{RunOptions, RunSummary, StageOutcome, run_experiment};
+pub use stage::{ARTIFACT_VERSION, CONFIG_FILE, STAGE_FILE, StageName, StageRecord};
+pub use sweep::{SweepConfig, SweepPoint, run_sweep};
+pub use xmc_methods::config::{ENV_PREFIX, ExperimentConfig, parse_overrides};
+
