@@ -77,14 +77,26 @@ fn module_path(src: &Path, file: &Path) -> ModPath {
     parts
 }
 
-/// The file's code before its first `#[cfg(test)]` (test modules sit at the end of a file and
-/// use their parent's items, which is no circle), without comments.
+/// The file's code without its `#[cfg(test)]` items (test modules use their parent's items,
+/// which is no circle) and without comment lines.
 fn non_test_code(text: &str) -> String {
-    text.lines()
-        .take_while(|l| l.trim() != "#[cfg(test)]")
-        .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "#[cfg(test)]" {
+            out.push(if line.trim_start().starts_with("//") { "" } else { line });
+            continue;
+        }
+        // Skip the item: up to the `;` of a one-line item, or to the brace that closes its block.
+        let mut depth = 0i64;
+        for item in lines.by_ref() {
+            depth += item.matches('{').count() as i64 - item.matches('}').count() as i64;
+            if depth <= 0 && (item.contains('}') || item.trim_end().ends_with(';')) {
+                break;
+            }
+        }
+    }
+    out.join("\n")
 }
 
 /// The module paths `code` names from `module` (`crate::a::b`, `super::c`, `self::d`, and the
@@ -243,14 +255,14 @@ mod tests {
             ("runner.rs", "use crate::stages;\n"),
             ("stages/mod.rs", "mod data;\nmod train;\nuse crate::runner::Ctx;\n"),
             ("stages/data.rs", "use super::train::X;\nuse crate::stages::helper;\n"),
-            ("stages/train.rs", "pub struct X;\n#[cfg(test)]\nmod tests {\n    use super::data::Y;\n}\n"),
+            ("stages/train.rs", "#[cfg(test)]\nmod tests {\n    use super::data::Y;\n}\npub struct X;\n#[cfg(test)]\nuse super::data::Z;\n"),
         ]);
         assert_eq!(circles(nested.path()).unwrap(), vec![vec!["runner".to_string(), "stages".into()]]);
         let sub = krate(&[
             ("lib.rs", "mod stages;\n"),
             ("stages/mod.rs", "mod data;\nmod train;\n"),
             ("stages/data.rs", "use super::train::X;\n"),
-            ("stages/train.rs", "// use super::data::Y;\nfn f() { super::data::g() }\n"),
+            ("stages/train.rs", "// use super::data::Y;\n#[cfg(test)]\nmod tests {\n    fn t() {}\n}\nfn f() { super::data::g() }\n"),
         ]);
         assert_eq!(circles(sub.path()).unwrap(), vec![vec!["stages::data".to_string(), "stages::train".into()]]);
     }

@@ -185,22 +185,3 @@ mod tests {
         assert!(err.contains("temperature") && err.contains(CALIBRATION_FILE), "{err}");
     }
 }
-
-/// Fits the calibration of the model folder `dir` on the validation split of `data` (the data
-/// the model was trained on: same label ids), saves it in the folder and returns it. The test
-/// split is not read.
-pub fn calibrate_folder(dir: &Path, data: &xmc_data::PreparedData) -> Result<Calibration> {
-    let predictor = crate::predictor::Predictor::load(dir)?;
-    let valid: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Valid).collect();
-    let texts: Vec<&str> = valid.iter().map(|r| r.input.as_str()).collect();
-    let pool = predictor.default_beam();
-    let ranked = predictor.predict_pools(&texts, pool, |_| {})?;
-    let pools: Vec<Pool> = ranked.iter().zip(&valid).map(|(r, v)| Pool { ranked: r, truth: v.label }).collect();
-    let cal = Calibration::fit(&pools, pool);
-    cal.save(dir)?;
-    eprintln!(
-        "calibration: temperature {:.3} fitted on {} validation records; top-1 ECE {:.3} -> {:.3}",
-        cal.temperature, cal.records, cal.valid_ece_before, cal.valid_ece_after
-    );
-    Ok(cal)
-}

@@ -117,7 +117,7 @@ impl Method for ClusterSearch {
         let tree = xmc_cluster::load_tree(&ctx.dir(Upstream::Tree))?;
         SearchModel::new(meta, tree, &embeddings, data.labels.clone())?.save(out)?;
         recipes::copy_dataset(cfg, out)?;
-        Ok(report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?))
+        Ok(report)
     }
 
     fn predict_settings(&self, cfg: &ExperimentConfig) -> PredictSettings {

@@ -1,7 +1,7 @@
 //! The experiment config: one TOML file with a section per stage, loaded with the `config` crate
 //! (the file, then `XMC_<SECTION>__<KEY>` environment overrides) and validated before any work.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -47,47 +47,31 @@ pub struct ExperimentConfig {
     pub fusion: FusionConfig,
 }
 
-/// The name of one of the methods in [`crate::registry`] (`"xr"`); any other name is refused
-/// when the config is read, naming the known ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The name of a method (`"xr"`), checked against [`crate::registry`] when the config is
+/// validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct MethodName(&'static str);
+pub struct MethodName(String);
 
 impl MethodName {
-    /// The method of that name, if there is one.
-    pub fn new(name: &str) -> Option<Self> {
-        crate::registry::by_name(name).map(|m| MethodName(m.name()))
+    pub fn new(name: &str) -> Self {
+        MethodName(name.to_string())
     }
 
-    pub fn as_str(&self) -> &'static str {
-        self.0
-    }
-
-    /// The method itself.
-    pub fn method(&self) -> &'static dyn crate::Method {
-        crate::registry::by_name(self.0).expect("a MethodName names a registered method")
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
 impl Default for MethodName {
     fn default() -> Self {
-        MethodName(crate::Method::name(&crate::generative::Generative))
+        MethodName::new("generative")
     }
 }
 
 impl std::fmt::Display for MethodName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for MethodName {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        MethodName::new(&name).ok_or_else(|| {
-            let known: Vec<String> = crate::registry::names().iter().map(|n| format!("`{n}`")).collect();
-            serde::de::Error::custom(format!("unknown method `{name}`, expected one of {}", known.join(", ")))
-        })
+        f.write_str(&self.0)
     }
 }
 
@@ -113,81 +97,6 @@ impl Default for ExperimentConfig {
 }
 
 impl ExperimentConfig {
-    /// The config's method.
-    pub fn method(&self) -> &'static dyn crate::Method {
-        self.method.method()
-    }
-
-    /// Whether the config's method reads the label tree (the embed, tree and codes stages): a
-    /// T5 generating plain label paths does not, so those stages (and the sentence encoder) are
-    /// not run for it.
-    pub fn uses_label_tree(&self) -> bool {
-        self.method().uses_label_tree(self)
-    }
-
-    /// Loads `path`, applies `XMC_*__*` environment overrides and `overrides` (key, TOML value),
-    /// and validates the result.
-    pub fn load(path: &Path, overrides: &[(String, toml::Value)]) -> Result<Self> {
-        Self::load_with_env(path, overrides, std::env::vars())
-    }
-
-    /// [`ExperimentConfig::load`] with the environment given explicitly.
-    pub fn load_with_env(
-        path: &Path,
-        overrides: &[(String, toml::Value)],
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self> {
-        if !path.is_file() {
-            bail!("experiment config {} does not exist", path.display());
-        }
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(
-                config::Environment::default()
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(env_overrides(env))),
-            );
-        for (key, value) in overrides {
-            builder = builder.set_override(key.as_str(), toml_to_config(value)?)?;
-        }
-        let merged: serde_json::Value = builder
-            .build()
-            .with_context(|| format!("reading {}", path.display()))?
-            .try_deserialize()
-            .with_context(|| format!("reading {}", path.display()))?;
-        let cfg: ExperimentConfig =
-            serde_json::from_value(merged.clone()).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), explain(&merged, e)))?;
-        cfg.validate().with_context(|| format!("invalid experiment config {}", path.display()))?;
-        Ok(cfg)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            bail!("`name` = {:?} must be non-empty and use only letters, digits, `-`, `_` and `.`", self.name);
-        }
-        let checks = [
-            self.data.validate(),
-            self.embed.validate(),
-            self.tree.validate(),
-            self.model.validate(),
-            self.train.validate(),
-            self.eval.validate(),
-            self.search.validate(),
-            self.contrastive.validate(),
-            self.ranker.validate(),
-            self.fusion.validate(),
-        ];
-        for check in checks {
-            check.map_err(|e| anyhow::anyhow!(e))?;
-        }
-        if self.search.new_labels.is_some() && !self.method().takes_new_labels() {
-            let able: Vec<String> = crate::registry::METHODS.iter().filter(|m| m.takes_new_labels()).map(|m| format!("`method = \"{}\"`", m.name())).collect();
-            bail!("`search.new_labels` adds labels to a trained model without retraining: it needs {}", able.join(" or "));
-        }
-        self.method().validate(self)
-    }
-
     /// The run's folder.
     pub fn run_dir(&self) -> PathBuf {
         self.output_dir.join(&self.name)
@@ -228,7 +137,7 @@ pub fn parse_overrides(items: &[String]) -> Result<Vec<(String, toml::Value)>> {
 
 /// `XMC_<SECTION>__<KEY>` variables, keyed without the prefix (`tree__branching`). Variables
 /// without `__` (such as `XMC_DATA_DIR`) are settings of their own, not config overrides.
-fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> config::Map<String, String> {
+pub(crate) fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> config::Map<String, String> {
     env.into_iter()
         .filter_map(|(k, v)| {
             let key = k.strip_prefix(ENV_PREFIX)?;
@@ -237,7 +146,7 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> config::Map
         .collect()
 }
 
-fn toml_to_config(value: &toml::Value) -> Result<config::Value> {
+pub(crate) fn toml_to_config(value: &toml::Value) -> Result<config::Value> {
     Ok(match value {
         toml::Value::String(s) => s.clone().into(),
         toml::Value::Integer(i) => (*i).into(),
@@ -250,7 +159,7 @@ fn toml_to_config(value: &toml::Value) -> Result<config::Value> {
 
 /// serde names the bad key or value but not the section it is in: find the section by
 /// deserialising each one alone.
-fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
+pub(crate) fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
     fn section<T: serde::de::DeserializeOwned>(merged: &serde_json::Value, name: &str) -> Option<String> {
         let value = merged.get(name)?.clone();
         serde_json::from_value::<T>(value).err().map(|e| format!("in section [{name}]: {e}"))
@@ -270,6 +179,8 @@ fn explain(merged: &serde_json::Value, error: serde_json::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn write(dir: &Path, text: &str) -> PathBuf {

@@ -124,7 +124,7 @@ impl Method for Fused {
         report.fusion_cross_fitted_accuracy = model.cross_fitted_accuracy;
         report.fusion_ranker_only = Some(model.ranker_only);
         report.train_seconds = Some(report.train_seconds.unwrap_or(0.0) + started.elapsed().as_secs_f64());
-        Ok(report.with_calibration(&crate::calibration::calibrate_folder(out, &data)?))
+        Ok(report)
     }
 
     fn predict_settings(&self, cfg: &ExperimentConfig) -> PredictSettings {

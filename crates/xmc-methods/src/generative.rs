@@ -108,7 +108,6 @@ impl Method for Generative {
             outcome.parameters
         );
         recipes::copy_dataset(cfg, ctx.out)?;
-        let calibration = crate::calibration::calibrate_folder(ctx.out, &data)?;
         Ok(TrainFigures {
             best_valid_accuracy: Some(outcome.best_valid_accuracy),
             best_epoch: Some(outcome.best_epoch),
@@ -117,8 +116,7 @@ impl Method for Generative {
             parameters: Some(outcome.parameters),
             train_seconds: Some(outcome.train_seconds),
             ..Default::default()
-        }
-        .with_calibration(&calibration))
+        })
     }
 
     fn predict_settings(&self, cfg: &ExperimentConfig) -> PredictSettings {

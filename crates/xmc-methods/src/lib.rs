@@ -13,6 +13,7 @@
 pub mod calibration;
 pub mod cluster_search;
 pub mod config;
+mod experiment;
 pub mod figures;
 pub mod fused;
 pub mod generative;

@@ -111,7 +111,8 @@ pub trait Method: Sync {
     /// What the train stage reads and its settings.
     fn train_plan(&self, cfg: &ExperimentConfig) -> Result<TrainPlan>;
 
-    /// The train stage: writes the model folder into `ctx.out` (with its calibration).
+    /// The train stage: writes the model folder into `ctx.out` (the runner then fits its
+    /// confidences' calibration through the [`crate::Predictor`]).
     fn train(&self, ctx: &TrainContext) -> Result<TrainFigures>;
 
     /// The predict stage's beam and top k.

@@ -66,7 +66,7 @@ impl Method for Xr {
         let template = recipes::resolved_template(cfg)?;
         let trained = train_ranker_into(ctx, &data, &template, needs_encoder, classifier_wanted(cfg))?;
         drop(trained.model);
-        Ok(trained.report.with_calibration(&crate::calibration::calibrate_folder(ctx.out, &data)?))
+        Ok(trained.report)
     }
 
     fn predict_settings(&self, cfg: &ExperimentConfig) -> PredictSettings {

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::stage::{StageName, StageRecord};
+use crate::record::StageRecord;
+use crate::stage::StageName;
 
 /// A table of runs: one row a run, one column a reported figure.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -7,7 +7,8 @@ use anyhow::{Context, Result, bail};
 use xmc_methods::ExperimentConfig;
 
 use crate::runner::{RunOptions, run_experiment};
-use crate::stage::{StageName, StageRecord};
+use crate::record::StageRecord;
+use crate::stage::StageName;
 
 /// What `xmc train` is asked.
 #[derive(Debug, Clone)]

@@ -7,9 +7,11 @@
 //! [`train_folder`] (`xmc train`: a config's stages up to a model folder).
 
 mod compare;
+mod context;
 pub mod figures;
 pub mod fingerprint;
 mod folder;
+mod record;
 mod runner;
 mod stage;
 pub mod stages;
@@ -17,8 +19,10 @@ mod sweep;
 
 pub use compare::{Comparison, compare_runs};
 pub use folder::{TrainFolder, train_folder};
-pub use runner::{RunOptions, RunSummary, StageOutcome, run_experiment};
-pub use stage::{ARTIFACT_VERSION, CONFIG_FILE, STAGE_FILE, StageName, StageRecord};
+pub use context::StageOutcome;
+pub use record::{CONFIG_FILE, STAGE_FILE, StageRecord};
+pub use runner::{RunOptions, RunSummary, run_experiment};
+pub use stage::{ARTIFACT_VERSION, StageName};
 pub use sweep::{SweepConfig, SweepPoint, run_sweep};
 pub use xmc_methods::config::{ENV_PREFIX, ExperimentConfig, parse_overrides};
 

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use xmc_model::{Bert, SentenceEncoder};
 
 use crate::config::Schedule;
-use crate::error::{Result, TrainError};
-use crate::fit::{Fingerprint, FitRun, Objective, Optimization, fit};
-use crate::label_vectors::LabelsObjective;
-use crate::trainer::epoch_rng;
+use crate::error::Result;
+use crate::fit::{Objective, Optimization};
+use crate::fit::epoch_rng;
 
 /// The `[contrastive]` section of an experiment config (used by `method = "cluster-search"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,7 +113,7 @@ impl ContrastiveConfig {
         Ok(())
     }
 
-    fn optimization(&self) -> Optimization {
+    pub(crate) fn optimization(&self) -> Optimization {
         Optimization {
             learning_rate: self.learning_rate,
             warmup_steps: self.warmup_steps,
@@ -221,16 +220,16 @@ pub(crate) fn nearest_label_accuracy(encoder: &SentenceEncoder, examples: &[Exam
 }
 
 /// The contrastive fine-tuning's side of the training loop.
-struct ContrastiveObjective<'a> {
+pub(crate) struct ContrastiveObjective<'a> {
     /// The encoder being tuned: its tokenizer and config (the weights come from the loop).
-    encoder: SentenceEncoder,
-    cfg: &'a ContrastiveConfig,
-    record_tokens: Vec<Vec<u32>>,
-    label_tokens: Vec<Vec<u32>>,
-    train_labels: Vec<u32>,
-    valid: &'a [Example<'a>],
-    label_texts: &'a [String],
-    out: &'a Path,
+    pub(crate) encoder: SentenceEncoder,
+    pub(crate) cfg: &'a ContrastiveConfig,
+    pub(crate) record_tokens: Vec<Vec<u32>>,
+    pub(crate) label_tokens: Vec<Vec<u32>>,
+    pub(crate) train_labels: Vec<u32>,
+    pub(crate) valid: &'a [Example<'a>],
+    pub(crate) label_texts: &'a [String],
+    pub(crate) out: &'a Path,
 }
 
 pub(crate) const EVAL_BATCH: usize = 64;
@@ -265,80 +264,6 @@ impl Objective for ContrastiveObjective<'_> {
     fn save_best(&self, model: &Bert) -> Result<()> {
         Ok(self.encoder.with_weights(model.clone()).save(self.out)?)
     }
-}
-
-/// What a fine-tuning run is made from, for its checkpoint.
-fn fingerprint(encoder_dir: &Path, cfg: &ContrastiveConfig, train: &[Example], valid: &[Example], label_texts: &[String]) -> Result<Fingerprint> {
-    let config = serde_json::to_vec(cfg).expect("serialises");
-    let labels = serde_json::to_vec(label_texts).expect("serialises");
-    let mut fingerprint = Fingerprint::default()
-        .part("configuration", [config.as_slice()])
-        .part("label texts", [labels.as_slice()])
-        .texts_part("training and validation records", train.iter().chain(valid).copied());
-    let weights = [SentenceEncoder::FINE_TUNED_WEIGHTS, SentenceEncoder::WEIGHTS].map(|f| encoder_dir.join(f));
-    if let Some(path) = weights.iter().find(|p| p.is_file()) {
-        fingerprint = fingerprint.file_part("pretrained encoder", path)?;
-    }
-    Ok(fingerprint)
-}
-
-/// Fine-tunes the sentence encoder in `encoder_dir` on `train` pairs and writes the best epoch's
-/// encoder (by validation retrieval accuracy; the pretrained one if no epoch beats it) to `out`
-/// as a folder [`SentenceEncoder::load`] reads, with `metrics.jsonl`. `out/checkpoint` holds the
-/// resumable state while it runs; with `resume`, a checkpoint of the same run is continued.
-pub fn finetune_encoder(
-    encoder_dir: &Path,
-    train: &[Example],
-    valid: &[Example],
-    label_texts: &[String],
-    cfg: &ContrastiveConfig,
-    out: &Path,
-    resume: bool,
-) -> Result<ContrastiveOutcome> {
-    cfg.validate().map_err(TrainError::Config)?;
-    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let encoder = SentenceEncoder::load(encoder_dir, &xmc_model::training_device())?;
-    let pretrained_valid_accuracy = retrieval_accuracy(&encoder.valid(), valid, label_texts, EVAL_BATCH)?;
-    tracing::info!("contrastive: pretrained encoder, validation retrieval accuracy {pretrained_valid_accuracy:.4}");
-    let record_tokens: Vec<Vec<u32>> = train.iter().map(|e| Ok(truncate(encoder.tokenize(e.0)?, cfg.max_tokens))).collect::<Result<_>>()?;
-    let label_tokens: Vec<Vec<u32>> = label_texts.iter().map(|t| Ok(truncate(encoder.tokenize(t)?, cfg.max_tokens))).collect::<Result<_>>()?;
-    let checkpoint = out.join("checkpoint");
-    let run = FitRun {
-        name: "contrastive epoch",
-        optimization: cfg.optimization(),
-        epochs: cfg.epochs,
-        patience: usize::MAX,
-        seed: cfg.seed,
-        out,
-        checkpoint: &checkpoint,
-        resume,
-        fingerprint: fingerprint(encoder_dir, cfg, train, valid, label_texts)?,
-        baseline: Some(pretrained_valid_accuracy),
-    };
-    let train_labels = train.iter().map(|e| e.1).collect();
-    let outcome = match cfg.loss {
-        FineTuneLoss::Pairs => {
-            let model = encoder.model().clone();
-            let objective = ContrastiveObjective { encoder, cfg, record_tokens, label_tokens, train_labels, valid, label_texts, out };
-            fit(&objective, model, &run)?
-        }
-        FineTuneLoss::Labels => {
-            let (objective, model) = LabelsObjective::new(encoder, cfg, record_tokens, train_labels, valid, label_texts, out)?;
-            fit(&objective, model, &run)?
-        }
-    };
-    if outcome.best_epoch == 0 {
-        SentenceEncoder::load(encoder_dir, &xmc_model::inference_device())?.save(out)?;
-    }
-    std::fs::remove_dir_all(&checkpoint).map_err(|e| TrainError::io(&checkpoint, e))?;
-    Ok(ContrastiveOutcome {
-        pretrained_valid_accuracy,
-        best_valid_accuracy: outcome.best_score,
-        best_epoch: outcome.best_epoch,
-        epochs: outcome.epochs,
-        train_seconds: outcome.seconds,
-        records_per_s: outcome.records_run as f64 / outcome.seconds.max(1e-9),
-    })
 }
 
 #[cfg(test)]

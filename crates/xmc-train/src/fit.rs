@@ -25,11 +25,12 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::train::checkpoint::{Checkpointer, FileCheckpointer};
 use serde::{Deserialize, Serialize};
+use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
+use xmc_data::SplitMix64;
 
 use crate::config::Schedule;
 use crate::error::{Result, TrainError};
-use crate::trainer::epoch_bar;
 
 /// The optimiser and its learning-rate schedule.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,6 +363,24 @@ pub(crate) fn fit<O: Objective>(objective: &O, mut model: O::Model, run: &FitRun
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// The random stream of one epoch: a seed gives the same data order per epoch, resumed or not.
+pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> SplitMix64 {
+    SplitMix64::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The progress bar of one training epoch over `len` records, with loss and throughput.
+pub(crate) fn epoch_bar(name: &str, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{name} {{prefix}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{per_sec}}, {{eta}})"))
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    bar
+}
+
 
 #[cfg(test)]
 mod tests {

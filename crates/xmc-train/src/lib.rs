@@ -9,6 +9,7 @@ mod batch;
 mod config;
 mod contrastive;
 mod error;
+mod finetune;
 mod fit;
 mod label_vectors;
 mod predict;
@@ -18,7 +19,8 @@ mod trainer;
 
 pub use artifact::{MODEL_FORMAT, ModelMeta, TrainedModel};
 pub use config::{Schedule, TrainConfig};
-pub use contrastive::{ContrastiveConfig, ContrastiveOutcome, FineTuneLoss, contrastive_loss, finetune_encoder, retrieval_accuracy};
+pub use contrastive::{ContrastiveConfig, ContrastiveOutcome, FineTuneLoss, contrastive_loss, retrieval_accuracy};
+pub use finetune::finetune_encoder;
 pub use error::{Result, TrainError};
 pub use fit::{EpochMetrics, Fingerprint};
 pub use label_vectors::LABEL_VECTORS;

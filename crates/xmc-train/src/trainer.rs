@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
+
 use serde::{Deserialize, Serialize};
-use xmc_data::{PreparedData, Split, SplitMix64};
+use xmc_data::{PreparedData, Split};
 use xmc_model::{ModelConfig, T5, T5Config};
 
 use crate::artifact::{MODEL_FORMAT, ModelMeta, save_model_files};
 use crate::batch::{decoder_batch, pad_batch};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::fit::{FitRun, Fingerprint, Objective, Optimization, fit};
+use crate::fit::{FitRun, Fingerprint, Objective, Optimization, epoch_rng, fit};
 use crate::predict::{Batching, predict_inputs};
 use crate::task::Seq2SeqTask;
 
@@ -68,23 +68,6 @@ fn epoch_order(label_of: &[u32], n_labels: usize, cfg: &TrainConfig, epoch: usiz
     }
     epoch_rng(cfg.seed, epoch).shuffle(&mut order);
     order
-}
-
-/// The random stream of one epoch: a seed gives the same data order per epoch, resumed or not.
-pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> SplitMix64 {
-    SplitMix64::new(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-}
-
-/// The progress bar of one training epoch over `len` records, with loss and throughput.
-pub(crate) fn epoch_bar(name: &str, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template(&format!("{name} {{prefix}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{per_sec}}, {{eta}})"))
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
-    bar
 }
 
 /// Accuracy of constrained greedy decoding on (input ids, label) pairs.

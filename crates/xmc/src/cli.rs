@@ -283,7 +283,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evaluate(args) => evaluate(args),
         Command::Calibrate(args) => {
             let data = xmc_data::PreparedData::load(&args.data)?;
-            xmc_methods::calibration::calibrate_folder(&args.model, &data)?;
+            xmc_methods::predictor::calibrate_folder(&args.model, &data)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => crate::serve::serve(args),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use crate::figures::{CodesFigures, Figures};
-use crate::runner::{StageContext, StageOutcome};
+use crate::context::{StageContext, StageOutcome};
 use crate::stage::StageName;
 
 pub(super) fn run(ctx: &StageContext) -> Result<(StageOutcome, String)> {

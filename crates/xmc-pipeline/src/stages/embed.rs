@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::figures::{EmbedFigures, Figures};
 use crate::fingerprint::file_sha256;
-use crate::runner::{StageContext, StageOutcome};
+use crate::context::{StageContext, StageOutcome};
 use crate::stage::StageName;
 
 pub(super) fn run(ctx: &StageContext) -> Result<(StageOutcome, String)> {
@@ -29,7 +29,7 @@ pub(super) fn run(ctx: &StageContext) -> Result<(StageOutcome, String)> {
         } else {
             None
         };
-        let bar = crate::runner::progress_bar(data.labels.len() as u64, "embedding labels");
+        let bar = crate::context::progress_bar(data.labels.len() as u64, "embedding labels");
         let started = Instant::now();
         let embeddings = xmc_cluster::embed_labels(&data, cfg, encoder.as_ref(), |n| bar.inc(n as u64))?;
         bar.finish_and_clear();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 
 use crate::figures::{EvalFigures, Figures};
-use crate::runner::{StageContext, StageOutcome};
+use crate::context::{StageContext, StageOutcome};
 use crate::stage::StageName;
 
 pub(super) fn run(ctx: &StageContext) -> Result<(StageOutcome, String)> {

@@ -14,7 +14,7 @@ mod tree;
 use anyhow::Result;
 use xmc_methods::ExperimentConfig;
 
-use crate::runner::{StageContext, StageOutcome};
+use crate::context::{StageContext, StageOutcome};
 use crate::stage::StageName;
 
 pub use data::prepare_streaming_with_progress;

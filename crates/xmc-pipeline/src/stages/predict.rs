@@ -10,7 +10,7 @@ use xmc_methods::{PredictionRow, Predictor};
 
 use crate::figures::{Figures, PredictFigures};
 use crate::fingerprint::file_sha256;
-use crate::runner::{StageContext, StageOutcome, progress_bar};
+use crate::context::{StageContext, StageOutcome, progress_bar};
 use crate::stage::StageName;
 
 /// `predict/new_labels.json`: the labels of `search.new_labels`, with the ids and codes they got.

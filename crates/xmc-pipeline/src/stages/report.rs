@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 
 use crate::figures::{Figures, ReportFigures};
-use crate::runner::{StageContext, StageOutcome};
-use crate::stage::{StageName, StageRecord};
+use crate::context::{StageContext, StageOutcome};
+use crate::record::StageRecord;
+use crate::stage::StageName;
 
 use super::predict::COMPONENTS_DIR;
 

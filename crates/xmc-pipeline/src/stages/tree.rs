@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::figures::{Figures, TreeFigures};
-use crate::runner::{StageContext, StageOutcome};
+use crate::context::{StageContext, StageOutcome};
 use crate::stage::StageName;
 
 pub(super) fn run(ctx: &StageContext) -> Result<(StageOutcome, String)> {

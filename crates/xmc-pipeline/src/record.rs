@@ -1,0 +1,101 @@
+//! The record each finished stage leaves in its folder (`stage.json`): its fingerprint, what went
+//! into it, and its figures typed by the stage.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::figures::Figures;
+use crate::stage::StageName;
+
+pub const STAGE_FILE: &str = "stage.json";
+pub const CONFIG_FILE: &str = "config.json";
+
+/// `stage.json`: written last, so a folder without it holds no finished stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawStageRecord")]
+pub struct StageRecord {
+    pub stage: StageName,
+    pub artifact_version: u32,
+    pub xmc_version: String,
+    /// Hash of everything the stage read: its config, upstream fingerprints, input files.
+    pub fingerprint: String,
+    /// The hashes that went into the fingerprint, by name, for a person to read.
+    pub inputs: BTreeMap<String, String>,
+    pub seconds: f64,
+    /// The stage's figures (for the report and comparison tables), typed by the stage.
+    pub report: Figures,
+}
+
+/// `stage.json` as read, before its figures are typed by its stage.
+#[derive(Deserialize)]
+struct RawStageRecord {
+    stage: StageName,
+    artifact_version: u32,
+    xmc_version: String,
+    fingerprint: String,
+    inputs: BTreeMap<String, String>,
+    seconds: f64,
+    report: serde_json::Value,
+}
+
+impl TryFrom<RawStageRecord> for StageRecord {
+    type Error = String;
+
+    fn try_from(r: RawStageRecord) -> Result<Self, String> {
+        let report = Figures::read(r.stage, r.report).map_err(|e| format!("the {} stage's figures: {e}", r.stage))?;
+        Ok(StageRecord {
+            stage: r.stage,
+            artifact_version: r.artifact_version,
+            xmc_version: r.xmc_version,
+            fingerprint: r.fingerprint,
+            inputs: r.inputs,
+            seconds: r.seconds,
+            report,
+        })
+    }
+}
+
+impl StageRecord {
+    /// The record of a finished stage; `None` when there is none or it cannot be read (then the
+    /// stage counts as not done, and a warning says why).
+    pub fn load(dir: &Path) -> Option<StageRecord> {
+        Self::read(dir).unwrap_or_else(|e| {
+            tracing::warn!("{e:#}; the stage counts as not done");
+            None
+        })
+    }
+
+    /// [`StageRecord::load`], with an unreadable or malformed record as an error naming the file.
+    pub fn read(dir: &Path) -> Result<Option<StageRecord>> {
+        let path = dir.join(STAGE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_str(&text).map(Some).with_context(|| format!("{} is not a stage record", path.display()))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(STAGE_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_record_is_none_and_a_malformed_one_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(StageRecord::read(dir.path()).unwrap().is_none());
+        std::fs::write(dir.path().join(STAGE_FILE), "{ not json").unwrap();
+        let err = format!("{:#}", StageRecord::read(dir.path()).unwrap_err());
+        assert!(err.contains("stage.json is not a stage record"), "{err}");
+        assert!(StageRecord::load(dir.path()).is_none());
+    }
+}
