@@ -35,6 +35,21 @@ def spark():
     session.stop()
 
 
+def test_spark_answers_the_messy_products_as_the_command_line(model_dir, tmp_path, spark):
+    """The fourth front door: Spark cleans and renders the products as `xmc predict` does."""
+    from conftest import MESSY_CSV, assert_same_answers
+    from xmc.spark import predict_dataframe
+
+    products = tmp_path / "messy.csv"
+    products.write_text(MESSY_CSV)
+    cli_out = tmp_path / "cli.jsonl"
+    run_cli("predict", "--model", str(model_dir), "--input", str(products), "--output", str(cli_out), "--top-k", "3")
+    cli = {r["id"]: ([p for p, _ in r["top_k"]], [s for _, s in r["top_k"]]) for r in map(json.loads, cli_out.read_text().splitlines())}
+    frame = pd.read_csv(products, dtype=str, keep_default_na=False)
+    rows = predict_dataframe(spark.createDataFrame(frame), str(model_dir), top_k=3).collect()
+    assert_same_answers({r["id"]: (list(r["labels"]), list(r["scores"])) for r in rows}, cli, "spark")
+
+
 def test_spark_predictions_equal_the_command_line(model_dir, tmp_path, spark):
     from xmc.spark import main, predict_dataframe
 
@@ -62,17 +77,3 @@ def test_spark_predictions_equal_the_command_line(model_dir, tmp_path, spark):
     assert sorted(r["id"] for r in written) == sorted(cli)
     assert all(r["path"] == cli[r["id"]]["path"] for r in written)
 
-
-def test_spark_answers_the_messy_products_as_the_command_line(model_dir, tmp_path, spark):
-    """The fourth front door: Spark cleans and renders the products as `xmc predict` does."""
-    from conftest import MESSY_CSV, assert_same_answers
-    from xmc.spark import predict_dataframe
-
-    products = tmp_path / "messy.csv"
-    products.write_text(MESSY_CSV)
-    cli_out = tmp_path / "cli.jsonl"
-    run_cli("predict", "--model", str(model_dir), "--input", str(products), "--output", str(cli_out), "--top-k", "3")
-    cli = {r["id"]: ([p for p, _ in r["top_k"]], [s for _, s in r["top_k"]]) for r in map(json.loads, cli_out.read_text().splitlines())}
-    frame = pd.read_csv(products, dtype=str, keep_default_na=False)
-    rows = predict_dataframe(spark.createDataFrame(frame), str(model_dir), top_k=3).collect()
-    assert_same_answers({r["id"]: (list(r["labels"]), list(r["scores"])) for r in rows}, cli, "spark")
