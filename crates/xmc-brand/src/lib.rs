@@ -19,8 +19,8 @@ const PREFIX_WORDS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrandError {
-    #[error("{}: {source}", path.display())]
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] xmc_data::IoError),
 }
 
 /// The brand of a record: `brand`, else `manufacturer`, as lower-case words joined by single
@@ -164,7 +164,7 @@ pub fn train_and_evaluate(data: &PreparedData) -> BrandMetrics {
 impl BrandMetrics {
     pub fn save(&self, path: &Path) -> Result<(), BrandError> {
         std::fs::write(path, serde_json::to_string_pretty(self).expect("serialises") + "\n")
-            .map_err(|source| BrandError::Io { path: path.into(), source })
+            .map_err(|source| BrandError::Io(xmc_data::IoError::new(path, source)))
     }
 
     pub fn load(path: &Path) -> Option<BrandMetrics> {

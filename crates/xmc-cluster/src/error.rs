@@ -4,12 +4,8 @@ use std::path::PathBuf;
 pub enum ClusterError {
     #[error("invalid config: {0}")]
     Config(String),
-    #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] xmc_data::IoError),
     #[error("artifact {path}: {message}")]
     Artifact { path: PathBuf, message: String },
     #[error(transparent)]
@@ -20,7 +16,7 @@ pub enum ClusterError {
 
 impl ClusterError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ClusterError::Io { path: path.into(), source }
+        ClusterError::Io(xmc_data::IoError::new(path, source))
     }
 }
 

@@ -227,14 +227,7 @@ pub(crate) mod tests {
     pub(crate) fn two_clusters() -> (LabelTree, LabelEmbeddings) {
         let data = vec![1.0, 0.1, 1.0, -0.1, 0.1, 1.0, -0.1, 1.0];
         let emb = LabelEmbeddings { kind: EmbeddingKind::Sentence, labels: 4, dim: 2, data };
-        let tree = LabelTree {
-            n_labels: 4,
-            nodes: vec![
-                TreeNode { children: vec![Child::Node(1), Child::Node(2)] },
-                TreeNode { children: vec![Child::Label(0), Child::Label(1)] },
-                TreeNode { children: vec![Child::Label(2), Child::Label(3)] },
-            ],
-        };
+        let tree = LabelTree::two_level(&[&[0, 1], &[2, 3]]);
         (tree, emb)
     }
 

@@ -188,14 +188,7 @@ mod tests {
     fn a_tree_that_follows_the_taxonomy_is_fully_coherent() {
         // Labels (sorted): 0 A > x, 1 A > y, 2 B > x, 3 B > y
         let set = labels(&["A > x", "A > y", "B > x", "B > y"]);
-        let tree = LabelTree {
-            n_labels: 4,
-            nodes: vec![
-                TreeNode { children: vec![Child::Node(1), Child::Node(2)] },
-                TreeNode { children: vec![Child::Label(0), Child::Label(1)] },
-                TreeNode { children: vec![Child::Label(2), Child::Label(3)] },
-            ],
-        };
+        let tree = LabelTree::two_level(&[&[0, 1], &[2, 3]]);
         let codes = build_codes(&tree, &set, &CodesConfig::default()).unwrap();
         let c = &codes.stats.coherence;
         assert_eq!(c.sibling_pairs, 2);

@@ -27,6 +27,14 @@ pub struct LabelTree {
 }
 
 impl LabelTree {
+    /// A two-level tree: the root over one node per group, each node over its group's labels in
+    /// order (`&[&[0, 1], &[2, 3]]`), for trees written by hand in tests and examples.
+    pub fn two_level(groups: &[&[u32]]) -> LabelTree {
+        let mut nodes = vec![TreeNode { children: (1..=groups.len() as u32).map(Child::Node).collect() }];
+        nodes.extend(groups.iter().map(|g| TreeNode { children: g.iter().map(|&l| Child::Label(l)).collect() }));
+        LabelTree { n_labels: groups.iter().map(|g| g.len()).sum(), nodes }
+    }
+
     /// Checks that every label appears exactly once, every node but the root has exactly one
     /// parent, and no node is empty.
     pub fn validate(&self) -> Result<()> {
@@ -155,6 +163,14 @@ impl LabelTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_two_level_tree_puts_each_group_under_a_node_of_the_root() {
+        let tree = LabelTree::two_level(&[&[0, 1], &[3, 2]]);
+        tree.validate().unwrap();
+        assert_eq!(tree.n_labels, 4);
+        assert_eq!(tree.codes(), vec![vec![0, 0], vec![0, 1], vec![1, 1], vec![1, 0]]);
+    }
 
     fn tree() -> LabelTree {
         // root -> [node1, label 2, node2]; node1 -> [label 0, label 3]; node2 -> [label 1]

@@ -15,14 +15,26 @@ impl std::fmt::Display for RowLocation {
     }
 }
 
+/// A file that could not be read or written, and why: the I/O error every crate's error type
+/// wraps, so that each names the file the same way.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read or write {path}: {source}")]
+pub struct IoError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    pub fn new(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        IoError { path: path.into(), source }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path}: {message}")]
     Descriptor { path: PathBuf, message: String },
     #[error("invalid config: {0}")]
@@ -50,7 +62,7 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io(IoError::new(path, source))
     }
     pub(crate) fn artifact(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
         DataError::Artifact { path: path.into(), message: message.to_string() }

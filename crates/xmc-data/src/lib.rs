@@ -23,7 +23,7 @@ pub mod template;
 
 pub use artifact::{LABELS_FILE, RECORDS_FILE, STATS_FILE};
 pub use descriptor::{DatasetDescriptor, FileFormat};
-pub use error::{DataError, Result, RowLocation};
+pub use error::{DataError, IoError, Result, RowLocation};
 pub use labels::{Label, LabelSet};
 pub use prepare::{DataConfig, LoadedRecords, PreparedData, RowIssue, clean_row, load_records, prepare};
 pub use prepare_streaming::{PreparedSummary, StreamingOptions, prepare_streaming};

@@ -2,8 +2,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] xmc_data::IoError),
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("plot {name}: {message}")]
@@ -18,7 +18,7 @@ pub enum EvalError {
 
 impl EvalError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EvalError::Io { path: path.into(), source }
+        EvalError::Io(xmc_data::IoError::new(path, source))
     }
 }
 

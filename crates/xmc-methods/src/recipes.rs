@@ -89,8 +89,8 @@ pub(crate) fn valid_metrics(data: &PreparedData, ranked: &[Vec<u32>], truths: &[
     xmc_eval::evaluate(&data.labels, &scored, None, &xmc_eval::EvalConfig { bootstrap: 0, ..Default::default() })
 }
 
-/// A progress bar for `len` items of work.
-pub(crate) fn progress_bar(len: u64, message: &'static str) -> indicatif::ProgressBar {
+/// A progress bar for `len` items of work (the runner's stages use it too).
+pub fn progress_bar(len: u64, message: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")

@@ -41,7 +41,7 @@ fn default_act() -> String {
 
 impl BertConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io(xmc_data::IoError::new(path, source)))?;
         let cfg: BertConfig =
             serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
         if cfg.hidden_act != "gelu" {
@@ -232,7 +232,7 @@ impl SentenceEncoder {
     /// Writes a folder [`Self::load`] reads: the weights as `model.bpk`, the source's config and
     /// tokenizer, and the token limit.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let io = |path: &Path, source| ModelError::Io { path: path.to_path_buf(), source };
+        let io = |path: &Path, source| ModelError::Io(xmc_data::IoError::new(path, source));
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         for file in [Self::CONFIG, Self::TOKENIZER] {
             std::fs::copy(self.source.join(file), dir.join(file)).map_err(|e| io(&self.source.join(file), e))?;

@@ -2,12 +2,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] xmc_data::IoError),
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("tokenizer: {0}")]

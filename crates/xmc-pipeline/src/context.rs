@@ -135,16 +135,7 @@ fn up_to_date(dir: &Path, plan: &Plan) -> bool {
     StageRecord::load(dir).is_some_and(|r| r.fingerprint == plan.fingerprint)
 }
 
-pub(crate) fn progress_bar(len: u64, message: &'static str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(message);
-    bar
-}
+pub(crate) use xmc_methods::progress_bar;
 
 #[cfg(test)]
 mod tests {

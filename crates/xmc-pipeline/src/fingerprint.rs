@@ -34,19 +34,13 @@ pub fn value_sha256(value: &impl serde::Serialize) -> String {
 /// SHA-256 over every file under `dir` (relative path and content, in path order): a model
 /// folder's identity.
 pub fn folder_sha256(dir: &Path) -> Result<String> {
-    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(&path, out)?;
-            } else {
-                out.push(path);
-            }
-        }
-        Ok(())
-    }
     let mut files = Vec::new();
-    walk(dir, &mut files)?;
+    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if !entry.file_type().is_dir() {
+            files.push(entry.into_path());
+        }
+    }
     files.sort();
     let mut hasher = Sha256::new();
     for file in files {

@@ -2,8 +2,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RankerError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] xmc_data::IoError),
     #[error("invalid ranker config: {0}")]
     Config(String),
     #[error("{path}: {message}")]
@@ -16,7 +16,7 @@ pub enum RankerError {
 
 impl RankerError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        RankerError::Io { path: path.to_path_buf(), source }
+        RankerError::Io(xmc_data::IoError::new(path, source))
     }
 
     pub fn model(path: &Path, message: impl Into<String>) -> Self {

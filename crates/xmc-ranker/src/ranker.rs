@@ -425,19 +425,11 @@ fn train_node(
 mod tests {
     use super::*;
     use crate::sparse::SparseVec;
-    use xmc_codes::TreeNode;
 
     /// 4 labels under 2 nodes: root -> {A: labels 0, 1; B: labels 2, 3}. Label l's records carry
     /// feature l (strongly) and feature 10 + l / 2 (their cluster's word).
     fn toy() -> (LabelTree, SparseRows, Vec<u32>) {
-        let tree = LabelTree {
-            n_labels: 4,
-            nodes: vec![
-                TreeNode { children: vec![Child::Node(1), Child::Node(2)] },
-                TreeNode { children: vec![Child::Label(0), Child::Label(1)] },
-                TreeNode { children: vec![Child::Label(2), Child::Label(3)] },
-            ],
-        };
+        let tree = LabelTree::two_level(&[&[0, 1], &[2, 3]]);
         let mut rows = Vec::new();
         let mut labels = Vec::new();
         for i in 0..40u32 {

@@ -6,12 +6,8 @@ pub enum TrainError {
     Config(String),
     #[error("{path}: {message}")]
     Artifact { path: PathBuf, message: String },
-    #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] xmc_data::IoError),
     #[error("cannot start {threads} prediction threads: {source}")]
     Threads {
         threads: usize,
@@ -26,7 +22,7 @@ pub enum TrainError {
 
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TrainError::Io { path: path.into(), source }
+        TrainError::Io(xmc_data::IoError::new(path, source))
     }
 }
 

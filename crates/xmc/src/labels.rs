@@ -62,14 +62,13 @@ fn add(args: &AddArgs) -> Result<ExitCode> {
 /// Copies the files of `from` into `to`, recursively (copies, not links: the label files are
 /// rewritten afterwards and the source folder must not change).
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+    for entry in walkdir::WalkDir::new(from).follow_links(true) {
         let entry = entry.with_context(|| format!("reading {}", from.display()))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type()?.is_dir() {
-            copy_dir(&src, &dst)?;
+        let dst = to.join(entry.path().strip_prefix(from).expect("walkdir stays under its root"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
         } else {
-            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+            std::fs::copy(entry.path(), &dst).with_context(|| format!("copying {} to {}", entry.path().display(), dst.display()))?;
         }
     }
     Ok(())

@@ -103,7 +103,7 @@ fn one() -> usize {
 impl T5Config {
     /// Reads a Hugging Face T5 `config.json`.
     pub fn from_hf(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io(xmc_data::IoError::new(path, source)))?;
         let hf: HfConfig = serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
         let gated_gelu = match hf.feed_forward_proj.as_str() {
             "relu" => false,
