@@ -114,8 +114,8 @@ fn commit_stage(
     let started = Instant::now();
     let report = work(&partial)?;
     std::fs::write(partial.join(CONFIG_FILE), serde_json::to_string_pretty(config)? + "\n")?;
+    anyhow::ensure!(report.stage() == stage, "the {stage} stage returned the {} stage's figures", report.stage());
     StageRecord {
-        stage,
         artifact_version: ARTIFACT_VERSION,
         xmc_version: env!("CARGO_PKG_VERSION").into(),
         fingerprint: plan.fingerprint,

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::stage::StageName;
 pub use xmc_methods::TrainFigures;
 
-/// One stage's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// One stage's figures. In `stage.json` they are the record's `report`, typed by its `stage`
+/// (serde's adjacently tagged form, flattened into the record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", content = "report", rename_all = "lowercase")]
 pub enum Figures {
     Data(DataFigures),
     Embed(EmbedFigures),
@@ -121,18 +122,7 @@ pub struct ReportFigures {
 impl Figures {
     /// Reads the figures of `stage` from the JSON object in `stage.json`.
     pub fn read(stage: StageName, value: serde_json::Value) -> serde_json::Result<Self> {
-        use serde_json::from_value as v;
-        Ok(match stage {
-            StageName::Data => Figures::Data(v(value)?),
-            StageName::Embed => Figures::Embed(v(value)?),
-            StageName::Tree => Figures::Tree(v(value)?),
-            StageName::Codes => Figures::Codes(v(value)?),
-            StageName::Train => Figures::Train(v(value)?),
-            StageName::Predict => Figures::Predict(v(value)?),
-            StageName::Brand => Figures::Brand(v(value)?),
-            StageName::Eval => Figures::Eval(v(value)?),
-            StageName::Report => Figures::Report(v(value)?),
-        })
+        serde_json::from_value(serde_json::json!({ "stage": stage, "report": value }))
     }
 
     /// The stage these figures belong to.
@@ -152,7 +142,7 @@ impl Figures {
 
     /// Every figure as (column name, value), for tables that show all of them.
     pub fn columns(&self) -> Vec<(String, serde_json::Value)> {
-        match serde_json::to_value(self) {
+        match serde_json::to_value(self).map(|mut v| v["report"].take()) {
             Ok(serde_json::Value::Object(map)) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
             _ => Vec::new(),
         }
@@ -181,8 +171,8 @@ mod tests {
     fn figures_round_trip_as_their_stage_and_empty_fields_are_not_written() {
         let train = Figures::Train(TrainFigures { best_valid_accuracy: Some(0.5), epochs: Some(3), ..Default::default() });
         let json = serde_json::to_value(&train).unwrap();
-        assert_eq!(json, serde_json::json!({ "best_valid_accuracy": 0.5, "epochs": 3 }));
-        assert_eq!(Figures::read(StageName::Train, json).unwrap(), train);
+        assert_eq!(json, serde_json::json!({ "stage": "train", "report": { "best_valid_accuracy": 0.5, "epochs": 3 } }));
+        assert_eq!(Figures::read(StageName::Train, json["report"].clone()).unwrap(), train);
         let eval = Figures::Eval(EvalFigures {
             accuracy: 0.7,
             macro_f1: 0.4,
@@ -192,7 +182,7 @@ mod tests {
             hierarchical_f1: 0.8,
             columns: BTreeMap::from([("p@1".to_string(), 0.7)]),
         });
-        let json = serde_json::to_value(&eval).unwrap();
+        let json = serde_json::to_value(&eval).unwrap()["report"].take();
         assert_eq!(json["p@1"], 0.7, "table columns are flat");
         assert_eq!(Figures::read(StageName::Eval, json).unwrap(), eval);
         assert!(eval.columns().iter().all(|(k, _)| k != "tail_accuracy"), "empty figures are not columns");
