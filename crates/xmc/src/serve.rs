@@ -171,45 +171,48 @@ fn parse_request(body: &[u8], opts: &ServeOptions) -> Result<(Vec<RecordIn>, usi
     Ok((records, top_k))
 }
 
-const TEXT_FIELDS: [&str; 4] = ["description", "store", "manufacturer", "brand"];
+/// A record as a client writes it: only `title` is required, and any other key is refused.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordJson {
+    #[serde(default)]
+    id: Option<Value>,
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    store: Option<String>,
+    #[serde(default)]
+    manufacturer: Option<String>,
+    #[serde(default)]
+    brand: Option<String>,
+    #[serde(default)]
+    price: Option<f64>,
+}
 
-/// A record from its JSON object, naming the field that is missing, unknown, of the wrong type or
-/// longer than `max_text_bytes`.
+/// A record from its JSON object, naming the field that is missing, unknown, of the wrong type
+/// (serde's message, with the field's path) or longer than `max_text_bytes`.
 fn record_from_json(item: Value, max_text_bytes: usize) -> Result<RecordIn, String> {
-    let Value::Object(mut fields) = item else { return Err("a record must be a JSON object".into()) };
+    let Value::Object(fields) = &item else { return Err("a record must be a JSON object".into()) };
     if let Some((name, len)) = fields.iter().find_map(|(k, v)| v.as_str().map(|s| (k, s.len())).filter(|&(_, n)| n > max_text_bytes)) {
         return Err(format!("`{name}` is {len} bytes long; at most {max_text_bytes} are allowed"));
     }
-    let title = match fields.remove("title") {
-        Some(Value::String(t)) if !t.trim().is_empty() => t,
-        Some(Value::String(_)) => return Err("`title` is empty".into()),
-        Some(_) => return Err("`title` must be a string".into()),
-        None => return Err("`title` is missing (it is the one required field)".into()),
-    };
-    let mut text = |name: &str| match fields.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("`{name}` must be a string")),
-    };
-    let [description, store, manufacturer, brand] = TEXT_FIELDS.map(|f| text(f));
-    let price = match fields.remove("price") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(_) => return Err("`price` must be a number".into()),
-    };
-    let id = fields.remove("id");
-    if let Some(key) = fields.keys().next() {
-        return Err(format!("unknown field `{key}` (known: id, title, {}, price)", TEXT_FIELDS.join(", ")));
+    let r: RecordJson = serde_path_to_error::deserialize(item).map_err(|e| match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("`{path}`: {}", e.inner()),
+    })?;
+    if r.title.trim().is_empty() {
+        return Err("`title` is empty".into());
     }
     let fields = ProductFields {
-        title,
-        description: description?,
-        store: store?,
-        manufacturer: manufacturer?,
-        brand: brand?,
-        price: price.map(|p| p.to_string()),
+        title: r.title,
+        description: r.description,
+        store: r.store,
+        manufacturer: r.manufacturer,
+        brand: r.brand,
+        price: r.price.map(|p| p.to_string()),
     };
-    Ok(RecordIn { id, fields })
+    Ok(RecordIn { id: r.id, fields })
 }
 
 /// Collects jobs into batches: after the first waiting job, more for up to `wait` or until
