@@ -17,26 +17,26 @@ pub fn xmc(args: &[&str]) -> Result<ExitCode, String> {
     xmc::cli::run(cli).map_err(|e| format!("{e:#}"))
 }
 
-/// One HTTP/1.1 request over loopback with a plain TCP stream: `(status, body)`.
+/// One HTTP/1.1 request over loopback: `(status, body)`.
 pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let (status, _, body) = http_with_headers(addr, method, path, body);
     (status, body)
 }
 
-/// [`http`] with the response's header block (lower-cased names) as well.
+/// [`http`] with the response's header block (lower-cased names), through `ureq` with any status
+/// as an answer, not an error.
 pub fn http_with_headers(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
-    let (head, body) = response.split_once("\r\n\r\n").map(|(h, b)| (h.to_ascii_lowercase(), b.to_string())).unwrap_or_default();
-    (status, head, body)
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(std::time::Duration::from_secs(60))).build().into();
+    let url = format!("http://{addr}{path}");
+    let mut response = match method {
+        "GET" => agent.get(&url).call(),
+        "POST" => agent.post(&url).header("Content-Type", "application/json").send(body),
+        other => panic!("no {other} requests in these tests"),
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let head = response.headers().iter().map(|(k, v)| format!("{}: {}\r\n", k.as_str(), v.to_str().unwrap_or_default())).collect::<String>();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_else(|e| panic!("{method} {url}: the body: {e}"));
+    (status, head.to_ascii_lowercase(), body)
 }

@@ -1,13 +1,12 @@
 //! `cargo xtask bench serve`: records/s and latency of `xmc serve` over loopback at batch sizes 1
 //! and 32, with a bounded number of requests from client threads that each keep one connection.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -34,52 +33,25 @@ pub struct ServeBenchArgs {
     soak_seconds: u64,
 }
 
-/// One client's connection, kept open across its requests (HTTP/1.1 keep-alive), as a client
-/// library's connection pool would: the bench measures the server, not TCP set-up.
+/// One client: a `ureq` agent whose connection stays open across its requests (HTTP/1.1
+/// keep-alive), so that the bench measures the server, not TCP set-up.
 struct Client {
-    stream: BufReader<TcpStream>,
-    addr: SocketAddr,
+    agent: ureq::Agent,
+    url: String,
 }
 
 impl Client {
     fn connect(addr: SocketAddr) -> Result<Self> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-        stream.set_nodelay(true)?;
-        Ok(Client { stream: BufReader::new(stream), addr })
+        let config = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build();
+        Ok(Client { agent: config.into(), url: format!("http://{addr}/predict") })
     }
 
     /// Sends one request and reads its whole answer: the status and the time it took.
     fn post(&mut self, body: &str) -> Result<(u16, Duration)> {
         let started = Instant::now();
-        write!(
-            self.stream.get_mut(),
-            "POST /predict HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )?;
-        let mut line = String::new();
-        self.stream.read_line(&mut line)?;
-        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("no status line in {line:?}"))?;
-        let mut length = None;
-        loop {
-            line.clear();
-            if self.stream.read_line(&mut line)? == 0 {
-                bail!("the server closed the connection inside an answer's headers");
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = Some(value.trim().parse::<usize>()?);
-            }
-        }
-        let mut answer = vec![0u8; length.context("an answer without Content-Length")?];
-        self.stream.read_exact(&mut answer)?;
-        Ok((status, started.elapsed()))
+        let mut response = self.agent.post(&self.url).header("Content-Type", "application/json").send(body)?;
+        response.body_mut().read_to_vec()?;
+        Ok((response.status().as_u16(), started.elapsed()))
     }
 }
 
