@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::solver::{Loss, SolverConfig};
 use crate::tfidf::TfidfConfig;
 
 /// Which features the linear scorers see.
@@ -68,6 +67,16 @@ pub enum PathCombine {
     /// hangs where it was split off) compete on the mean confidence per level, not on how few
     /// levels they pass.
     GeometricMean,
+}
+
+/// The loss on the margin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Squared hinge, max(0, 1 - y wᵀx)² (liblinear solver 1, PECOS's default).
+    SquaredHinge,
+    /// Hinge, max(0, 1 - y wᵀx) (liblinear solver 3).
+    Hinge,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,9 +181,6 @@ impl RankerConfig {
         Ok(())
     }
 
-    pub fn solver(&self) -> SolverConfig {
-        SolverConfig { loss: self.loss, c_pos: self.c_pos, c_neg: self.c_neg, max_iter: self.max_iter, eps: self.eps, bias: self.bias }
-    }
 }
 
 #[cfg(test)]

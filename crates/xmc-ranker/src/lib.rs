@@ -20,12 +20,12 @@ pub mod tfidf;
 
 pub use cascade::{Gate, Outcome, Skip};
 pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, WeightFit};
-pub use config::{FeatureKind, Negatives, PathCombine, PathScore, RankerConfig};
+pub use config::{FeatureKind, Loss, Negatives, PathCombine, PathScore, RankerConfig};
 pub use error::{RankerError, Result};
 pub use features::FeatureLayout;
 pub use fusion::{CandidateGroup, FusionConfig, FusionFeature, FusionModel};
 pub use model::{CLASSIFIER_ENCODER_DIR, classifier_member_dir, CLASSIFIER_POOL, ENCODER_DIR, FORMAT, META_FILE, METHOD, TrainingData, XrMeta, XrModel};
 pub use ranker::{TrainingSummary, TreeRanker};
-pub use solver::Loss;
+
 pub use sparse::{RowView, SparseRows, SparseVec};
 pub use tfidf::{TfidfConfig, TfidfVectorizer};

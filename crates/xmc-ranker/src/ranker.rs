@@ -7,7 +7,7 @@ use xmc_codes::{Child, LabelTree};
 
 use crate::config::{Negatives, PathCombine, PathScore, RankerConfig};
 use crate::error::{RankerError, Result};
-use crate::solver::{GROUP, Problem, SolverConfig, solve, squared_norms};
+use crate::solver::{GROUP, Problem, solve, squared_norms};
 use crate::sparse::{RowView, SparseRows};
 
 /// One node's scorers: for every feature with a weight, the (child, weight) pairs; features
@@ -220,7 +220,7 @@ impl TreeRanker {
         for (n, &d) in p.depth.iter().enumerate() {
             by_depth[d].push(n as u32);
         }
-        let solver = cfg.solver();
+        let solver = cfg;
         let mut ranker = TreeRanker {
             tree: tree.clone(),
             nodes: vec![NodeScorer::default(); tree.nodes.len()],
@@ -343,7 +343,7 @@ fn train_node(
     x: &SparseRows,
     rows: &[(u32, Option<u32>)],
     k: usize,
-    solver: &SolverConfig,
+    solver: &RankerConfig,
     threshold: f32,
     prune_from: u32,
     seed: u64,
@@ -508,7 +508,7 @@ mod tests {
     fn a_small_node_in_its_own_feature_space_learns_what_a_large_one_does() {
         let (_, x, labels) = toy();
         let rows: Vec<(u32, Option<u32>)> = (0..8u32).map(|r| (r, Some(labels[r as usize] % 2))).collect();
-        let cfg = RankerConfig { threshold: 0.0, ..RankerConfig::default() }.solver();
+        let cfg = RankerConfig { threshold: 0.0, ..RankerConfig::default() };
         // Alone, the 8 rows are all the records: the global space.
         let mut small = SparseRows::new(x.n_cols);
         (0..8).for_each(|r| small.push(x.row(r)));

@@ -11,45 +11,22 @@
 //! keeps its own dual variables, shrinking and stopping rule, so each still solves its own
 //! problem; only the (random) order of the coordinates is shared.
 
-use serde::{Deserialize, Serialize};
 use xmc_data::SplitMix64;
 
+use crate::config::{Loss, RankerConfig};
 use crate::sparse::RowView;
 
 /// The most children solved together.
 pub const GROUP: usize = 8;
 
-/// The loss on the margin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Loss {
-    /// Squared hinge, max(0, 1 - y wᵀx)² (liblinear solver 1, PECOS's default).
-    SquaredHinge,
-    /// Hinge, max(0, 1 - y wᵀx) (liblinear solver 3).
-    Hinge,
-}
 
-/// The solver's settings (`[ranker]` keys `loss`, `c`, `max_iter`, `eps`, `bias`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SolverConfig {
-    pub loss: Loss,
-    /// Cost of a positive example's loss.
-    pub c_pos: f32,
-    /// Cost of a negative example's loss.
-    pub c_neg: f32,
-    pub max_iter: usize,
-    pub eps: f32,
-    pub bias: f32,
-}
-
-impl SolverConfig {
-    /// The dual's diagonal term and upper bound of one example.
-    fn dual_terms(&self, positive: bool) -> (f32, f32) {
-        let c = if positive { self.c_pos } else { self.c_neg };
-        match self.loss {
-            Loss::SquaredHinge => (0.5 / c, f32::INFINITY),
-            Loss::Hinge => (0.0, c),
-        }
+/// The dual's diagonal term and upper bound of one example (the `[ranker]` keys `loss`, `c_pos`,
+/// `c_neg`).
+fn dual_terms(cfg: &RankerConfig, positive: bool) -> (f32, f32) {
+    let c = if positive { cfg.c_pos } else { cfg.c_neg };
+    match cfg.loss {
+        Loss::SquaredHinge => (0.5 / c, f32::INFINITY),
+        Loss::Hinge => (0.0, c),
     }
 }
 
@@ -92,7 +69,7 @@ impl Solution {
 }
 
 /// Solves a group's problems. Deterministic for a given `seed`.
-pub fn solve(problem: &Problem, cfg: &SolverConfig, seed: u64) -> Solution {
+pub fn solve(problem: &Problem, cfg: &RankerConfig, seed: u64) -> Solution {
     let (l, width) = (problem.rows.len(), problem.width);
     assert!((1..=GROUP).contains(&width), "a group has 1 to {GROUP} children, not {width}");
     let mut w = vec![[0f32; GROUP]; problem.dim];
@@ -101,8 +78,8 @@ pub fn solve(problem: &Problem, cfg: &SolverConfig, seed: u64) -> Solution {
         return Solution { w, bias: w_bias, width, iterations: 0 };
     }
     let positive_of = |i: usize| problem.target[i].and_then(|t| t.checked_sub(problem.first)).map(|c| c as usize).filter(|&c| c < width);
-    let (diag_pos, upper_pos) = cfg.dual_terms(true);
-    let (diag_neg, upper_neg) = cfg.dual_terms(false);
+    let (diag_pos, upper_pos) = dual_terms(cfg, true);
+    let (diag_neg, upper_neg) = dual_terms(cfg, false);
     let bias2 = cfg.bias * cfg.bias;
     let mut alpha = vec![[0f32; GROUP]; l];
     // Bit c of `shrunk[i]`: coordinate (i, c) has left child c's active set; bit c of `done`:
@@ -225,8 +202,8 @@ mod tests {
     use super::*;
     use crate::sparse::SparseVec;
 
-    fn cfg(loss: Loss) -> SolverConfig {
-        SolverConfig { loss, c_pos: 1.0, c_neg: 1.0, max_iter: 1000, eps: 1e-4, bias: 1.0 }
+    fn cfg(loss: Loss) -> RankerConfig {
+        RankerConfig { loss, c_pos: 1.0, c_neg: 1.0, max_iter: 1000, eps: 1e-4, bias: 1.0, ..RankerConfig::default() }
     }
 
     fn problem<'a>(views: &'a [RowView<'a>], target: &'a [Option<u32>], norms: &'a [f32], first: u32, width: usize, dim: usize) -> Problem<'a> {
@@ -304,7 +281,7 @@ mod tests {
         let views: Vec<RowView> = rows.iter().map(SparseVec::view).collect();
         let norms = squared_norms(&views);
         for loss in [Loss::SquaredHinge, Loss::Hinge] {
-            let c = SolverConfig { eps: 1e-5, max_iter: 5000, ..cfg(loss) };
+            let c = RankerConfig { eps: 1e-5, max_iter: 5000, ..cfg(loss) };
             let together = solve(&problem(&views, &target, &norms, 0, 6, 40), &c, 3);
             assert!(together.iterations < c.max_iter, "{loss:?}: not converged");
             for child in 0..6 {
@@ -324,7 +301,7 @@ mod tests {
         let views: Vec<RowView> = rows.iter().map(SparseVec::view).collect();
         let norms = squared_norms(&views);
         let p = problem(&views, &target, &norms, 0, 3, 12);
-        let c = SolverConfig { max_iter: 3, eps: 0.1, ..cfg(Loss::SquaredHinge) };
+        let c = RankerConfig { max_iter: 3, eps: 0.1, ..cfg(Loss::SquaredHinge) };
         assert_eq!(solve(&p, &c, 3), solve(&p, &c, 3));
         assert_ne!(solve(&p, &c, 3), solve(&p, &c, 4), "three passes in another order stop elsewhere");
     }
