@@ -802,11 +802,8 @@ fn ranker_child(descriptor: &Path, settings: &RankerBenchSettings, out: &Path) -
     let tree = xmc_cluster::build_tree(&embeddings, &settings.tree)?;
     drop(embeddings);
     lap("tree", &mut times);
-    let (texts, labels): (Vec<&str>, Vec<u32>) = data.split(xmc_data::Split::Train).map(|r| (r.input.as_str(), r.label)).unzip();
-    let cfg = settings.ranker.clone();
-    let training = xmc_ranker::TrainingData { texts: &texts, labels: &labels, dense: None };
     let template = data_template(&desc);
-    let (model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &[], &data.labels, &cfg, &template, |_| {})?;
+    let (model, summary) = xmc_methods::xr::fit_ranker(&data, &tree, &[], None, &settings.ranker, &template)?;
     lap("tfidf_and_ranker", &mut times);
     model.save(out)?;
     lap("save", &mut times);
@@ -819,7 +816,7 @@ fn ranker_child(descriptor: &Path, settings: &RankerBenchSettings, out: &Path) -
     times.insert("features".into(), serde_json::json!(model.meta.layout.dim()));
     times.insert("weights".into(), serde_json::json!(summary.weights_kept));
     times.insert("internal_nodes".into(), serde_json::json!(tree.nodes.len()));
-    times.insert("train_records".into(), serde_json::json!(texts.len()));
+    times.insert("train_records".into(), serde_json::json!(data.split(xmc_data::Split::Train).count()));
     println!("{}", serde_json::Value::Object(times));
     Ok(ExitCode::SUCCESS)
 }

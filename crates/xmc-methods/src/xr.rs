@@ -135,7 +135,7 @@ pub(crate) fn train_ranker_into(
         xmc_cluster::build_tree_ensemble(&embeddings, &cfg.tree, &cfg.ranker.ensemble)?
     };
     let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
-    let (train_texts, train_labels) = split(xmc_data::Split::Train);
+    let (train_texts, _) = split(xmc_data::Split::Train);
     let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
     let started = Instant::now();
     let mut report = TrainFigures::default();
@@ -190,10 +190,7 @@ pub(crate) fn train_ranker_into(
     };
     let dense_encoder = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense());
     let train_dense = embed(dense_encoder, &train_texts, "embedding training records")?;
-    let bar = recipes::progress_bar(tree.nodes.len() as u64 + extra_trees.iter().map(|t| t.nodes.len() as u64).sum::<u64>(), "training node scorers");
-    let training = xmc_ranker::TrainingData { texts: &train_texts, labels: &train_labels, dense: train_dense.as_deref() };
-    let (mut model, summary) = xmc_ranker::XrModel::fit(&training, &tree, &extra_trees, &data.labels, &cfg.ranker, template, |n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
+    let (mut model, summary) = fit_ranker(data, &tree, &extra_trees, train_dense.as_deref(), &cfg.ranker, template)?;
     let train_seconds = started.elapsed().as_secs_f64();
     recipes::copy_dataset(cfg, out)?;
     let valid_dense = embed(dense_encoder, &valid_texts, "embedding validation records")?;
@@ -272,6 +269,27 @@ pub(crate) fn train_ranker_into(
     report.weights = Some(summary.weights_kept);
     report.beam_negative_rows = Some(summary.beam_negative_rows);
     Ok(RankerTrained { model, report })
+}
+
+/// The ranker's node scorers fitted on the training split of `data` over `tree` (and an
+/// ensemble's `extra_trees`), with the training records' `dense` embeddings (in split order) when
+/// the features have a dense block: the xr method's training, which `cargo xtask bench ranker`
+/// times at the reference scale.
+pub fn fit_ranker(
+    data: &PreparedData,
+    tree: &xmc_codes::LabelTree,
+    extra_trees: &[xmc_codes::LabelTree],
+    dense: Option<&[Vec<f32>]>,
+    cfg: &xmc_ranker::RankerConfig,
+    template: &InputTemplate,
+) -> Result<(XrModel, xmc_ranker::TrainingSummary)> {
+    let (texts, labels): (Vec<&str>, Vec<u32>) = data.split(xmc_data::Split::Train).map(|r| (r.input.as_str(), r.label)).unzip();
+    let nodes = tree.nodes.len() + extra_trees.iter().map(|t| t.nodes.len()).sum::<usize>();
+    let bar = recipes::progress_bar(nodes as u64, "training node scorers");
+    let training = xmc_ranker::TrainingData { texts: &texts, labels: &labels, dense };
+    let fitted = XrModel::fit(&training, tree, extra_trees, &data.labels, cfg, template, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    Ok(fitted)
 }
 
 /// The classifier members' label vectors (written by their fine-tuning beside each encoder),
