@@ -348,32 +348,32 @@ fn read_jsonl<E: From<DataError>>(source: &InputSource, columns: &ColumnMap, mis
     let bar = progress_bar(bytes);
     let mapped = mapped_columns(columns);
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut text = String::new();
+    let mut bytes_of_line: Vec<u8> = Vec::new();
     let (mut line, mut seen, mut read_bytes) = (0u64, 0u64, 0u64);
     let mut checked_columns = false;
     loop {
-        text.clear();
-        let n = match reader.read_line(&mut text) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                line += 1;
-                seen += 1;
-                visit(RowEvent::Bad { line, reason: "invalid UTF-8".into() })?;
-                reader.skip_until(b'\n').map_err(|e| DataError::io(path, e))?;
-                continue;
-            }
-            Err(e) => return Err(DataError::io(path, e).into()),
-        };
+        // Read the line as bytes, then check its UTF-8: a bad line is one reject and the next
+        // line is read as usual (`read_line` would already have consumed the bad line).
+        bytes_of_line.clear();
+        let n = reader.read_until(b'\n', &mut bytes_of_line).map_err(|e| DataError::io(path, e))?;
         if n == 0 {
             break;
         }
         line += 1;
         read_bytes += n as u64;
+        let text = match std::str::from_utf8(&bytes_of_line) {
+            Ok(text) => text,
+            Err(e) => {
+                seen += 1;
+                visit(RowEvent::Bad { line, reason: format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1) })?;
+                continue;
+            }
+        };
         if text.trim().is_empty() {
             continue;
         }
         seen += 1;
-        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&text) {
+        let object: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(text) {
             Ok(o) => o,
             Err(e) => {
                 visit(RowEvent::Bad { line, reason: format!("not a JSON object: {e}") })?;
@@ -477,4 +477,46 @@ fn read_parquet<E: From<DataError>>(source: &InputSource, columns: &ColumnMap, m
     }
     bar.finish_and_clear();
     Ok(offset as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> ColumnMap {
+        ColumnMap { id: Some("id".into()), title: "title".into(), description: None, store: None, manufacturer: None, brand: None, price: None, category_path: None }
+    }
+
+    /// Rows and rejects by line, as (line, id or reason).
+    fn events(bytes: &[u8], name: &str, format: FileFormat) -> Vec<(u64, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut seen = Vec::new();
+        read_rows(&path, format, &columns(), |event| {
+            seen.push(match event {
+                RowEvent::Row(row) => (row.line, row.get(Field::Id).unwrap().to_string()),
+                RowEvent::Bad { line, reason } => (line, reason),
+            });
+            Ok(())
+        })
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn a_row_of_invalid_utf8_is_one_reject_and_the_next_row_is_read() {
+        let jsonl = b"{\"id\":\"a\",\"title\":\"Hornby coach\"}\n{\"id\":\"b\",\"title\":\"\xff\"}\n{\"id\":\"c\",\"title\":\"Lego car\"}\n{\"id\":\"d\",\"title\":\"Brio train\"}\n";
+        let csv = b"id,title\na,Hornby coach\nb,\xff\nc,Lego car\nd,Brio train\n";
+        for (bytes, name, format, first_line) in [(&jsonl[..], "in.jsonl", FileFormat::Jsonl, 1), (&csv[..], "in.csv", FileFormat::Csv, 2)] {
+            let seen = events(bytes, name, format);
+            let line = |i: u64| first_line + i;
+            assert_eq!(seen.len(), 4, "{name}: {seen:?}");
+            assert_eq!(seen[0], (line(0), "a".to_string()), "{name}");
+            assert_eq!(seen[1].0, line(1), "{name}");
+            assert!(seen[1].1.contains("UTF-8"), "{name}: {seen:?}");
+            assert_eq!(seen[2], (line(2), "c".to_string()), "{name}: the row after the bad one");
+            assert_eq!(seen[3], (line(3), "d".to_string()), "{name}");
+        }
+    }
 }
