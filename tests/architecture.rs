@@ -77,3 +77,27 @@ fn dependencies_point_one_way_and_the_tensor_free_crates_do_not_reach_burn() {
         assert!(!reach["xmc-python"].contains(server), "the Python package reaches {server}");
     }
 }
+
+/// Every function the Python module exports with arguments (a `#[pyfunction]` or a method with a
+/// `#[pyo3(signature ...)]`) runs inside `guarded`, which turns a Rust panic into `xmc.XmcError`.
+#[test]
+fn every_python_entry_point_runs_inside_the_panic_boundary() {
+    let source = std::fs::read_to_string(xmc_e2e::repo_root().join("python/src/lib.rs")).unwrap();
+    let mut checked = Vec::new();
+    let parts: Vec<&str> = source.split("\n    fn ").flat_map(|p| p.split("\nfn ")).collect();
+    for pair in parts.windows(2) {
+        let (before, function) = (pair[0], pair[1]);
+        let attributes = before.lines().rev().take_while(|l| l.trim_start().starts_with("#[") || l.trim_start().starts_with("///")).collect::<Vec<_>>();
+        let exported = attributes.iter().any(|l| l.contains("#[pyfunction]") || l.contains("#[pyo3(signature"));
+        if !exported {
+            continue;
+        }
+        let name: String = function.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let body = function.split("\n}").next().unwrap().split("\n    }").next().unwrap();
+        assert!(body.contains("guarded("), "python/src/lib.rs: `{name}` does not run inside `guarded`: a panic would escape as PanicException");
+        checked.push(name);
+    }
+    for name in ["load", "predict", "predict_arrow", "train", "_panic_at_the_boundary"] {
+        assert!(checked.iter().any(|c| c == name), "{name} not found among {checked:?}");
+    }
+}

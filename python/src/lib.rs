@@ -29,6 +29,32 @@ fn anyhow_err(e: anyhow::Error) -> PyErr {
     XmcError::new_err(format!("{e:#}"))
 }
 
+/// Runs `f` at the boundary with Python: a Rust panic (a bug) becomes `xmc.XmcError` with its
+/// message instead of pyo3's `PanicException`, which derives from BaseException and escapes
+/// `except Exception`. Every function and method the module exports goes through here
+/// (tests/architecture.rs checks it).
+fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            Err(XmcError::new_err(format!("internal error (a bug in xmc; please report it): {message}")))
+        }
+    }
+}
+
+/// A count keyword from Python (`top_k=`, `beam=`) in `1..=max`, named in the error.
+fn count_arg(name: &str, value: i64, max: usize) -> PyResult<usize> {
+    if value < 1 || value as u64 > max as u64 {
+        return Err(err(format!("{name} must be between 1 and {max}, not {value}")));
+    }
+    Ok(value as usize)
+}
+
 /// Records predicted together (bounds the memory of rendered inputs and features).
 const CHUNK: usize = 4096;
 
@@ -89,6 +115,61 @@ impl Model {
             out.extend(ranked.iter().map(|r| PredictionRow::from_ranked("", None, r, labels).top_k));
         }
         Ok(out)
+    }
+
+    fn load_inner(py: Python<'_>, path: PathBuf, dataset: Option<PathBuf>) -> PyResult<Self> {
+        let descriptor_path = dataset.unwrap_or_else(|| path.join(xmc_methods::DATASET_FILE));
+        let (predictor, descriptor) = py.detach(|| -> anyhow::Result<_> {
+            let predictor = Predictor::load(&path)?;
+            let descriptor = DatasetDescriptor::load(&descriptor_path)
+                .map_err(|e| anyhow::anyhow!("loading the dataset descriptor {} (name one with dataset=...): {e}", descriptor_path.display()))?;
+            Ok((predictor, descriptor))
+        })
+        .map_err(anyhow_err)?;
+        let input = predictor.input(descriptor);
+        Ok(Model { predictor: Arc::new(predictor), input, path })
+    }
+
+    fn predict_inner(&self, py: Python<'_>, titles: Vec<String>, top_k: usize, beam: Option<usize>) -> PyResult<Vec<Vec<(String, f32)>>> {
+        if let Some(i) = titles.iter().position(|t| t.trim().is_empty()) {
+            return Err(err(format!("title {i} is empty")));
+        }
+        py.detach(|| {
+            let texts = titles
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let fields = ProductFields { title: t.clone(), ..ProductFields::default() };
+                    self.input.text_of_fields(&fields).map_err(|e| anyhow::anyhow!("title {i}: {}: {}", e.kind, e.reason))
+                })
+                .collect::<anyhow::Result<Vec<String>>>()?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            self.rank(&refs, top_k, beam)
+        })
+        .map_err(anyhow_err)
+    }
+
+    fn predict_arrow_inner<'py>(&self, py: Python<'py>, table: PyTable, top_k: usize, beam: Option<usize>, skip_bad_rows: bool) -> PyResult<Bound<'py, PyAny>> {
+        let (batches, _) = table.into_inner();
+        let out = py.detach(|| -> PyResult<Vec<RecordBatch>> {
+            // A panic on the worker side of `detach` is caught here too, with the GIL released.
+            guarded(|| {
+                let mut first_row = 0;
+                let mut out = Vec::with_capacity(batches.len());
+                for batch in &batches {
+                    // Large batches are cut so that memory holds one chunk of inputs at a time.
+                    let mut offset = 0;
+                    while offset < batch.num_rows() {
+                        let len = CHUNK.min(batch.num_rows() - offset);
+                        out.push(self.predict_batch(&batch.slice(offset, len), first_row + offset, top_k, beam, skip_bad_rows)?);
+                        offset += len;
+                    }
+                    first_row += batch.num_rows();
+                }
+                Ok(out)
+            })
+        })?;
+        PyTable::try_new(out, output_schema())?.into_pyarrow(py)
     }
 
     /// One output batch for one input batch: a row per input row, in order.
@@ -155,6 +236,13 @@ impl Model {
     }
 }
 
+/// `top_k` and `beam` keywords checked against their ranges ([`xmc_methods::limits`]).
+fn search_args(top_k: i64, beam: Option<i64>) -> PyResult<(usize, Option<usize>)> {
+    let top_k = count_arg("top_k", top_k, xmc_methods::limits::MAX_TOP_K)?;
+    let beam = beam.map(|b| count_arg("beam", b, xmc_methods::limits::MAX_BEAM)).transpose()?;
+    Ok((top_k, beam))
+}
+
 #[pymethods]
 impl Model {
     /// Loads a model folder written by `xmc train` or an experiment's train stage. `dataset`:
@@ -163,16 +251,7 @@ impl Model {
     #[staticmethod]
     #[pyo3(signature = (path, dataset=None))]
     fn load(py: Python<'_>, path: PathBuf, dataset: Option<PathBuf>) -> PyResult<Self> {
-        let descriptor_path = dataset.unwrap_or_else(|| path.join(xmc_methods::DATASET_FILE));
-        let (predictor, descriptor) = py.detach(|| -> anyhow::Result<_> {
-            let predictor = Predictor::load(&path)?;
-            let descriptor = DatasetDescriptor::load(&descriptor_path)
-                .map_err(|e| anyhow::anyhow!("loading the dataset descriptor {} (name one with dataset=...): {e}", descriptor_path.display()))?;
-            Ok((predictor, descriptor))
-        })
-        .map_err(anyhow_err)?;
-        let input = predictor.input(descriptor);
-        Ok(Model { predictor: Arc::new(predictor), input, path })
+        guarded(|| Self::load_inner(py, path, dataset))
     }
 
     /// The method the folder holds: "generative", "xr", "fused" or "cluster-search".
@@ -199,57 +278,27 @@ impl Model {
         self.predictor.calibration().temperature
     }
 
-    /// The top `top_k` (label path, confidence) of each title, best first. Titles are cleaned
-    /// and rendered as records with only a title (and the dataset's store name), as every front
-    /// door renders a record.
+    /// The top `top_k` (label path, confidence) of each title, best first (`top_k` 1 to 1000,
+    /// `beam` 1 to 1000). Titles are cleaned and rendered as records with only a title (and the
+    /// dataset's store name), as every front door renders a record.
     #[pyo3(signature = (titles, top_k=5, beam=None))]
-    fn predict(&self, py: Python<'_>, titles: Vec<String>, top_k: usize, beam: Option<usize>) -> PyResult<Vec<Vec<(String, f32)>>> {
-        if top_k == 0 {
-            return Err(err("top_k must be at least 1"));
-        }
-        if let Some(i) = titles.iter().position(|t| t.trim().is_empty()) {
-            return Err(err(format!("title {i} is empty")));
-        }
-        py.detach(|| {
-            let texts = titles
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let fields = ProductFields { title: t.clone(), ..ProductFields::default() };
-                    self.input.text_of_fields(&fields).map_err(|e| anyhow::anyhow!("title {i}: {}: {}", e.kind, e.reason))
-                })
-                .collect::<anyhow::Result<Vec<String>>>()?;
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            self.rank(&refs, top_k, beam)
+    fn predict(&self, py: Python<'_>, titles: Vec<String>, top_k: i64, beam: Option<i64>) -> PyResult<Vec<Vec<(String, f32)>>> {
+        guarded(|| {
+            let (top_k, beam) = search_args(top_k, beam)?;
+            self.predict_inner(py, titles, top_k, beam)
         })
-        .map_err(anyhow_err)
     }
 
     /// Predicts every row of an Arrow table (anything with `__arrow_c_stream__`: pyarrow,
     /// polars, ...), its columns mapped by the model's dataset descriptor. Returns a
     /// pyarrow.Table with one row per input row, in order: id, path, score, labels, scores, error.
+    /// `top_k` 1 to 1000, `beam` 1 to 1000.
     #[pyo3(signature = (table, top_k=5, beam=None, skip_bad_rows=false))]
-    fn predict_arrow<'py>(&self, py: Python<'py>, table: PyTable, top_k: usize, beam: Option<usize>, skip_bad_rows: bool) -> PyResult<Bound<'py, PyAny>> {
-        if top_k == 0 {
-            return Err(err("top_k must be at least 1"));
-        }
-        let (batches, _) = table.into_inner();
-        let out = py.detach(|| -> PyResult<Vec<RecordBatch>> {
-            let mut first_row = 0;
-            let mut out = Vec::with_capacity(batches.len());
-            for batch in &batches {
-                // Large batches are cut so that memory holds one chunk of inputs at a time.
-                let mut offset = 0;
-                while offset < batch.num_rows() {
-                    let len = CHUNK.min(batch.num_rows() - offset);
-                    out.push(self.predict_batch(&batch.slice(offset, len), first_row + offset, top_k, beam, skip_bad_rows)?);
-                    offset += len;
-                }
-                first_row += batch.num_rows();
-            }
-            Ok(out)
-        })?;
-        PyTable::try_new(out, output_schema())?.into_pyarrow(py)
+    fn predict_arrow<'py>(&self, py: Python<'py>, table: PyTable, top_k: i64, beam: Option<i64>, skip_bad_rows: bool) -> PyResult<Bound<'py, PyAny>> {
+        guarded(|| {
+            let (top_k, beam) = search_args(top_k, beam)?;
+            self.predict_arrow_inner(py, table, top_k, beam, skip_bad_rows)
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -262,15 +311,25 @@ impl Model {
 #[pyfunction]
 #[pyo3(signature = (config, output, dataset=None, input=None, set=None))]
 fn train(py: Python<'_>, config: PathBuf, output: PathBuf, dataset: Option<PathBuf>, input: Option<PathBuf>, set: Option<Vec<String>>) -> PyResult<PathBuf> {
-    let args = xmc_pipeline::TrainFolder { config, dataset, input, output: output.clone(), set: set.unwrap_or_default() };
-    py.detach(|| xmc_pipeline::train_folder(&args)).map_err(anyhow_err)?;
-    Ok(output)
+    guarded(|| {
+        let args = xmc_pipeline::TrainFolder { config, dataset, input, output: output.clone(), set: set.unwrap_or_default() };
+        py.detach(|| guarded(|| xmc_pipeline::train_folder(&args).map_err(anyhow_err)))?;
+        Ok(output)
+    })
+}
+
+/// Panics with `message` inside the boundary every exported function uses: the tests check
+/// that a Rust panic reaches Python as `xmc.XmcError` and leaves the interpreter usable.
+#[pyfunction]
+fn _panic_at_the_boundary(message: String) -> PyResult<()> {
+    guarded(|| panic!("{message}"))
 }
 
 #[pymodule]
 fn _xmc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_at_the_boundary, m)?)?;
     m.add("XmcError", m.py().get_type::<XmcError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

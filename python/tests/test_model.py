@@ -67,8 +67,17 @@ def test_errors_carry_the_rust_message(model_dir, tmp_path):
         m.predict_frame(pd.DataFrame({"name": ["Hornby coach"]}))
     with pytest.raises(xmc.XmcError, match="not a model folder"):
         xmc.Model.load(tmp_path / "missing")
-    with pytest.raises(xmc.XmcError, match="top_k must be at least 1"):
-        m.predict(["Hornby coach"], top_k=0)
+    for keywords, says in [
+        ({"top_k": 0}, "top_k must be between 1 and 1000, not 0"),
+        ({"top_k": -3}, "top_k must be between 1 and 1000, not -3"),
+        ({"top_k": 10**12}, "top_k must be between 1 and 1000"),
+        ({"beam": 0}, "beam must be between 1 and 1000, not 0"),
+        ({"beam": 10**6}, "beam must be between 1 and 1000"),
+    ]:
+        with pytest.raises(xmc.XmcError, match=says):
+            m.predict(["Hornby coach"], **keywords)
+        with pytest.raises(xmc.XmcError, match=says):
+            m.predict_frame(pd.DataFrame({"title": ["Hornby coach"]}), **keywords)
     with pytest.raises(TypeError):
         m.predict("Hornby coach")
     with pytest.raises(xmc.XmcError, match="already exists"):
@@ -122,3 +131,18 @@ def test_every_front_door_gives_one_answer(model_dir, tmp_path):
         server.wait(timeout=60)
     served = {p["id"]: ([t["path"] for t in p["top_k"]], [t["score"] for t in p["top_k"]]) for p in answer["predictions"]}
     assert_same_answers(served, cli, "server")
+
+
+def test_a_rust_panic_is_an_xmc_error_and_the_interpreter_goes_on(model_dir):
+    """A panic (a bug) inside the boundary every exported function uses reaches Python as
+    xmc.XmcError, which `except Exception` catches, not pyo3's PanicException (a BaseException)."""
+    from xmc import _xmc
+
+    try:
+        _xmc._panic_at_the_boundary("boom at the boundary")
+    except Exception as e:  # noqa: BLE001 - the point: an ordinary handler catches it
+        assert isinstance(e, xmc.XmcError), type(e)
+        assert "internal error" in str(e) and "boom at the boundary" in str(e)
+    else:
+        raise AssertionError("no exception")
+    assert xmc.Model.load(model_dir).predict(["Hornby coach"], top_k=1)[0]

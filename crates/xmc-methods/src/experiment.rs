@@ -86,6 +86,8 @@ impl ExperimentConfig {
             let able: Vec<String> = crate::registry::METHODS.iter().filter(|m| m.takes_new_labels()).map(|m| format!("`method = \"{}\"`", m.name())).collect();
             bail!("`search.new_labels` adds labels to a trained model without retraining: it needs {}", able.join(" or "));
         }
+        let settings = method.predict_settings(self);
+        crate::limits::check_search(settings.beam, settings.top_k).with_context(|| format!("the `{}` method's beam or top_k", method.name()))?;
         method.validate(self)
     }
 }

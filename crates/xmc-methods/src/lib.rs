@@ -18,6 +18,7 @@ pub mod figures;
 pub mod fused;
 pub mod generative;
 pub mod input;
+pub mod limits;
 pub mod output;
 mod method;
 pub mod predictor;

@@ -172,7 +172,9 @@ impl PredictionWriter {
         Ok(())
     }
 
-    /// Flushes, and gives a file its final name. Returns the rows written.
+    /// Flushes, makes a file durable (its bytes on disk before it is renamed, and the rename on
+    /// disk before this returns: a crash leaves no empty or short file at the final name) and
+    /// gives it its final name. Returns the rows written.
     pub fn finish(self) -> Result<u64> {
         match self.encoder {
             Encoder::Csv(mut w) => w.flush()?,
@@ -182,10 +184,26 @@ impl PredictionWriter {
             }
         }
         if let Some((tmp, path)) = self.pending {
+            sync_file(&tmp)?;
             tmp.persist(&path).with_context(|| format!("renaming the finished output to {}", path.display()))?;
+            sync_parent(&path)?;
         }
         Ok(self.rows)
     }
+}
+
+/// Flushes the file at `path` to disk (fsync; on Linux it applies to the file, whichever handle
+/// wrote it).
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("flushing {} to disk", path.display()))
+}
+
+/// Flushes the folder holding `path` to disk, so that a rename into it survives a crash.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|f| f.sync_all()).with_context(|| format!("flushing the folder {} to disk", dir.display()))?;
+    Ok(())
 }
 
 /// Writes `rows` to `path` in the format its extension names (JSON lines when it names none).

@@ -75,8 +75,11 @@ impl Predictor {
     /// The top `top_k` labels of each rendered input, best first, with calibrated confidences
     /// (normalised over the `max(beam, top_k)` labels the search reached; see
     /// [`crate::calibration`]), searching with `beam`. `on_batch` gets the number of inputs done.
+    /// `beam` and `top_k` outside [`crate::limits`] are an error; the search never keeps more
+    /// labels than the model has.
     pub fn predict_texts(&self, texts: &[&str], beam: usize, top_k: usize, on_batch: impl FnMut(usize)) -> Result<Vec<Vec<(u32, f32)>>> {
-        let pools = self.predict_pools(texts, beam.max(top_k), on_batch)?;
+        crate::limits::check_search(beam, top_k)?;
+        let pools = self.predict_pools(texts, crate::limits::pool_size(beam, top_k, self.labels().len()), on_batch)?;
         Ok(pools.iter().map(|p| self.calibration.apply(p, top_k)).collect())
     }
 

@@ -7,7 +7,10 @@ use anyhow::{Context, Result};
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use xmc_methods::limits;
 use xmc_methods::output::OutputFormat;
+
+use crate::ranges::count;
 use xmc_methods::{PredictionRow, Predictor};
 use xmc_pipeline::{
     ExperimentConfig, RunOptions, RunSummary, StageName, StageOutcome, SweepConfig, compare_runs, parse_overrides, run_experiment, run_sweep,
@@ -96,16 +99,17 @@ pub struct PredictArgs {
     /// The output format (default: by --output's extension; JSON lines for `-`).
     #[arg(long, value_parser = output_format())]
     pub format: Option<OutputFormat>,
-    #[arg(long, default_value_t = 5)]
+    /// Labels per record, best first (1 to 1000).
+    #[arg(long, default_value_t = 5, value_parser = count(1, limits::MAX_TOP_K))]
     pub top_k: usize,
-    /// Beam width (default: the model's).
-    #[arg(long)]
+    /// Beam width (1 to 1000; default: the model's).
+    #[arg(long, value_parser = count(1, limits::MAX_BEAM))]
     pub beam_width: Option<usize>,
-    /// Threads (default: one per core, or XMC_PREDICT_THREADS).
-    #[arg(long)]
+    /// Threads (1 to 1024; default: one per core, or XMC_PREDICT_THREADS).
+    #[arg(long, value_parser = count(1, limits::MAX_THREADS))]
     pub threads: Option<usize>,
-    /// Records read, predicted and written together.
-    #[arg(long, default_value_t = 4096)]
+    /// Records read, predicted and written together (1 to 1,000,000).
+    #[arg(long, default_value_t = 4096, value_parser = count(1, limits::MAX_CHUNK_RECORDS))]
     pub chunk_size: usize,
     /// Skip malformed rows (each written to the rejects file with its line and reason) instead
     /// of failing on the first.
@@ -169,9 +173,11 @@ pub struct SynthArgs {
     pub taxonomy: PathBuf,
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 1_680_000)]
+    /// Records to write (1 to 10^9).
+    #[arg(long, default_value_t = 1_680_000, value_parser = count(1, 1_000_000_000))]
     pub records: usize,
-    #[arg(long, default_value_t = 14_262)]
+    /// Labels to draw from the taxonomy (1 to 10^6).
+    #[arg(long, default_value_t = 14_262, value_parser = count(1, 1_000_000))]
     pub labels: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -228,8 +234,8 @@ pub struct EvaluateArgs {
     /// Where to write metrics.json.
     #[arg(long)]
     pub output: PathBuf,
-    /// Beam width (default: the model's).
-    #[arg(long)]
+    /// Beam width (1 to 1000; default: the model's).
+    #[arg(long, value_parser = count(1, limits::MAX_BEAM))]
     pub beam_width: Option<usize>,
     /// Skip malformed rows (counted) instead of failing on the first.
     #[arg(long)]
@@ -473,12 +479,24 @@ fn predict_shards(args: &PredictArgs, predictor: &Predictor, desc: &xmc_data::Da
     let format = args.format.unwrap_or(OutputFormat::Parquet);
     anyhow::ensure!(!args.output.is_file(), "{}: with sharded input, --output is a folder", args.output.display());
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
-    let plan = crate::shards::plan(&args.input, &args.output, format, args.shard)?;
-    let todo = plan.iter().filter(|p| !p.done).count();
-    eprintln!("{} shards: {} done already, {todo} to predict", plan.len(), plan.len() - todo);
     let options = stream_settings(args, predictor);
+    let settings = crate::shards::RunSettings {
+        model: xmc_pipeline::fingerprint::folder_sha256(&args.model)?,
+        dataset: xmc_pipeline::fingerprint::value_sha256(desc),
+        top_k: options.top_k,
+        beam: options.beam,
+        skip_bad_rows: args.skip_bad_rows,
+        format,
+    };
+    let plan = crate::shards::plan(&args.input, &args.output, format, args.shard, &settings)?;
+    use crate::shards::ShardState;
+    let count = |state: ShardState| plan.iter().filter(|p| p.state == state).count();
+    let (done, stale) = (count(ShardState::Done), count(ShardState::Stale));
+    let todo = plan.len() - done;
+    let stale_note = if stale > 0 { format!(" ({stale} of them made by another model, other options or another input: predicted again)") } else { String::new() };
+    eprintln!("{} shards: {done} done already, {todo} to predict{stale_note}", plan.len());
     let (mut rows, mut records, mut skipped) = (0u64, 0u64, 0u64);
-    for (i, shard) in plan.iter().filter(|p| !p.done).enumerate() {
+    for (i, shard) in plan.iter().filter(|p| p.state != ShardState::Done).enumerate() {
         crate::shards::remove_stale_partials(&shard.output)?;
         let rejects = args.skip_bad_rows.then(|| PathBuf::from(format!("{}.rejects.jsonl", shard.output.display())));
         let mut rejects = crate::predict::RejectsWriter::new(rejects)?;
@@ -487,6 +505,7 @@ fn predict_shards(args: &PredictArgs, predictor: &Predictor, desc: &xmc_data::Da
         let summary = crate::predict::predict_stream(predictor, desc, &source, &options, writer, &mut rejects)
             .with_context(|| format!("shard {}", shard.input.display()))?;
         rejects.finish()?;
+        shard.made_by.write(&shard.output)?;
         eprintln!("[{}/{todo}] {} -> {}: {} predictions", i + 1, shard.input.display(), shard.output.display(), summary.records);
         (rows, records, skipped) = (rows + summary.rows_read, records + summary.records, skipped + summary.skipped());
     }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod labels;
 pub mod predict;
+pub mod ranges;
 pub mod serve;
 pub mod serve_metrics;
 pub mod shards;

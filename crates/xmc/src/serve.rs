@@ -12,8 +12,14 @@
 //! naming the field, with `{"error": message}`. At most `max_in_flight` prediction requests run
 //! at once; beyond that a request gets 503 with `Retry-After` at once (no queue grows). A request
 //! not answered within `deadline` of its arrival gets 503, also when its answer is ready only
-//! just after (its work finishes in the background, still holding its in-flight slot). SIGTERM
-//! or Ctrl-C stops accepting connections, lets the requests in flight finish and exits 0. Requests are batched dynamically: a batching thread collects the
+//! just after (its work finishes in the background, still holding its in-flight slot).
+//!
+//! Connections: at most `max_connections` are open at once (more wait in the listen backlog);
+//! a client that has not sent its request's headers within `header_timeout` of connecting (or
+//! of its previous answer), or leaves more than `body_timeout` between two pieces of its body,
+//! is disconnected (the latter with 408). SIGTERM or Ctrl-C stops accepting connections, lets
+//! the requests in flight finish for up to `drain` and then closes what is left; the process
+//! exits 0 either way. Requests are batched dynamically: a batching thread collects the
 //! requests that arrive within `batch_wait` of the first waiting one (up to `batch_records`
 //! records) and predicts them together, each batch as a task of one rayon pool of
 //! `XMC_PREDICT_THREADS` threads (default one per core) while the next batch is collected.
@@ -26,13 +32,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
-use xmc_methods::{ModelInput, PredictionRow, Predictor, ProductFields};
+use xmc_methods::{ModelInput, PredictionRow, Predictor, ProductFields, limits};
+
+use crate::ranges::{Span, count};
 
 /// Limits and defaults of a server.
 #[derive(Debug, Clone)]
@@ -56,6 +65,15 @@ pub struct ServeOptions {
     /// The dataset descriptor whose cleaning rules and default store apply to the records
     /// (default: the one the model was trained with, `<model>/dataset.toml`).
     pub dataset: Option<PathBuf>,
+    /// Connections open at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection that has not sent a request's headers within this is closed.
+    pub header_timeout: Duration,
+    /// A request whose body stalls for this long between two pieces gets 408.
+    pub body_timeout: Duration,
+    /// After SIGTERM (or [`Server::shutdown`]): how long the requests in flight may take before
+    /// the remaining connections are closed.
+    pub drain: Duration,
 }
 
 impl Default for ServeOptions {
@@ -71,6 +89,10 @@ impl Default for ServeOptions {
             batch_wait: Duration::from_millis(2),
             batch_records: 32,
             dataset: None,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -300,15 +322,32 @@ fn outputs(model: &Predictor, records: &[RecordIn], ranked: Vec<Vec<(u32, f32)>>
         .collect()
 }
 
+/// A body that could not be read: 408 when it stalled past the body timeout, else the
+/// extractor's own status (413 past the size limit, 400 otherwise), each with a JSON message.
+fn body_rejection(rejection: BytesRejection, timeout: Duration) -> Response {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return error(StatusCode::REQUEST_TIMEOUT, format!("the request body stalled for more than {:.1} s", timeout.as_secs_f64()));
+        }
+        source = e.source();
+    }
+    error(rejection.status(), rejection.body_text())
+}
+
 fn busy(message: String) -> Response {
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 
-async fn predict_handler(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn predict_handler(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
     // The deadline runs from the request's arrival, parsing included.
     let deadline = tokio::time::Instant::now() + state.opts.deadline;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(rejection, state.opts.body_timeout),
+    };
     let (records, top_k) = match parse_request(&body, &state.opts) {
         Ok(parsed) => parsed,
         Err(response) => return response,
@@ -378,7 +417,7 @@ async fn fallback() -> Response {
 
 /// The router over a loaded model; `model_id` names it in answers and metrics.
 pub fn router(model: Predictor, input: ModelInput, name: String, model_id: String, opts: ServeOptions) -> Result<Router> {
-    let limit = opts.max_body_bytes;
+    let (limit, body_timeout) = (opts.max_body_bytes, opts.body_timeout);
     let threads = xmc_train::default_threads();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -402,6 +441,7 @@ pub fn router(model: Predictor, input: ModelInput, name: String, model_id: Strin
         .route("/metrics", get(metrics_handler))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
         .with_state(state))
 }
@@ -443,6 +483,62 @@ impl Drop for Server {
     }
 }
 
+/// The bounds on connections (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_connections: usize,
+    header_timeout: Duration,
+    drain: Duration,
+}
+
+impl ConnectionLimits {
+    fn of(opts: &ServeOptions) -> Self {
+        ConnectionLimits { max_connections: opts.max_connections.max(1), header_timeout: opts.header_timeout, drain: opts.drain }
+    }
+}
+
+/// Accepts connections until `stop` resolves, each served by hyper with the header timeout and
+/// counted against the connection cap; then lets the open ones finish their requests for up to
+/// the drain time.
+async fn serve_connections(listener: tokio::net::TcpListener, app: Router, limits: ConnectionLimits, stop: impl std::future::Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    tokio::pin!(stop);
+    loop {
+        // A free slot first: past the cap, clients wait in the backlog instead of holding sockets.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait for connections to close.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let open = limits.max_connections - slots.available_permits();
+    if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
+        let left = limits.max_connections - slots.available_permits();
+        eprintln!("the drain time of {:.1} s is over: closing {left} of {open} connections", limits.drain.as_secs_f64());
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
 async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -480,11 +576,13 @@ fn start_with(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions,
     let input = model.input(descriptor);
     let name = model_dir.display().to_string();
     let model_id = xmc_pipeline::fingerprint::folder_sha256(model_dir)?[..16].to_string();
+    let opts_copy = opts.clone();
     let app = router(model, input, name, model_id.clone(), opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let connections = ConnectionLimits::of(&opts_copy);
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
             let stop = async move {
@@ -497,8 +595,9 @@ fn start_with(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions,
                     let _ = rx.await;
                 }
             };
-            let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+            serve_connections(listener, app, connections, stop).await;
         });
+        // Dropping the runtime here cancels the connections the drain left open.
     });
     Ok(Server { addr, model_id, shutdown: Some(tx), thread: Some(thread) })
 }
@@ -513,34 +612,49 @@ pub struct ServeArgs {
     /// Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// Most records in one request.
-    #[arg(long, default_value_t = 256)]
+    /// Most records in one request (1 to 100,000).
+    #[arg(long, default_value_t = 256, value_parser = count(1, 100_000))]
     pub max_batch: usize,
-    /// Largest request body in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Largest request body in bytes (1 to 2^30).
+    #[arg(long, default_value_t = 1 << 20, value_parser = count(1, 1 << 30))]
     pub max_body_bytes: usize,
-    /// Labels returned per record when the request does not say.
-    #[arg(long, default_value_t = 5)]
+    /// Labels returned per record when the request does not say (1 to --max-top-k).
+    #[arg(long, default_value_t = 5, value_parser = count(1, limits::MAX_TOP_K))]
     pub top_k: usize,
-    /// The largest `top_k` a request may ask for (larger ones get 422).
-    #[arg(long, default_value_t = 100)]
+    /// The largest `top_k` a request may ask for (1 to 1000; larger requests get 422).
+    #[arg(long, default_value_t = 100, value_parser = count(1, limits::MAX_TOP_K))]
     pub max_top_k: usize,
-    /// The longest text field of a record, in bytes (longer ones get 422).
-    #[arg(long, default_value_t = 16 << 10)]
+    /// The longest text field of a record, in bytes (1 to 2^24; longer ones get 422).
+    #[arg(long, default_value_t = 16 << 10, value_parser = count(1, 1 << 24))]
     pub max_text_bytes: usize,
-    /// Prediction requests running at once; more get 503 with Retry-After.
-    #[arg(long, default_value_t = 64)]
+    /// Prediction requests running at once (1 to 100,000); more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64, value_parser = count(1, 100_000))]
     pub max_in_flight: usize,
-    /// Seconds a request may take before it gets 503.
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds a request may take before it gets 503 (more than 0, at most 86,400).
+    #[arg(long, default_value_t = 30.0, value_parser = Span::positive(86_400.0))]
     pub deadline_secs: f64,
-    /// Dynamic batching: milliseconds to wait for more requests to predict together (0: batch
-    /// only what is already waiting).
-    #[arg(long, default_value_t = 2.0)]
+    /// Dynamic batching: milliseconds to wait for more requests to predict together (0 to
+    /// 10,000; 0: batch only what is already waiting).
+    #[arg(long, default_value_t = 2.0, value_parser = Span::non_negative(10_000.0))]
     pub batch_wait_ms: f64,
-    /// Most records predicted together by dynamic batching.
-    #[arg(long, default_value_t = 32)]
+    /// Most records predicted together by dynamic batching (1 to 100,000).
+    #[arg(long, default_value_t = 32, value_parser = count(1, 100_000))]
     pub batch_records: usize,
+    /// Connections open at once (1 to 1,000,000); further clients wait in the listen backlog.
+    #[arg(long, default_value_t = 1024, value_parser = count(1, 1_000_000))]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers before it is closed (more
+    /// than 0, at most 3,600).
+    #[arg(long, default_value_t = 10.0, value_parser = Span::positive(3_600.0))]
+    pub header_timeout_secs: f64,
+    /// Seconds a request body may stall between two pieces before the request gets 408 (more
+    /// than 0, at most 3,600).
+    #[arg(long, default_value_t = 10.0, value_parser = Span::positive(3_600.0))]
+    pub body_timeout_secs: f64,
+    /// After SIGTERM or Ctrl-C: seconds the requests in flight may take before the remaining
+    /// connections are closed (0 to 3,600); the process exits 0 either way.
+    #[arg(long, default_value_t = 30.0, value_parser = Span::non_negative(3_600.0))]
+    pub drain_secs: f64,
     /// The dataset descriptor whose cleaning rules (and default store name) apply to the records
     /// (default: the one the model was trained with, `<model>/dataset.toml`).
     #[arg(long)]
@@ -548,7 +662,7 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
-    anyhow::ensure!(args.deadline_secs > 0.0 && args.deadline_secs.is_finite(), "--deadline-secs must be a positive number of seconds");
+    anyhow::ensure!(args.top_k <= args.max_top_k, "--top-k {} is above --max-top-k {}", args.top_k, args.max_top_k);
     let opts = ServeOptions {
         max_batch: args.max_batch,
         max_body_bytes: args.max_body_bytes,
@@ -557,9 +671,13 @@ pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         max_text_bytes: args.max_text_bytes,
         max_in_flight: args.max_in_flight,
         deadline: Duration::from_secs_f64(args.deadline_secs),
-        batch_wait: Duration::from_secs_f64(args.batch_wait_ms.max(0.0) / 1e3),
+        batch_wait: Duration::from_secs_f64(args.batch_wait_ms / 1e3),
         batch_records: args.batch_records,
         dataset: args.dataset,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs_f64(args.header_timeout_secs),
+        body_timeout: Duration::from_secs_f64(args.body_timeout_secs),
+        drain: Duration::from_secs_f64(args.drain_secs),
     };
     let server = start_with(&args.model, SocketAddr::new(args.host, args.port), opts, true)?;
     eprintln!(

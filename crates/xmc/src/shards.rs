@@ -1,12 +1,15 @@
 //! Sharded, resumable batch prediction: `xmc predict --input DIR_OR_GLOB --output DIR`. One output
 //! shard per input shard, written under a temporary name and renamed when complete, so a shard's
-//! output exists only when it is whole; a rerun skips the shards already done (a killed job
-//! restarts where it stopped), and `--shard i/n` splits the shards among processes without a
-//! coordinator.
+//! output exists only when it is whole and on disk; beside it, `.<name>.made-by.json` records
+//! what made it (the model, the descriptor, the options that change predictions, the input
+//! shard's size and time). A rerun skips the shards whose output was made by the same (a killed
+//! job restarts where it stopped) and redoes the others, and `--shard i/n` splits the shards
+//! among processes without a coordinator.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 
 use xmc_methods::output::OutputFormat;
 
@@ -78,16 +81,81 @@ pub fn output_of(shard: &Path, out_dir: &Path, format: OutputFormat) -> PathBuf 
     out_dir.join(format!("{stem}.{ext}"))
 }
 
-/// One shard's plan: its input, its output, and whether the output is already there.
+/// What a run's outputs depend on besides each input shard: the model folder's hash, the
+/// dataset descriptor's, and the options that change predictions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub model: String,
+    pub dataset: String,
+    pub top_k: usize,
+    pub beam: usize,
+    pub skip_bad_rows: bool,
+    pub format: OutputFormat,
+}
+
+/// What made one output shard: the run's settings and the input shard as it was (size and
+/// modification time, so that a changed input is predicted again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeBy {
+    pub settings: RunSettings,
+    pub input_bytes: u64,
+    pub input_modified_ns: u128,
+}
+
+impl MadeBy {
+    pub fn of(input: &Path, settings: &RunSettings) -> Result<Self> {
+        let meta = std::fs::metadata(input).with_context(|| format!("reading {}", input.display()))?;
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        Ok(MadeBy { settings: settings.clone(), input_bytes: meta.len(), input_modified_ns: modified })
+    }
+
+    /// Where the record of `output` lives: `.<name>.made-by.json` beside it.
+    pub fn path_of(output: &Path) -> PathBuf {
+        let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        output.with_file_name(format!(".{name}.made-by.json"))
+    }
+
+    /// The record beside `output`, if there is a readable one.
+    pub fn read(output: &Path) -> Option<MadeBy> {
+        serde_json::from_slice(&std::fs::read(Self::path_of(output)).ok()?).ok()
+    }
+
+    /// Writes the record beside `output` durably (a temporary file, flushed, renamed, the folder
+    /// flushed), after the output itself is in place.
+    pub fn write(&self, output: &Path) -> Result<()> {
+        let path = Self::path_of(output);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new().prefix(".made-by.").suffix(".partial").tempfile_in(dir)?;
+        serde_json::to_writer_pretty(tmp.as_file(), self)?;
+        tmp.as_file().sync_all().with_context(|| format!("flushing {}", path.display()))?;
+        tmp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+        xmc_methods::output::sync_parent(&path)
+    }
+}
+
+/// Where a shard stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardState {
+    /// No output yet.
+    Todo,
+    /// An output made by this model with these options from this input: skipped.
+    Done,
+    /// An output made by something else (another model, other options, a changed input, or a
+    /// version that did not record it): predicted again.
+    Stale,
+}
+
+/// One shard's plan: its input, its output, and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPlan {
     pub input: PathBuf,
     pub output: PathBuf,
-    pub done: bool,
+    pub state: ShardState,
+    pub made_by: MadeBy,
 }
 
-/// The shards this process takes, with their outputs.
-pub fn plan(input: &Path, out_dir: &Path, format: OutputFormat, slice: Option<ShardSlice>) -> Result<Vec<ShardPlan>> {
+/// The shards this process takes, with their outputs and whether each was made by `settings`.
+pub fn plan(input: &Path, out_dir: &Path, format: OutputFormat, slice: Option<ShardSlice>, settings: &RunSettings) -> Result<Vec<ShardPlan>> {
     let shards = input_shards(input)?;
     let mut seen = std::collections::HashMap::new();
     for shard in &shards {
@@ -97,16 +165,21 @@ pub fn plan(input: &Path, out_dir: &Path, format: OutputFormat, slice: Option<Sh
         }
     }
     let slice = slice.unwrap_or(ShardSlice { index: 0, count: 1 });
-    Ok(shards
+    shards
         .into_iter()
         .enumerate()
         .filter(|(i, _)| i % slice.count == slice.index)
         .map(|(_, input)| {
             let output = output_of(&input, out_dir, format);
-            let done = output.is_file();
-            ShardPlan { input, output, done }
+            let made_by = MadeBy::of(&input, settings)?;
+            let state = match (output.is_file(), MadeBy::read(&output)) {
+                (false, _) => ShardState::Todo,
+                (true, Some(recorded)) if recorded == made_by => ShardState::Done,
+                (true, _) => ShardState::Stale,
+            };
+            Ok(ShardPlan { input, output, state, made_by })
         })
-        .collect())
+        .collect()
 }
 
 /// Removes the temporary files a killed run left for `output` (`.<name>.*.partial` beside it).
@@ -128,8 +201,12 @@ pub fn remove_stale_partials(output: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn settings(top_k: usize) -> RunSettings {
+        RunSettings { model: "m1".into(), dataset: "d1".into(), top_k, beam: 5, skip_bad_rows: false, format: OutputFormat::Parquet }
+    }
+
     #[test]
-    fn shards_are_listed_in_order_split_by_slice_and_skipped_when_done() {
+    fn shards_are_listed_in_order_split_by_slice_and_skipped_only_when_made_by_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in");
         std::fs::create_dir(&input).unwrap();
@@ -138,20 +215,32 @@ mod tests {
         }
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        std::fs::write(out.join("b.parquet"), "done").unwrap();
-        let all = plan(&input, &out, OutputFormat::Parquet, None).unwrap();
+        let settings = settings(5);
+        // b's output was made by these settings; c's by a run with another top_k; d's by a
+        // version that recorded nothing.
+        for (name, input_name, made_with) in [("b.parquet", "b.csv", Some(settings.clone())), ("c.parquet", "c.parquet", Some(self::settings(1))), ("d.parquet", "d.jsonl", None)] {
+            std::fs::write(out.join(name), "done").unwrap();
+            if let Some(made_with) = made_with {
+                MadeBy::of(&input.join(input_name), &made_with).unwrap().write(&out.join(name)).unwrap();
+            }
+        }
+        let all = plan(&input, &out, OutputFormat::Parquet, None, &settings).unwrap();
         let names: Vec<_> = all.iter().map(|p| p.input.file_name().unwrap().to_str().unwrap()).collect();
         assert_eq!(names, ["a.csv", "b.csv", "c.parquet", "d.jsonl"]);
-        assert_eq!(all.iter().map(|p| p.done).collect::<Vec<_>>(), [false, true, false, false]);
+        let states: Vec<ShardState> = all.iter().map(|p| p.state).collect();
+        assert_eq!(states, [ShardState::Todo, ShardState::Done, ShardState::Stale, ShardState::Stale]);
+        // A changed input shard is predicted again.
+        std::fs::write(input.join("b.csv"), "x,y").unwrap();
+        assert_eq!(plan(&input, &out, OutputFormat::Parquet, None, &settings).unwrap()[1].state, ShardState::Stale);
         let half: ShardSlice = "1/2".parse().unwrap();
-        let second = plan(&input, &out, OutputFormat::Parquet, Some(half)).unwrap();
+        let second = plan(&input, &out, OutputFormat::Parquet, Some(half), &settings).unwrap();
         assert_eq!(second.iter().map(|p| p.input.file_name().unwrap().to_str().unwrap()).collect::<Vec<_>>(), ["b.csv", "d.jsonl"]);
         // A pattern picks the same files.
-        let by_glob = plan(&input.join("*.csv"), &out, OutputFormat::Parquet, None).unwrap();
+        let by_glob = plan(&input.join("*.csv"), &out, OutputFormat::Parquet, None, &settings).unwrap();
         assert_eq!(by_glob.len(), 2);
         // Two shards that would write one output are refused.
         std::fs::write(input.join("a.parquet"), "x").unwrap();
-        assert!(plan(&input, &out, OutputFormat::Parquet, None).unwrap_err().to_string().contains("would both write"));
+        assert!(plan(&input, &out, OutputFormat::Parquet, None, &settings).unwrap_err().to_string().contains("would both write"));
     }
 
     #[test]
