@@ -50,6 +50,26 @@ def test_spark_answers_the_messy_products_as_the_command_line(model_dir, tmp_pat
     assert_same_answers({r["id"]: (list(r["labels"]), list(r["scores"])) for r in rows}, cli, "spark")
 
 
+def test_the_job_refuses_an_output_it_did_not_make_and_out_of_range_options(model_dir, tmp_path, capsys):
+    """Checked before Spark starts: nothing is deleted, nothing is started."""
+    from xmc.spark import main, output_mode
+
+    theirs = tmp_path / "someone-elses"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("precious")
+    job = ["--model", str(model_dir), "--input", "unused.parquet", "--output", str(theirs)]
+    with pytest.raises(SystemExit, match="already exists and is not an unfinished run.*--overwrite"):
+        main(job)
+    assert (theirs / "keep.txt").read_text() == "precious"
+    assert output_mode(str(theirs), overwrite=True) == "overwrite"
+    assert output_mode(str(tmp_path / "new"), overwrite=False) == "errorifexists"
+    for option, value in [("--top-k", "0"), ("--top-k", "1000000"), ("--beam", "-1"), ("--threads-per-task", "0")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["--model", str(model_dir), "--input", "x.parquet", "--output", str(tmp_path / "o"), f"{option}={value}"])
+        assert exit_.value.code == 2
+        assert option in capsys.readouterr().err
+
+
 def test_spark_predictions_equal_the_command_line(model_dir, tmp_path, spark):
     from xmc.spark import main, predict_dataframe
 
@@ -70,10 +90,18 @@ def test_spark_predictions_equal_the_command_line(model_dir, tmp_path, spark):
         assert all(abs(a - b) < 1e-5 for a, b in zip(row["scores"], [s for _, s in want["top_k"]]))
         assert row["error"] is None
 
-    # The job's command line writes the same as a Parquet folder.
+    # The job's command line writes the same as a Parquet folder. The folder holds what an
+    # interrupted run left (Spark's _temporary, no _SUCCESS): the rerun starts over and says so.
     out_dir = tmp_path / "spark-out"
-    main(["--model", str(model_dir), "--input", str(products), "--output", str(out_dir), "--top-k", "3"])
+    (out_dir / "_temporary" / "0").mkdir(parents=True)
+    (out_dir / "_temporary" / "0" / "part-00000.parquet").write_bytes(b"half")
+    job = ["--model", str(model_dir), "--input", str(products), "--output", str(out_dir), "--top-k", "3"]
+    main(job)
     written = pq.read_table(out_dir).to_pylist()
     assert sorted(r["id"] for r in written) == sorted(cli)
     assert all(r["path"] == cli[r["id"]]["path"] for r in written)
+    # Its finished output is not replaced by a rerun unless asked (refused before Spark starts).
+    with pytest.raises(SystemExit, match="finished output of an earlier run.*--overwrite"):
+        main(job)
+    assert (out_dir / "_SUCCESS").exists()
 
