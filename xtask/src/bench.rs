@@ -41,6 +41,10 @@ pub enum BenchCommand {
     /// Zero-shot labels: hold labels out of a cluster-search run's tree, insert them by nearest
     /// centroid, and measure how often their test records are found.
     ZeroShot(crate::zero_shot::ZeroShotArgs),
+    /// The fault suite: corrupted model folders, bad input bytes, killed sharded runs and abusive
+    /// clients of `xmc serve`, each in a child process; counts panics, aborts, hangs and rows lost
+    /// (all must be 0). `--short` is the sample `.ci/run` runs.
+    Faults(crate::faults::FaultsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -249,7 +253,7 @@ impl RankerBenchSettings {
     }
 }
 
-fn bench_dir() -> PathBuf {
+pub fn bench_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
     target.join("xmc-bench")
 }
@@ -267,6 +271,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
         BenchCommand::Ranker(args) => bench_ranker(args),
+        BenchCommand::Faults(args) => crate::faults::bench_faults(args),
     }
 }
 

@@ -6,6 +6,7 @@ mod models;
 mod modules;
 mod peers;
 mod serve_bench;
+mod faults;
 mod soak;
 mod zero_shot;
 
