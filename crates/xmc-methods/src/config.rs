@@ -287,7 +287,7 @@ mod fuzz {
             std::fs::write(&path, lines.join("\n")).unwrap();
             if let Err(e) = ExperimentConfig::load_with_env(&path, &[], std::iter::empty()) {
                 let message = format!("{e:#}");
-                prop_assert!(!message.is_empty());
+                prop_assert!(message.contains("exp.toml"), "the error names the file: {}", message);
             }
         }
     }

@@ -50,13 +50,37 @@ impl BertConfig {
                 message: format!("hidden_act `{}` is not supported (only `gelu`)", cfg.hidden_act),
             });
         }
-        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
-            return Err(ModelError::BadFile {
-                path: path.into(),
-                message: "hidden_size must be a multiple of num_attention_heads".into(),
-            });
-        }
+        cfg.check(path)?;
         Ok(cfg)
+    }
+
+    /// Checks the sizes against sane ranges before a model is allocated by them; errors name
+    /// `path` and the field.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        use crate::sizes::{MAX_DIM, MAX_LAYERS, check_epsilon, check_ranges};
+        check_ranges(
+            path,
+            &[
+                ("vocab_size", self.vocab_size, 1, MAX_DIM),
+                ("hidden_size", self.hidden_size, 1, MAX_DIM),
+                ("num_hidden_layers", self.num_hidden_layers, 1, MAX_LAYERS),
+                ("num_attention_heads", self.num_attention_heads, 1, MAX_LAYERS),
+                ("intermediate_size", self.intermediate_size, 1, MAX_DIM),
+                ("max_position_embeddings", self.max_position_embeddings, 1, MAX_DIM),
+                ("type_vocab_size", self.type_vocab_size, 1, 1024),
+            ],
+        )?;
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(ModelError::BadFile { path: path.into(), message: "`hidden_size` must be a multiple of `num_attention_heads`".into() });
+        }
+        check_epsilon(path, "layer_norm_eps", self.layer_norm_eps)
+    }
+
+    /// The parameters these sizes give, without overflow.
+    pub fn num_params(&self) -> u128 {
+        let [v, d, layers, f, pos, types] =
+            [self.vocab_size, self.hidden_size, self.num_hidden_layers, self.intermediate_size, self.max_position_embeddings, self.type_vocab_size].map(|x| x as u128);
+        (v + pos + types) * d + layers * (4 * d * d + 2 * d * f) 
     }
 
     pub fn init(&self, device: &Device) -> Bert {
@@ -217,6 +241,7 @@ impl SentenceEncoder {
         let config = BertConfig::load(&dir.join(Self::CONFIG))?;
         let mut tokenizer = Tokenizer::from_file(dir.join(Self::TOKENIZER)).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         tokenizer.with_padding(None);
+        crate::sizes::check_fits(&dir.join(Self::CONFIG), config.num_params(), &weights)?;
         let max_tokens = read_max_seq_length(dir).unwrap_or(256).min(config.max_position_embeddings);
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams { max_length: max_tokens, ..Default::default() }))

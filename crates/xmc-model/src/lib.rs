@@ -9,6 +9,7 @@ pub mod decode;
 mod device;
 pub mod dropout;
 mod error;
+pub mod sizes;
 pub mod t5;
 pub mod tokenizer;
 mod weights;

@@ -166,6 +166,9 @@ impl RankerConfig {
         if !(self.threshold.is_finite() && self.threshold >= 0.0) {
             return Err(format!("`ranker.threshold` = {} must be 0 or more", self.threshold));
         }
+        if self.ensemble.len() > 64 {
+            return Err(format!("`ranker.ensemble` holds {} trees: at most 64", self.ensemble.len()));
+        }
         if let Some(k) = self.ensemble.iter().find(|&&k| k < 2) {
             return Err(format!("`ranker.ensemble` holds branching factor {k}: each must be at least 2"));
         }

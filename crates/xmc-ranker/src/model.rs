@@ -31,6 +31,8 @@ pub const FORMAT: u32 = 1;
 pub const META_FILE: &str = "xr.json";
 const TFIDF_FILE: &str = "tfidf.json";
 const TREE_FILE: &str = "tree.json";
+/// The most trees beyond the first an ensemble may have (`ranker.ensemble`).
+const MAX_EXTRA_TREES: usize = 64;
 const WEIGHTS_FILE: &str = "weights.safetensors";
 /// Candidates the beam hands to the encoder's classifier (the true label is among the TF-IDF
 /// ranker's top 20 for ~96% of amazon-uk's validation records).
@@ -215,6 +217,9 @@ impl XrModel {
                 format!("written in xr format {} by xmc {}; this xmc reads format {FORMAT}: retrain it", meta.format, meta.xmc_version),
             ));
         }
+        if meta.extra_trees > MAX_EXTRA_TREES {
+            return Err(RankerError::model(&dir.join(META_FILE), format!("`extra_trees` = {} is more than {MAX_EXTRA_TREES}", meta.extra_trees)));
+        }
         let mut required: Vec<String> = [TREE_FILE, WEIGHTS_FILE, xmc_data::LABELS_FILE].map(String::from).to_vec();
         if meta.layout.kind.uses_sparse() {
             required.push(TFIDF_FILE.into());
@@ -227,6 +232,7 @@ impl XrModel {
         }
         let vectorizer = if meta.layout.kind.uses_sparse() {
             let v: TfidfVectorizer = read_json(&dir.join(TFIDF_FILE))?;
+            v.check().map_err(|e| RankerError::model(&dir.join(TFIDF_FILE), e))?;
             if v.dim() != meta.layout.sparse_dim {
                 return Err(RankerError::model(&dir.join(TFIDF_FILE), format!("{} features, but xr.json says {}", v.dim(), meta.layout.sparse_dim)));
             }

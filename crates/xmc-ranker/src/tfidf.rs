@@ -269,6 +269,28 @@ impl TfidfVectorizer {
         self
     }
 
+    /// Checks a loaded vectorizer: its config, each block's n-gram range (1 <= min <= max <=
+    /// 16) and one idf per term, finite and positive.
+    pub fn check(&self) -> Result<(), String> {
+        self.config.validate()?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (Analyzer::Word { min, max } | Analyzer::CharWb { min, max }) = block.analyzer;
+            if !(1 <= min && min <= max && max <= 16) {
+                return Err(format!("block {i}: n-gram range [{min}, {max}] must have 1 <= min <= max <= 16"));
+            }
+            if block.idf.len() != block.terms.len() {
+                return Err(format!("block {i}: {} idf values for {} terms", block.idf.len(), block.terms.len()));
+            }
+            if let Some(x) = block.idf.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                return Err(format!("block {i}: idf value {x} is not a positive number"));
+            }
+        }
+        if self.dim() > u32::MAX as usize {
+            return Err(format!("{} features: more than a feature id can name", self.dim()));
+        }
+        Ok(())
+    }
+
     /// The name of feature `id` (`w:` word n-gram, `c:` character n-gram), for inspection.
     pub fn feature_name(&self, id: u32) -> Option<String> {
         let mut id = id as usize;

@@ -90,9 +90,17 @@ impl TrainedModel {
             });
         }
         let t5_config: T5Config = read_json(&dir.join("t5.json"))?;
+        t5_config.check(&dir.join("t5.json"))?;
+        xmc_model::sizes::check_fits(&dir.join("t5.json"), t5_config.num_params(), &dir.join("model.bpk"))?;
         let labels = LabelSet::load(dir)?;
         let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
         let targets: Vec<Vec<u32>> = read_json(&dir.join("targets.json"))?;
+        if let Some(token) = targets.iter().flatten().find(|&&t| t as usize >= t5_config.vocab_size) {
+            return Err(TrainError::Artifact {
+                path: dir.join("targets.json"),
+                message: format!("token {token} is outside the model's vocabulary of {} (t5.json `vocab_size`)", t5_config.vocab_size),
+            });
+        }
         let trie = xmc_codes::PrefixTrie::from_codes(&targets)
             .map_err(|e| TrainError::Artifact { path: dir.join("targets.json"), message: e.to_string() })?;
         if targets.len() != labels.len() {

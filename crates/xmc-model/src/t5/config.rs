@@ -113,7 +113,7 @@ impl T5Config {
             }
         };
         let tie = hf.tie_word_embeddings.unwrap_or(true);
-        Ok(T5Config::new(hf.vocab_size, hf.d_model, hf.d_kv, hf.d_ff, hf.num_heads, hf.num_layers, hf.num_decoder_layers.unwrap_or(hf.num_layers))
+        let cfg = T5Config::new(hf.vocab_size, hf.d_model, hf.d_kv, hf.d_ff, hf.num_heads, hf.num_layers, hf.num_decoder_layers.unwrap_or(hf.num_layers))
             .with_relative_attention_num_buckets(hf.relative_attention_num_buckets)
             .with_relative_attention_max_distance(hf.relative_attention_max_distance)
             .with_dropout_rate(hf.dropout_rate)
@@ -123,7 +123,51 @@ impl T5Config {
             .with_scale_decoder_outputs(hf.scale_decoder_outputs.unwrap_or(tie))
             .with_pad_token_id(hf.pad_token_id)
             .with_eos_token_id(hf.eos_token_id)
-            .with_decoder_start_token_id(hf.decoder_start_token_id))
+            .with_decoder_start_token_id(hf.decoder_start_token_id);
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks the sizes against sane ranges (and the token ids against the vocabulary) before
+    /// a model is allocated by them; errors name `path` and the field.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        use crate::sizes::{MAX_DIM, MAX_LAYERS, check_epsilon, check_ranges, check_rate};
+        check_ranges(
+            path,
+            &[
+                ("vocab_size", self.vocab_size, 2, MAX_DIM),
+                ("d_model", self.d_model, 1, MAX_DIM),
+                ("d_kv", self.d_kv, 1, MAX_DIM),
+                ("d_ff", self.d_ff, 1, MAX_DIM),
+                ("num_heads", self.num_heads, 1, MAX_LAYERS),
+                ("num_layers", self.num_layers, 0, MAX_LAYERS),
+                ("num_decoder_layers", self.num_decoder_layers, 1, MAX_LAYERS),
+                ("relative_attention_num_buckets", self.relative_attention_num_buckets, 2, 4096),
+                ("relative_attention_max_distance", self.relative_attention_max_distance, 1, MAX_DIM),
+                ("pad_token_id", self.pad_token_id, 0, self.vocab_size - 1),
+                ("eos_token_id", self.eos_token_id, 0, self.vocab_size - 1),
+                ("decoder_start_token_id", self.decoder_start_token_id, 0, self.vocab_size - 1),
+            ],
+        )?;
+        check_epsilon(path, "layer_norm_epsilon", self.layer_norm_epsilon)?;
+        check_rate(path, "dropout_rate", self.dropout_rate)?;
+        if let Some(bert) = &self.bert_encoder {
+            bert.check(path)?;
+        }
+        Ok(())
+    }
+
+    /// The parameters these sizes give, without overflow (for [`crate::sizes::check_fits`]).
+    pub fn num_params(&self) -> u128 {
+        let [v, d, kv, ff, h, enc, dec, buckets] =
+            [self.vocab_size, self.d_model, self.d_kv, self.d_ff, self.num_heads, self.num_layers, self.num_decoder_layers, self.relative_attention_num_buckets].map(|x| x as u128);
+        let attn = 4 * d * kv * h;
+        let ffn = d * ff * if self.gated_gelu { 3 } else { 2 };
+        let encoder = match &self.bert_encoder {
+            Some(bert) => bert.num_params() + bert.hidden_size as u128 * d,
+            None => enc * (attn + ffn + 2 * d),
+        };
+        v * d * if self.tie_word_embeddings { 1 } else { 2 } + encoder + dec * (2 * attn + ffn + 3 * d) + 2 * buckets * h + 2 * d
     }
 
     pub fn num_params_estimate(&self) -> usize {
