@@ -42,6 +42,11 @@ impl LabelTree {
         if self.nodes.is_empty() {
             return bad("the tree has no root".into());
         }
+        // Each label is one leaf: a count above the leaves is refused before it sizes anything.
+        let leaves = self.nodes.iter().flat_map(|n| &n.children).filter(|c| matches!(c, Child::Label(_))).count();
+        if self.n_labels != leaves {
+            return bad(format!("`n_labels` = {} but the tree has {leaves} leaves", self.n_labels));
+        }
         let mut label_seen = vec![false; self.n_labels];
         let mut node_parents = vec![0u32; self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate() {

@@ -72,6 +72,11 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, pad_id, eos_id })
     }
 
+    /// Every id this tokenizer gives is below `vocab_size` (see [`crate::bert::check_token_ids`]).
+    pub fn check_ids(&self, path: &Path, vocab_size: usize) -> Result<()> {
+        crate::bert::check_token_ids(path, &self.inner, vocab_size)
+    }
+
     /// Loads a `tokenizer.json` (ours, or e.g. t5-small's, which has the same special tokens).
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_tokenizer(Tokenizer::from_file(path).map_err(tok_err)?)
@@ -198,6 +203,11 @@ pub struct InputTokenizer {
 }
 
 impl InputTokenizer {
+    /// Every id this tokenizer gives is below `vocab_size` (see [`crate::bert::check_token_ids`]).
+    pub fn check_ids(&self, path: &Path, vocab_size: usize) -> Result<()> {
+        crate::bert::check_token_ids(path, &self.inner, vocab_size)
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let mut inner = Tokenizer::from_file(path).map_err(tok_err)?;
         inner.with_padding(None);

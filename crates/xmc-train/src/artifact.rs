@@ -94,6 +94,7 @@ impl TrainedModel {
         xmc_model::sizes::check_fits(&dir.join("t5.json"), t5_config.num_params(), &dir.join("model.bpk"))?;
         let labels = LabelSet::load(dir)?;
         let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"))?;
+        tokenizer.check_ids(&dir.join("tokenizer.json"), t5_config.vocab_size)?;
         let targets: Vec<Vec<u32>> = read_json(&dir.join("targets.json"))?;
         if let Some(token) = targets.iter().flatten().find(|&&t| t as usize >= t5_config.vocab_size) {
             return Err(TrainError::Artifact {
@@ -113,7 +114,11 @@ impl TrainedModel {
                 if !path.is_file() {
                     return Err(TrainError::Artifact { path: dir.into(), message: format!("not a complete model folder: `{INPUT_TOKENIZER}` is missing (the model has a BERT encoder)") });
                 }
-                Some(xmc_model::InputTokenizer::load(&path)?)
+                let input = xmc_model::InputTokenizer::load(&path)?;
+                if let Some(bert) = &t5_config.bert_encoder {
+                    input.check_ids(&path, bert.vocab_size)?;
+                }
+                Some(input)
             }
             xmc_model::EncoderKind::T5 => None,
         };
