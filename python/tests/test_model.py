@@ -146,3 +146,18 @@ def test_a_rust_panic_is_an_xmc_error_and_the_interpreter_goes_on(model_dir):
     else:
         raise AssertionError("no exception")
     assert xmc.Model.load(model_dir).predict(["Hornby coach"], top_k=1)[0]
+
+
+def test_a_folder_with_a_number_past_its_files_is_an_xmc_error(model_dir, tmp_path):
+    """A count in a model folder that would size a huge allocation is refused by name, and the
+    interpreter goes on (an allocation failure would kill it)."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    tree = json.loads((broken / "tree.json").read_text())
+    tree["n_labels"] = 10**14
+    (broken / "tree.json").write_text(json.dumps(tree))
+    with pytest.raises(xmc.XmcError, match="tree.json.*n_labels|n_labels.*tree.json"):
+        xmc.Model.load(broken)
+    assert xmc.Model.load(model_dir).predict(["Hornby coach"], top_k=1)[0]

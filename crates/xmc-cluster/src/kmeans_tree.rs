@@ -136,7 +136,7 @@ pub fn load_tree(dir: &Path) -> Result<LabelTree> {
     let text = std::fs::read_to_string(&path).map_err(|e| ClusterError::io(&path, e))?;
     let tree: LabelTree =
         serde_json::from_str(&text).map_err(|e| ClusterError::Artifact { path: path.clone(), message: e.to_string() })?;
-    tree.validate()?;
+    tree.validate().map_err(|e| ClusterError::Artifact { path: path.clone(), message: e.to_string() })?;
     Ok(tree)
 }
 

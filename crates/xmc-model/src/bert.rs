@@ -221,8 +221,14 @@ pub struct SentenceEncoder {
 /// Every token id `tokenizer` can give is below `vocab_size` (the embedding's rows): a tokenizer
 /// file that names larger ids is refused when loaded, not when a text hits them.
 pub fn check_token_ids(path: &Path, tokenizer: &Tokenizer, vocab_size: usize) -> Result<()> {
-    if let Some((token, id)) = tokenizer.get_vocab(true).into_iter().find(|(_, id)| *id as usize >= vocab_size) {
+    let outside = |id: u32| id as usize >= vocab_size;
+    if let Some((token, id)) = tokenizer.get_vocab(true).into_iter().find(|&(_, id)| outside(id)) {
         return Err(ModelError::BadFile { path: path.into(), message: format!("token `{token}` has id {id}, outside the model's vocabulary of {vocab_size}") });
+    }
+    // The special tokens the post-processor adds ([CLS], [SEP], ...) are not in the vocabulary map.
+    let probe = tokenizer.encode("a", true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    if let Some(&id) = probe.get_ids().iter().find(|&&id| outside(id)) {
+        return Err(ModelError::BadFile { path: path.into(), message: format!("the post-processor adds token id {id}, outside the model's vocabulary of {vocab_size}") });
     }
     Ok(())
 }

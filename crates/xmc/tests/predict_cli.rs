@@ -204,3 +204,50 @@ fn a_sharded_rerun_redoes_the_shards_made_by_another_model_or_other_options() {
     assert!(changed.contains("1 done already, 1 to predict"), "{changed}");
     assert_eq!(widths().len(), 18);
 }
+
+/// A copy of the fixture folder of `method` with the JSON number at `pointer` in `file` set to
+/// `value`.
+fn altered_folder(dir: &Path, method: &str, file: &str, pointer: &str, value: serde_json::Value) -> PathBuf {
+    let from = fixtures().join(method);
+    let to = dir.join(format!("{method}-{}", file.replace('/', "-")));
+    for entry in walkdir::WalkDir::new(&from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(&from).unwrap());
+        if entry.file_type().is_dir() { std::fs::create_dir_all(&target).unwrap() } else { std::fs::copy(entry.path(), &target).unwrap(); }
+    }
+    let path = to.join(file);
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    *json.pointer_mut(pointer).unwrap_or_else(|| panic!("{file} has no {pointer}")) = value;
+    std::fs::write(&path, json.to_string()).unwrap();
+    to
+}
+
+/// Counts and sizes read from a model folder are checked against the folder's other files and
+/// sane limits before they size anything: each case is an error naming the file and the field,
+/// not an allocation failure (SIGABRT) or a panic.
+#[test]
+fn model_folder_numbers_are_checked_before_they_size_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    write_csv(&input, &products(3));
+    let huge = serde_json::json!(100_000_000_000_000u64);
+    let cases: Vec<(&str, &str, &str, serde_json::Value, &[&str])> = vec![
+        ("xr", "tree.json", "/n_labels", huge.clone(), &["tree.json", "n_labels"]),
+        ("cluster-search", "tree.json", "/n_labels", huge.clone(), &["tree.json", "n_labels"]),
+        ("xr", "xr.json", "/extra_trees", huge.clone(), &["xr.json", "extra_trees"]),
+        ("generative", "t5.json", "/num_layers", huge.clone(), &["t5.json", "num_layers"]),
+        ("generative", "t5.json", "/d_model", serde_json::json!(32007), &["t5.json", "model.bpk"]),
+        ("generative", "t5.json", "/layer_norm_epsilon", serde_json::json!(0.0), &["t5.json", "layer_norm_epsilon"]),
+        ("generative", "targets.json", "/0/0", serde_json::json!(7007), &["targets.json", "vocab"]),
+        ("xr", "classifier-encoder/config.json", "/num_hidden_layers", huge.clone(), &["config.json", "num_hidden_layers"]),
+        ("xr", "tfidf.json", "/blocks/0/analyzer/min", serde_json::json!(0), &["tfidf.json", "n-gram"]),
+    ];
+    for (method, file, pointer, value, says) in cases {
+        let folder = altered_folder(dir.path(), method, file, pointer, value);
+        let out = dir.path().join("out.jsonl");
+        let done = run(&["predict", "--model", folder.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+        let err = stderr(&done);
+        assert_eq!(done.status.code(), Some(1), "{method}/{file} {pointer}: {err}");
+        assert!(says.iter().all(|s| err.contains(s)) && !err.contains("panicked"), "{method}/{file} {pointer}: {err}");
+    }
+}
