@@ -44,8 +44,8 @@ impl LabelTree {
         }
         // Each label is one leaf: a count above the leaves is refused before it sizes anything.
         let leaves = self.nodes.iter().flat_map(|n| &n.children).filter(|c| matches!(c, Child::Label(_))).count();
-        if self.n_labels != leaves {
-            return bad(format!("`n_labels` = {} but the tree has {leaves} leaves", self.n_labels));
+        if self.n_labels > leaves {
+            return bad(format!("`n_labels` = {} but the tree has {leaves} leaves: label {leaves} is not in the tree", self.n_labels));
         }
         let mut label_seen = vec![false; self.n_labels];
         let mut node_parents = vec![0u32; self.nodes.len()];

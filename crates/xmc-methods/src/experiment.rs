@@ -53,12 +53,14 @@ impl ExperimentConfig {
             .with_context(|| format!("reading {}", path.display()))?
             .try_deserialize()
             .with_context(|| format!("reading {}", path.display()))?;
+        check_numbers("", &merged).with_context(|| format!("invalid experiment config {}", path.display()))?;
         let cfg: ExperimentConfig =
             serde_json::from_value(merged.clone()).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), explain(&merged, e)))?;
         cfg.validate().with_context(|| format!("invalid experiment config {}", path.display()))?;
         Ok(cfg)
     }
 
+    /// Every section's checks (each key's own range), then the method's.
     pub fn validate(&self) -> Result<()> {
         if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("`name` = {:?} must be non-empty and use only letters, digits, `-`, `_` and `.`", self.name);
@@ -89,5 +91,63 @@ impl ExperimentConfig {
         let settings = method.predict_settings(self);
         crate::limits::check_search(settings.beam, settings.top_k).with_context(|| format!("the `{}` method's beam or top_k", method.name()))?;
         method.validate(self)
+    }
+}
+
+/// The largest whole number a config key may hold (seeds excepted); keys that size work have
+/// tighter ranges in their section's checks.
+pub const MAX_CONFIG_INTEGER: u64 = 1_000_000_000;
+
+/// Every number of a config: whole numbers (but seeds) at most [`MAX_CONFIG_INTEGER`] in size,
+/// and none infinite or NaN; named by its dotted key.
+fn check_numbers(key: &str, value: &serde_json::Value) -> Result<()> {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                check_numbers(&if key.is_empty() { k.clone() } else { format!("{key}.{k}") }, v)?;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                check_numbers(key, item)?;
+            }
+        }
+        serde_json::Value::Number(n) if !key.ends_with("seed") => {
+            let too_big = n.as_u64().map(|v| v > MAX_CONFIG_INTEGER).or(n.as_i64().map(|v| v.unsigned_abs() > MAX_CONFIG_INTEGER)).unwrap_or(false);
+            if too_big {
+                bail!("`{key}` = {n} is larger than any setting takes (at most {MAX_CONFIG_INTEGER})");
+            }
+            if n.as_f64().is_some_and(|f| !f.is_finite()) {
+                bail!("`{key}` = {n} is not a finite number");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config number that would size work past any sane amount is refused by its key before
+    /// any work, whichever section it is in.
+    #[test]
+    fn config_numbers_outside_their_ranges_are_refused_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.toml");
+        for (text, says) in [
+            ("[train]\nbatch_size = 1000000000000\n", "train.batch_size"),
+            ("[train]\nbatch_size = 100000\n", "train.batch_size"),
+            ("[tree]\nbranching = 5000000000\n", "tree.branching"),
+            ("method = \"xr\"\n[ranker]\nbeam = 5000\n", "beam"),
+            ("[model]\ntop_k = 0\n", "top_k"),
+        ] {
+            std::fs::write(&path, format!("name = \"t\"\n{text}")).unwrap();
+            let err = format!("{:#}", ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).unwrap_err());
+            assert!(err.contains(says) && err.contains("exp.toml"), "{text}: {err}");
+        }
+        std::fs::write(&path, "name = \"t\"\n[train]\nseed = 9223372036854775807\n").unwrap();
+        assert!(ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).is_ok(), "a seed may be any whole number TOML holds");
     }
 }

@@ -68,9 +68,9 @@ impl TrainConfig {
         if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
             return Err(format!("`train.learning_rate` = {} must be in (0, 1]", self.learning_rate));
         }
-        for (name, value) in [("batch_size", self.batch_size), ("max_epochs", self.max_epochs), ("max_input_tokens", self.max_input_tokens)] {
-            if value == 0 {
-                return Err(format!("`train.{name}` must be at least 1"));
+        for (name, value, max) in [("batch_size", self.batch_size, 65_536), ("max_epochs", self.max_epochs, 100_000), ("max_input_tokens", self.max_input_tokens, 8192)] {
+            if !(1..=max).contains(&value) {
+                return Err(format!("`train.{name}` = {value} must be between 1 and {max}"));
             }
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {

@@ -2,7 +2,7 @@
 //! shard per input shard, written under a temporary name and renamed when complete, so a shard's
 //! output exists only when it is whole and on disk; beside it, `.<name>.made-by.json` records
 //! what made it (the model, the descriptor, the options that change predictions, the input
-//! shard's size and time). A rerun skips the shards whose output was made by the same (a killed
+//! shard's content hash). A rerun skips the shards whose output was made by the same (a killed
 //! job restarts where it stopped) and redoes the others, and `--shard i/n` splits the shards
 //! among processes without a coordinator.
 
@@ -93,20 +93,17 @@ pub struct RunSettings {
     pub format: OutputFormat,
 }
 
-/// What made one output shard: the run's settings and the input shard as it was (size and
-/// modification time, so that a changed input is predicted again).
+/// What made one output shard: the run's settings and the input shard's content (its SHA-256,
+/// so that a changed input is predicted again and an identical copy is not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MadeBy {
     pub settings: RunSettings,
-    pub input_bytes: u64,
-    pub input_modified_ns: u128,
+    pub input_sha256: String,
 }
 
 impl MadeBy {
     pub fn of(input: &Path, settings: &RunSettings) -> Result<Self> {
-        let meta = std::fs::metadata(input).with_context(|| format!("reading {}", input.display()))?;
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        Ok(MadeBy { settings: settings.clone(), input_bytes: meta.len(), input_modified_ns: modified })
+        Ok(MadeBy { settings: settings.clone(), input_sha256: xmc_pipeline::fingerprint::file_sha256(input)? })
     }
 
     /// Where the record of `output` lives: `.<name>.made-by.json` beside it.
