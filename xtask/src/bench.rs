@@ -253,7 +253,7 @@ impl RankerBenchSettings {
     }
 }
 
-pub fn bench_dir() -> PathBuf {
+fn bench_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
     target.join("xmc-bench")
 }
@@ -271,7 +271,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Serve(args) => crate::serve_bench::bench_serve(args),
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
         BenchCommand::Ranker(args) => bench_ranker(args),
-        BenchCommand::Faults(args) => crate::faults::bench_faults(args),
+        BenchCommand::Faults(args) => crate::faults::bench_faults(args, &bench_dir()),
     }
 }
 

@@ -669,7 +669,8 @@ fn server(args: &FaultsArgs, rng: &mut Xoshiro256PlusPlus) -> Result<Tally> {
 
 // ---------------------------------------------------------------------------------------------
 
-pub fn bench_faults(args: FaultsArgs) -> Result<ExitCode> {
+/// Runs the suite; the list of bad cases, if any, goes to `out_dir`.
+pub fn bench_faults(args: FaultsArgs, out_dir: &Path) -> Result<ExitCode> {
     let work = tempfile::tempdir()?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed);
     let started = Instant::now();
@@ -702,8 +703,8 @@ pub fn bench_faults(args: FaultsArgs) -> Result<ExitCode> {
         println!("{line}");
     }
     if !bad.is_empty() {
-        let list = crate::bench::bench_dir().join("faults-bad-cases.txt");
-        std::fs::create_dir_all(list.parent().expect("a folder"))?;
+        let list = out_dir.join("faults-bad-cases.txt");
+        std::fs::create_dir_all(out_dir)?;
         std::fs::write(&list, bad.join("\n") + "\n")?;
         println!("{} bad cases in all, listed in {}", bad.len(), list.display());
     }
