@@ -332,5 +332,7 @@ fn _xmc(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_at_the_boundary, m)?)?;
     m.add("XmcError", m.py().get_type::<XmcError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_TOP_K", xmc_methods::limits::MAX_TOP_K)?;
+    m.add("MAX_BEAM", xmc_methods::limits::MAX_BEAM)?;
     Ok(())
 }

@@ -73,11 +73,16 @@ def test_errors_carry_the_rust_message(model_dir, tmp_path):
         ({"top_k": 10**12}, "top_k must be between 1 and 1000"),
         ({"beam": 0}, "beam must be between 1 and 1000, not 0"),
         ({"beam": 10**6}, "beam must be between 1 and 1000"),
+        ({"top_k": 10**30}, "top_k must be between 1 and 1000"),
+        ({"top_k": "3"}, "top_k must be a whole number"),
     ]:
         with pytest.raises(xmc.XmcError, match=says):
             m.predict(["Hornby coach"], **keywords)
         with pytest.raises(xmc.XmcError, match=says):
             m.predict_frame(pd.DataFrame({"title": ["Hornby coach"]}), **keywords)
+    # The Rust side checks the same ranges for callers of the extension module itself.
+    with pytest.raises(xmc.XmcError, match="top_k must be between 1 and 1000, not 0"):
+        m._inner.predict(["Hornby coach"], 0, None)
     with pytest.raises(TypeError):
         m.predict("Hornby coach")
     with pytest.raises(xmc.XmcError, match="already exists"):

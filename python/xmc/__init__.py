@@ -22,6 +22,20 @@ from ._xmc import XmcError, __version__
 __all__ = ["Model", "XmcError", "train", "__version__"]
 
 
+def _search_args(top_k: Any, beam: Any) -> tuple[int, int | None]:
+    """`top_k` and `beam` checked before they reach Rust: whole numbers in their ranges (the same
+    limits as the command line's), as XmcError naming the keyword, also for ints too large for
+    Rust to take."""
+    for name, value, limit in (("top_k", top_k, _xmc.MAX_TOP_K), ("beam", beam, _xmc.MAX_BEAM)):
+        if value is None and name == "beam":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise XmcError(f"{name} must be a whole number, not {value!r}")
+        if not 1 <= value <= limit:
+            raise XmcError(f"{name} must be between 1 and {limit}, not {value}")
+    return top_k, beam
+
+
 def _to_arrow(frame: Any) -> tuple[pa.Table, str]:
     """The frame as a pyarrow Table, and which kind it was ("pandas", "polars" or "arrow")."""
     module = type(frame).__module__.split(".")[0]
@@ -77,6 +91,7 @@ class Model:
         """The top `top_k` (label path, confidence) of each title, best first."""
         if isinstance(titles, str):
             raise TypeError("predict takes a list of titles; wrap a single title in a list")
+        top_k, beam = _search_args(top_k, beam)
         return self._inner.predict(list(titles), top_k, beam)
 
     def predict_frame(self, frame: Any, top_k: int = 5, beam: int | None = None, skip_bad_rows: bool = False) -> Any:
@@ -84,12 +99,14 @@ class Model:
         mapped by the model's dataset descriptor. Returns a frame of the same kind with one row
         per input row, in order: id, path, score, labels, scores, error (set, with
         `skip_bad_rows`, for rows that cannot be read; otherwise such a row raises)."""
+        top_k, beam = _search_args(top_k, beam)
         table, kind = _to_arrow(frame)
         out = self._inner.predict_arrow(table, top_k, beam, skip_bad_rows)
         return _from_arrow(out, kind)
 
     def predict_arrow(self, table: pa.Table | pa.RecordBatch, top_k: int = 5, beam: int | None = None, skip_bad_rows: bool = False) -> pa.Table:
         """`predict_frame` for Arrow data (what Spark's mapInArrow hands over)."""
+        top_k, beam = _search_args(top_k, beam)
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         return self._inner.predict_arrow(table, top_k, beam, skip_bad_rows)
