@@ -1,5 +1,6 @@
 """The field's tools on xmc's exact split: fastText supervised, Omikuji (Parabel-style trees on
-TF-IDF) and PECOS XR-Linear (PIFA + hierarchical k-means + linear rankers on TF-IDF).
+TF-IDF), PECOS XR-Linear (PIFA + hierarchical k-means + linear rankers on TF-IDF) and
+scikit-learn's LinearSVC on TF-IDF (one-vs-rest, what a catalogue team tries first).
 
 Called by `cargo xtask bench peers`, which writes `train.tsv` / `test.tsv` (label id, TAB, the
 model input rendered by xmc's template) and scores the rankings written here with xmc's metrics.
@@ -88,6 +89,32 @@ def run_omikuji(d, y, x, test_x, n_labels, threads):
     return {"version": "omikuji 0.5.2 (Parabel defaults)", "train_seconds": trained - started, "predict_seconds": done - trained, "ranked": ranked}
 
 
+def run_linearsvc(d, y, x, test_x, threads):
+    """TF-IDF (word 1-2-grams + char_wb 2-5-grams, sublinear tf, each block L2 normalised and the
+    two side by side, as scikit-learn's FeatureUnion of two TfidfVectorizers gives) + LinearSVC
+    (C = 1, squared hinge, one-vs-rest), ranked by decision value."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn import __version__ as sklearn_version
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    started = time.perf_counter()
+    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, dtype=np.float32)
+    features = lambda texts, fit: sp.hstack([(v.fit_transform if fit else v.transform)(texts) for v in (words, chars)]).tocsr()
+    X = features(x, True)
+    model = LinearSVC(C=1.0, loss="squared_hinge").fit(X, np.array(y))
+    trained = time.perf_counter()
+    scores = model.decision_function(features(test_x, False))
+    if scores.ndim == 1:  # two classes
+        scores = np.stack([-scores, scores], axis=1)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+    ranked = [[int(model.classes_[j]) for j in row] for row in top]
+    done = time.perf_counter()
+    return {"version": f"scikit-learn {sklearn_version} (LinearSVC, C=1, word 1-2 + char_wb 2-5 TF-IDF)", "train_seconds": trained - started, "predict_seconds": done - trained, "ranked": ranked}
+
+
 def run_pecos(d, y, x, test_x, n_labels, threads):
     import numpy as np
     import scipy.sparse as sp
@@ -130,6 +157,8 @@ def main():
                 out[tool] = run_omikuji(d, y, x, test_x, n_labels, threads)
             elif tool == "pecos":
                 out[tool] = run_pecos(d, y, x, test_x, n_labels, threads)
+            elif tool == "linearsvc":
+                out[tool] = run_linearsvc(d, y, x, test_x, threads)
             else:
                 raise ValueError(f"unknown tool {tool}")
         except ImportError as e:

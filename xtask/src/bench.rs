@@ -30,7 +30,7 @@ pub enum BenchCommand {
     /// Embed 14,262 synthetic label paths with the sentence encoder (burn, and sentence-transformers
     /// for reference) and build the k = 6 tree.
     Tree(TreeBenchArgs),
-    /// fastText, Omikuji and PECOS XR-Linear on xmc's split, scored with xmc's metrics, next to
+    /// fastText, Omikuji, PECOS XR-Linear and LinearSVC on TF-IDF on xmc's split, scored with xmc's metrics, next to
     /// finished xmc runs.
     Peers(crate::peers::PeersBenchArgs),
     /// Records/s and p50/p99 latency of `xmc serve` over loopback, batch sizes 1 and 32.

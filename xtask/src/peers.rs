@@ -1,5 +1,6 @@
-//! `cargo xtask bench peers`: fastText, Omikuji and PECOS XR-Linear trained and scored on exactly
-//! xmc's split with xmc's metrics, next to finished xmc runs, in one table.
+//! `cargo xtask bench peers`: fastText, Omikuji, PECOS XR-Linear and scikit-learn's LinearSVC on
+//! TF-IDF trained and scored on exactly xmc's split with xmc's metrics, next to finished xmc
+//! runs, in one table.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ pub struct PeersBenchArgs {
     /// Experiment config whose `[data]` section prepares the split when no run has one.
     #[arg(long)]
     config: Option<PathBuf>,
-    #[arg(long, default_value = "fasttext,omikuji,pecos")]
+    /// The peers to run: fasttext, omikuji, pecos, linearsvc.
+    #[arg(long, default_value = "fasttext,omikuji,pecos,linearsvc")]
     tools: String,
     /// Python with the peers installed (or $XMC_BENCH_PYTHON); default: a virtualenv under
     /// target/xmc-bench made on first use.
