@@ -228,3 +228,17 @@ fn a_served_model_does_not_read_its_folder_after_loading() {
     let out: Value = serde_json::from_str(&body).unwrap();
     assert!(out["predictions"][0]["path"].is_string(), "{out}");
 }
+
+/// Options built in code are held to the command line's ranges: a `max_top_k` past
+/// `xmc_methods::limits::MAX_TOP_K`, or a default `top_k` past `max_top_k`, is refused at start.
+#[test]
+fn options_out_of_range_are_refused_before_listening() {
+    let model_dir = repo_root().join("tests/fixtures/folders/xr");
+    for opts in [
+        xmc::serve::ServeOptions { max_top_k: 5000, ..Default::default() },
+        xmc::serve::ServeOptions { top_k: 20, max_top_k: 10, ..Default::default() },
+    ] {
+        let err = xmc::serve::start(&model_dir, "127.0.0.1:0".parse().unwrap(), opts).err().expect("refused");
+        assert!(format!("{err:#}").contains("max_top_k"), "{err:#}");
+    }
+}

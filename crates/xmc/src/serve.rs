@@ -425,6 +425,13 @@ pub fn router(model: Predictor, input: ModelInput, name: String, model_id: Strin
         .build()
         .with_context(|| format!("starting {threads} prediction threads"))?;
     anyhow::ensure!(opts.max_in_flight >= 1, "max_in_flight must be at least 1");
+    anyhow::ensure!(
+        (1..=limits::MAX_TOP_K).contains(&opts.max_top_k) && (1..=opts.max_top_k).contains(&opts.top_k),
+        "max_top_k ({}) must be between 1 and {}, and top_k ({}) between 1 and max_top_k",
+        opts.max_top_k,
+        limits::MAX_TOP_K,
+        opts.top_k
+    );
     let metrics = crate::serve_metrics::ServeMetrics::new(&model_id, model.method());
     let in_flight = Arc::new(tokio::sync::Semaphore::new(opts.max_in_flight));
     let engine = Arc::new(Engine { model, input, pool });
