@@ -75,8 +75,8 @@ struct Tally {
     by_outcome: BTreeMap<Outcome, usize>,
     rows_lost: u64,
     peak_rss: u64,
-    /// The first few bad cases, to print.
-    examples: Vec<String>,
+    /// Every panic, abort, hang or loss, described.
+    bad_cases: Vec<String>,
 }
 
 impl Tally {
@@ -85,14 +85,14 @@ impl Tally {
         *self.by_outcome.entry(outcome).or_default() += 1;
         self.peak_rss = self.peak_rss.max(rss);
         if matches!(outcome, Outcome::Panic | Outcome::Abort | Outcome::Hang) {
-            self.examples.push(format!("{outcome:?}: {}", what()));
+            self.bad_cases.push(format!("{outcome:?}: {}", what()));
         }
     }
 
     fn lose(&mut self, rows: u64, what: impl FnOnce() -> String) {
         self.rows_lost += rows;
         if rows > 0 {
-            self.examples.push(format!("{rows} rows lost: {}", what()));
+            self.bad_cases.push(format!("{rows} rows lost: {}", what()));
         }
     }
 
@@ -112,17 +112,14 @@ struct Finished {
     rss: u64,
 }
 
-/// Runs `command` to its end (killed after `limit`), classifying the exit.
-fn run_classified(mut command: Command, limit: Duration) -> Result<Finished> {
-    let stderr_file = tempfile::tempfile()?;
-    command.stdout(Stdio::null()).stderr(stderr_file.try_clone()?);
-    let mut child = command.spawn().context("starting an xmc child")?;
+/// Reaps `child`, killing it if it runs past `limit`: its wait status (`None` when it had to be
+/// killed) and its peak RSS in bytes.
+fn reap(child: &mut std::process::Child, limit: Duration) -> Result<(Option<libc::c_int>, u64)> {
     let pid = child.id() as libc::pid_t;
     let started = Instant::now();
-    let mut status = 0;
+    let (mut status, mut killed) = (0, false);
     // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let mut hung = false;
     loop {
         let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         if waited == pid {
@@ -131,20 +128,30 @@ fn run_classified(mut command: Command, limit: Duration) -> Result<Finished> {
         if waited < 0 {
             bail!("wait4: {}", std::io::Error::last_os_error());
         }
-        if started.elapsed() > limit && !hung {
-            hung = true;
+        if started.elapsed() > limit && !killed {
+            killed = true;
             let _ = child.kill();
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    Ok(((!killed).then_some(status), usage.ru_maxrss as u64 * 1024))
+}
+
+/// Runs `command` to its end (killed after `limit`), classifying the exit.
+fn run_classified(mut command: Command, limit: Duration) -> Result<Finished> {
+    let stderr_file = tempfile::tempfile()?;
+    command.stdout(Stdio::null()).stderr(stderr_file.try_clone()?);
+    let mut child = command.spawn().context("starting an xmc child")?;
+    let (status, rss) = reap(&mut child, limit)?;
     let mut stderr = String::new();
     let mut file = stderr_file;
     use std::io::Seek;
     file.seek(std::io::SeekFrom::Start(0))?;
     file.read_to_string(&mut stderr).ok();
-    let outcome = if hung {
-        Outcome::Hang
-    } else if libc::WIFSIGNALED(status) {
+    let Some(status) = status else {
+        return Ok(Finished { outcome: Outcome::Hang, stderr, rss });
+    };
+    let outcome = if libc::WIFSIGNALED(status) {
         Outcome::Abort
     } else if stderr.contains("panicked") || libc::WEXITSTATUS(status) == 101 {
         Outcome::Panic
@@ -158,7 +165,7 @@ fn run_classified(mut command: Command, limit: Duration) -> Result<Finished> {
     } else {
         Outcome::Error
     };
-    Ok(Finished { outcome, stderr, rss: usage.ru_maxrss as u64 * 1024 })
+    Ok(Finished { outcome, stderr, rss })
 }
 
 fn xmc(args: &[&str]) -> Result<Command> {
@@ -550,14 +557,23 @@ fn killed_shards(args: &FaultsArgs, work: &Path, rng: &mut Xoshiro256PlusPlus) -
 // ---------------------------------------------------------------------------------------------
 // Server
 
-fn send_raw(addr: SocketAddr, bytes: &[u8], then_wait: Duration) -> Option<u16> {
+/// The status code of an HTTP response, if there was one.
+fn status_of(response: &[u8]) -> Option<u16> {
+    String::from_utf8_lossy(response).split(' ').nth(1).and_then(|s| s.parse().ok())
+}
+
+/// Sends `bytes` on a new connection (closing its writing side when `half_close`) and reads the
+/// answer to its end.
+fn send_raw(addr: SocketAddr, bytes: &[u8], half_close: bool) -> Option<u16> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     stream.write_all(bytes).ok()?;
-    std::thread::sleep(then_wait);
+    if half_close {
+        stream.shutdown(std::net::Shutdown::Write).ok()?;
+    }
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response).split(' ').nth(1).and_then(|s| s.parse().ok())
+    status_of(&response)
 }
 
 fn server(args: &FaultsArgs, rng: &mut Xoshiro256PlusPlus) -> Result<Tally> {
@@ -584,33 +600,23 @@ fn server(args: &FaultsArgs, rng: &mut Xoshiro256PlusPlus) -> Result<Tally> {
     let mut statuses: BTreeMap<String, BTreeMap<Option<u16>, usize>> = BTreeMap::new();
     for _ in 0..rounds {
         let garbage: Vec<u8> = (0..below(rng, 1..200)).map(|_| rng.next_u64() as u8).collect();
-        let kinds: Vec<(&str, Vec<u8>, Duration)> = vec![
-            ("stalled body", [head(100).as_bytes(), b"{"].concat(), Duration::ZERO),
-            ("stalled headers", b"POST /predict HTTP/1.1\r\nHost: x\r\n".to_vec(), Duration::ZERO),
-            ("truncated body", [head(100).as_bytes(), &good[..10]].concat(), Duration::ZERO),
-            ("oversized body", [head(200_000).as_bytes(), &vec![b' '; 200_000]].concat(), Duration::ZERO),
-            ("garbage", garbage, Duration::ZERO),
-            ("valid", [head(good.len()).as_bytes(), good].concat(), Duration::ZERO),
+        let kinds: Vec<(&str, Vec<u8>)> = vec![
+            ("stalled body", [head(100).as_bytes(), b"{"].concat()),
+            ("stalled headers", b"POST /predict HTTP/1.1\r\nHost: x\r\n".to_vec()),
+            ("truncated body", [head(100).as_bytes(), &good[..10]].concat()),
+            ("oversized body", [head(200_000).as_bytes(), &vec![b' '; 200_000]].concat()),
+            ("garbage", garbage),
+            ("valid", [head(good.len()).as_bytes(), good].concat()),
         ];
         // All at once, each on its own connection.
         let answers: Vec<(String, Option<u16>, Duration)> = std::thread::scope(|scope| {
             let workers: Vec<_> = kinds
                 .iter()
-                .map(|(kind, bytes, wait)| {
+                .map(|(kind, bytes)| {
                     scope.spawn(move || {
                         let started = Instant::now();
-                        let status = if *kind == "truncated body" {
-                            // Send part of the body, then close the writing side.
-                            TcpStream::connect(addr).ok().and_then(|mut s| {
-                                s.write_all(bytes).ok()?;
-                                s.shutdown(std::net::Shutdown::Write).ok()?;
-                                let mut r = Vec::new();
-                                let _ = s.read_to_end(&mut r);
-                                String::from_utf8_lossy(&r).split(' ').nth(1).and_then(|x| x.parse().ok())
-                            })
-                        } else {
-                            send_raw(addr, bytes, *wait)
-                        };
+                        // A truncated body: part of it, then the writing side closed.
+                        let status = send_raw(addr, bytes, *kind == "truncated body");
                         (kind.to_string(), status, started.elapsed())
                     })
                 })
@@ -632,7 +638,7 @@ fn server(args: &FaultsArgs, rng: &mut Xoshiro256PlusPlus) -> Result<Tally> {
         }
     }
     // Still healthy, then SIGTERM with a client stalled mid-body: exits 0 within the drain time.
-    let health = send_raw(addr, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", Duration::ZERO);
+    let health = send_raw(addr, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false);
     tally.add(if health == Some(200) { Outcome::Answer } else { Outcome::Abort }, 0, || format!("health after the abuse: {health:?}"));
     let mut stalled = TcpStream::connect(addr)?;
     stalled.write_all([head(100).as_bytes(), b"{"].concat().as_slice())?;
@@ -640,28 +646,14 @@ fn server(args: &FaultsArgs, rng: &mut Xoshiro256PlusPlus) -> Result<Tally> {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let started = Instant::now();
-    let pid = child.id() as libc::pid_t;
-    let (mut exit_status, mut reaped) = (0, false);
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    while started.elapsed() < Duration::from_secs(15) {
-        if unsafe { libc::wait4(pid, &mut exit_status, libc::WNOHANG, &mut usage) } == pid {
-            reaped = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = reaped.then(|| if libc::WIFEXITED(exit_status) { libc::WEXITSTATUS(exit_status) } else { -1 });
+    let (waited, rss) = reap(&mut child, Duration::from_secs(15))?;
+    let status = waited.map(|s| if libc::WIFEXITED(s) { libc::WEXITSTATUS(s) } else { -1 });
     let exited = match status {
         Some(0) if started.elapsed() < Duration::from_secs(6) => Outcome::Answer,
         Some(_) => Outcome::Abort,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Outcome::Hang
-        }
+        None => Outcome::Hang,
     };
-    tally.add(exited, usage.ru_maxrss as u64 * 1024, || format!("SIGTERM with a stalled client: {status:?} after {:?}", started.elapsed()));
+    tally.add(exited, rss, || format!("SIGTERM with a stalled client: {status:?} after {:?}", started.elapsed()));
     eprintln!("server statuses by kind: {statuses:?}");
     drop(stalled);
     Ok(tally)
@@ -698,7 +690,7 @@ pub fn bench_faults(args: FaultsArgs, out_dir: &Path) -> Result<ExitCode> {
         );
         failed |= t.failed();
     }
-    let bad: Vec<String> = parts.iter().flat_map(|(name, t)| t.examples.iter().map(move |e| format!("{name}: {e}"))).collect();
+    let bad: Vec<String> = parts.iter().flat_map(|(name, t)| t.bad_cases.iter().map(move |e| format!("{name}: {e}"))).collect();
     for line in bad.iter().take(20) {
         println!("{line}");
     }

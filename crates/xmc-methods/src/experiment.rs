@@ -113,8 +113,7 @@ fn check_numbers(key: &str, value: &serde_json::Value) -> Result<()> {
             }
         }
         serde_json::Value::Number(n) if !key.ends_with("seed") => {
-            let too_big = n.as_u64().map(|v| v > MAX_CONFIG_INTEGER).or(n.as_i64().map(|v| v.unsigned_abs() > MAX_CONFIG_INTEGER)).unwrap_or(false);
-            if too_big {
+            if n.as_i64().map(i64::unsigned_abs).or(n.as_u64()).is_some_and(|v| v > MAX_CONFIG_INTEGER) {
                 bail!("`{key}` = {n} is larger than any setting takes (at most {MAX_CONFIG_INTEGER})");
             }
             if n.as_f64().is_some_and(|f| !f.is_finite()) {

@@ -218,21 +218,6 @@ pub struct SentenceEncoder {
     source: PathBuf,
 }
 
-/// Every token id `tokenizer` can give is below `vocab_size` (the embedding's rows): a tokenizer
-/// file that names larger ids is refused when loaded, not when a text hits them.
-pub fn check_token_ids(path: &Path, tokenizer: &Tokenizer, vocab_size: usize) -> Result<()> {
-    let outside = |id: u32| id as usize >= vocab_size;
-    if let Some((token, id)) = tokenizer.get_vocab(true).into_iter().find(|&(_, id)| outside(id)) {
-        return Err(ModelError::BadFile { path: path.into(), message: format!("token `{token}` has id {id}, outside the model's vocabulary of {vocab_size}") });
-    }
-    // The special tokens the post-processor adds ([CLS], [SEP], ...) are not in the vocabulary map.
-    let probe = tokenizer.encode("a", true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-    if let Some(&id) = probe.get_ids().iter().find(|&&id| outside(id)) {
-        return Err(ModelError::BadFile { path: path.into(), message: format!("the post-processor adds token id {id}, outside the model's vocabulary of {vocab_size}") });
-    }
-    Ok(())
-}
-
 impl SentenceEncoder {
     pub const WEIGHTS: &'static str = "model.safetensors";
     /// Fine-tuned weights in burn's format; preferred over [`Self::WEIGHTS`] when both exist.
@@ -255,7 +240,7 @@ impl SentenceEncoder {
         }
         let config = BertConfig::load(&dir.join(Self::CONFIG))?;
         let mut tokenizer = Tokenizer::from_file(dir.join(Self::TOKENIZER)).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        check_token_ids(&dir.join(Self::TOKENIZER), &tokenizer, config.vocab_size)?;
+        crate::tokenizer::check_token_ids(&dir.join(Self::TOKENIZER), &tokenizer, config.vocab_size)?;
         tokenizer.with_padding(None);
         crate::sizes::check_fits(&dir.join(Self::CONFIG), config.num_params(), &weights)?;
         let max_tokens = read_max_seq_length(dir).unwrap_or(256).min(config.max_position_embeddings);

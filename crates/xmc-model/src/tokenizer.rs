@@ -72,9 +72,9 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner, pad_id, eos_id })
     }
 
-    /// Every id this tokenizer gives is below `vocab_size` (see [`crate::bert::check_token_ids`]).
+    /// Every id this tokenizer gives is below `vocab_size` (see [`check_token_ids`]).
     pub fn check_ids(&self, path: &Path, vocab_size: usize) -> Result<()> {
-        crate::bert::check_token_ids(path, &self.inner, vocab_size)
+        check_token_ids(path, &self.inner, vocab_size)
     }
 
     /// Loads a `tokenizer.json` (ours, or e.g. t5-small's, which has the same special tokens).
@@ -157,6 +157,21 @@ fn order_stable(trained: &Unigram, special: usize) -> Result<Unigram> {
     Unigram::from(vocab, unk, trained.byte_fallback()).map_err(tok_err)
 }
 
+/// Every token id `tokenizer` can give is below `vocab_size` (the embedding's rows): a tokenizer
+/// file that names larger ids is refused when loaded, not when a text hits them.
+pub fn check_token_ids(path: &Path, tokenizer: &Tokenizer, vocab_size: usize) -> Result<()> {
+    let outside = |id: u32| id as usize >= vocab_size;
+    if let Some((token, id)) = tokenizer.get_vocab(true).into_iter().find(|&(_, id)| outside(id)) {
+        return Err(ModelError::BadFile { path: path.into(), message: format!("token `{token}` has id {id}, outside the model's vocabulary of {vocab_size}") });
+    }
+    // The special tokens the post-processor adds ([CLS], [SEP], ...) are not in the vocabulary map.
+    let probe = tokenizer.encode("a", true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    if let Some(&id) = probe.get_ids().iter().find(|&&id| outside(id)) {
+        return Err(ModelError::BadFile { path: path.into(), message: format!("the post-processor adds token id {id}, outside the model's vocabulary of {vocab_size}") });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,9 +218,9 @@ pub struct InputTokenizer {
 }
 
 impl InputTokenizer {
-    /// Every id this tokenizer gives is below `vocab_size` (see [`crate::bert::check_token_ids`]).
+    /// Every id this tokenizer gives is below `vocab_size` (see [`check_token_ids`]).
     pub fn check_ids(&self, path: &Path, vocab_size: usize) -> Result<()> {
-        crate::bert::check_token_ids(path, &self.inner, vocab_size)
+        check_token_ids(path, &self.inner, vocab_size)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

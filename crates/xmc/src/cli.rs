@@ -426,8 +426,6 @@ fn read_and_predict(
 }
 
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    anyhow::ensure!(args.top_k >= 1, "--top-k must be at least 1");
-    anyhow::ensure!(args.chunk_size >= 1, "--chunk-size must be at least 1");
     if let Some(threads) = args.threads {
         set_threads(threads)?;
     }

@@ -583,13 +583,12 @@ fn start_with(model_dir: &std::path::Path, addr: SocketAddr, opts: ServeOptions,
     let input = model.input(descriptor);
     let name = model_dir.display().to_string();
     let model_id = xmc_pipeline::fingerprint::folder_sha256(model_dir)?[..16].to_string();
-    let opts_copy = opts.clone();
+    let connections = ConnectionLimits::of(&opts);
     let app = router(model, input, name, model_id.clone(), opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("binding {addr}"))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let connections = ConnectionLimits::of(&opts_copy);
     let thread = std::thread::spawn(move || {
         runtime.block_on(async move {
             let stop = async move {
@@ -669,7 +668,6 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
-    anyhow::ensure!(args.top_k <= args.max_top_k, "--top-k {} is above --max-top-k {}", args.top_k, args.max_top_k);
     let opts = ServeOptions {
         max_batch: args.max_batch,
         max_body_bytes: args.max_body_bytes,

@@ -47,6 +47,18 @@ fn products(n: usize) -> Vec<[String; 4]> {
     }).collect()
 }
 
+fn copy_folder(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 fn write_csv(path: &Path, rows: &[[String; 4]]) {
     let mut w = csv::Writer::from_path(path).unwrap();
     w.write_record(["id", "title", "manufacturer", "price"]).unwrap();
@@ -172,11 +184,7 @@ fn a_sharded_rerun_redoes_the_shards_made_by_another_model_or_other_options() {
     write_csv(&shards.join("part-1.csv"), &rows[10..]);
     // A copy of the model folder, so that it can be changed (retrained) between runs.
     let model = dir.path().join("model");
-    for entry in walkdir::WalkDir::new(self::model()) {
-        let entry = entry.unwrap();
-        let to = model.join(entry.path().strip_prefix(self::model()).unwrap());
-        if entry.file_type().is_dir() { std::fs::create_dir_all(&to).unwrap() } else { std::fs::copy(entry.path(), &to).unwrap(); }
-    }
+    copy_folder(&self::model(), &model);
     let out = dir.path().join("out");
     let predict = |top_k: &str| {
         let done = run(&["predict", "--model", model.to_str().unwrap(), "--input", shards.to_str().unwrap(), "--output", out.to_str().unwrap(), "--format", "jsonl", "--top-k", top_k]);
@@ -208,13 +216,8 @@ fn a_sharded_rerun_redoes_the_shards_made_by_another_model_or_other_options() {
 /// A copy of the fixture folder of `method` with the JSON number at `pointer` in `file` set to
 /// `value`.
 fn altered_folder(dir: &Path, method: &str, file: &str, pointer: &str, value: serde_json::Value) -> PathBuf {
-    let from = fixtures().join(method);
     let to = dir.join(format!("{method}-{}", file.replace('/', "-")));
-    for entry in walkdir::WalkDir::new(&from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(&from).unwrap());
-        if entry.file_type().is_dir() { std::fs::create_dir_all(&target).unwrap() } else { std::fs::copy(entry.path(), &target).unwrap(); }
-    }
+    copy_folder(&fixtures().join(method), &to);
     let path = to.join(file);
     let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     *json.pointer_mut(pointer).unwrap_or_else(|| panic!("{file} has no {pointer}")) = value;
