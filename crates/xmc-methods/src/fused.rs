@@ -187,7 +187,7 @@ impl FusedParts {
         let enc_dir = dir.join(xmc_ranker::ENCODER_DIR);
         let needs_encoder = xr.meta.layout.kind.uses_dense() || cfg.similarity;
         let encoder = if needs_encoder {
-            Some(SentenceEncoder::load(&enc_dir, &xmc_model::inference_device()).with_context(|| format!("{}: the sentence encoder", dir.display()))?)
+            Some(SentenceEncoder::load(&enc_dir, &xmc_model::inference_device()).and_then(|e| e.with_fast_path()).with_context(|| format!("{}: the sentence encoder", dir.display()))?)
         } else {
             None
         };

@@ -149,7 +149,10 @@ pub(crate) fn train_ranker_into(
         report.encoder_seconds = Some(report.encoder_seconds.unwrap_or(0.0) + outcome.train_seconds);
         Ok(())
     };
-    let load = |dir: &Path| xmc_model::SentenceEncoder::load(dir, &xmc_model::inference_device());
+    // The encoders embed here on the path prediction takes (`with_fast_path`), so that what is
+    // fitted on these embeddings (the dense block, the classifier's weights and gate) sees the
+    // embeddings it will be applied to.
+    let load = |dir: &Path| xmc_model::SentenceEncoder::load(dir, &xmc_model::inference_device()).and_then(|e| e.with_fast_path());
     // `encoder/`: the dense block's encoder (and the fused method's similarity's), fine-tuned
     // when asked, except that a fine-tuning against label vectors is the classifier's alone:
     // beside it the dense block keeps the pretrained encoder (linear scorers trained on
@@ -377,6 +380,7 @@ impl XrEncoders {
     fn load(dir: &Path, model: &XrModel) -> Result<Self> {
         let load = |enc_dir: &Path, what: &str| {
             SentenceEncoder::load(enc_dir, &xmc_model::inference_device())
+                .and_then(|e| e.with_fast_path())
                 .with_context(|| format!("{}: the ranker's {what} needs its sentence encoder in `{}`", dir.display(), enc_dir.display()))
         };
         let dense_dir = dir.join(xmc_ranker::ENCODER_DIR);

@@ -10,7 +10,11 @@ use burn::tensor::activation::{gelu, softmax};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use std::sync::Arc;
+
 use crate::error::{ModelError, Result};
+use crate::fast_encoder::{EncoderRuntime, FastEncoder, FastPathError};
+use crate::onnx::Precision;
 
 /// The fields of a Hugging Face `config.json` that a BERT encoder needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +177,57 @@ impl Bert {
         x
     }
 
+    /// The weights as plain arrays, for the ONNX export of the fast inference path.
+    pub fn weights(&self, config: &BertConfig) -> Result<crate::onnx::BertWeights> {
+        use crate::onnx::{LayerWeights, LinearWeights, NormWeights};
+        fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+            t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| ModelError::Runtime(format!("reading the weights: {e:?}")))
+        }
+        let linear = |l: &Linear| -> Result<LinearWeights> {
+            let [d_in, d_out] = l.weight.val().dims();
+            let bias = match &l.bias {
+                Some(b) => floats(b.val())?,
+                None => vec![0.0; d_out],
+            };
+            Ok(LinearWeights { d_in, d_out, weight: floats(l.weight.val())?, bias })
+        };
+        let norm = |n: &LayerNorm| -> Result<NormWeights> {
+            let gamma = floats(n.gamma.val())?;
+            let beta = match &n.beta {
+                Some(b) => floats(b.val())?,
+                None => vec![0.0; gamma.len()],
+            };
+            Ok(NormWeights { gamma, beta })
+        };
+        let e = &self.embeddings;
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerWeights {
+                    query: linear(&l.query)?,
+                    key: linear(&l.key)?,
+                    value: linear(&l.value)?,
+                    attn_out: linear(&l.attn_out)?,
+                    attn_norm: norm(&l.attn_norm)?,
+                    inter: linear(&l.inter)?,
+                    out: linear(&l.out)?,
+                    out_norm: norm(&l.out_norm)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(crate::onnx::BertWeights {
+            hidden: config.hidden_size,
+            heads: config.num_attention_heads,
+            epsilon: config.layer_norm_eps as f32,
+            word: floats(e.word.weight.val())?,
+            position: floats(e.position.weight.val())?,
+            token_type: floats(e.token_type.weight.val())?,
+            embedding_norm: norm(&e.norm)?,
+            layers,
+        })
+    }
+
     /// Loads Hugging Face BERT weights (`bert.` prefix optional; the pooler is ignored).
     pub fn load_safetensors(self, path: &Path) -> Result<Self> {
         crate::weights::load_safetensors(
@@ -216,6 +271,8 @@ pub struct SentenceEncoder {
     max_tokens: usize,
     /// The folder it was loaded from (its config and tokenizer files are copied by [`SentenceEncoder::save`]).
     source: PathBuf,
+    /// The fast inference path [`Self::encode`] takes when set ([`Self::with_fast_path`]).
+    fast: Option<Arc<FastEncoder>>,
 }
 
 impl SentenceEncoder {
@@ -252,7 +309,7 @@ impl SentenceEncoder {
         } else {
             config.init(device).load_safetensors(&weights)?
         };
-        Ok(SentenceEncoder { model, tokenizer, config, device: device.clone(), max_tokens, source: dir.to_path_buf() })
+        Ok(SentenceEncoder { model, tokenizer, config, device: device.clone(), max_tokens, source: dir.to_path_buf(), fast: None })
     }
 
     /// Writes a folder [`Self::load`] reads: the weights as `model.bpk`, the source's config and
@@ -289,6 +346,56 @@ impl SentenceEncoder {
             device,
             max_tokens: self.max_tokens,
             source: self.source.clone(),
+            fast: None,
+        }
+    }
+
+    /// This encoder for inference on the path `XMC_ENCODER` asks for ([`EncoderRuntime`]): by
+    /// default int8 through ONNX Runtime when its library is found. Where the fast path cannot
+    /// be had, the encoder stays in burn and one log line per process says why.
+    pub fn with_fast_path(self) -> Result<Self> {
+        let runtime = EncoderRuntime::from_env().map_err(|e| ModelError::Runtime(e.0))?;
+        let wanted = match runtime {
+            EncoderRuntime::Burn => return Ok(self),
+            EncoderRuntime::Auto => Precision::int8_for_this_cpu(),
+            EncoderRuntime::Ort(p) => p,
+        };
+        match self.with_runtime(wanted) {
+            Ok(fast) => Ok(fast),
+            Err((encoder, why)) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| tracing::warn!("the sentence encoder runs in burn (fp32), not on the fast path: {why}"));
+                Ok(encoder)
+            }
+        }
+    }
+
+    /// This encoder on ONNX Runtime at `precision`, with as many threads as the current rayon
+    /// pool; on failure, the encoder back (unchanged) with the reason.
+    pub fn with_runtime(mut self, precision: Precision) -> std::result::Result<Self, (Self, FastPathError)> {
+        let weights = match self.model.weights(&self.config) {
+            Ok(w) => w,
+            Err(e) => return Err((self, FastPathError(e.to_string()))),
+        };
+        match FastEncoder::new(&weights, precision, rayon::current_num_threads()) {
+            Ok(fast) => {
+                self.fast = Some(Arc::new(fast));
+                Ok(self)
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// The encoder's ONNX graph at `precision` (what the fast path runs), serialised.
+    pub fn export_onnx(&self, precision: Precision) -> Result<Vec<u8>> {
+        Ok(crate::onnx::export(&self.model.weights(&self.config)?, precision))
+    }
+
+    /// The path [`Self::encode`] takes: `burn` or `onnxruntime <precision>`.
+    pub fn runtime_name(&self) -> String {
+        match &self.fast {
+            Some(f) => format!("onnxruntime {}", f.precision().name()),
+            None => "burn fp32".into(),
         }
     }
 
@@ -343,11 +450,17 @@ impl SentenceEncoder {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| tokens[i].as_slice()).collect();
-            let pooled = self.embed_tokens(&batch);
-            let values = pooled.into_data().try_to_vec::<f32>().map_err(|e| ModelError::Tokenizer(format!("{e:?}")))?;
-            let d = self.dim();
-            for (row, &i) in chunk.iter().enumerate() {
-                out[i] = values[row * d..(row + 1) * d].to_vec();
+            if let Some(fast) = &self.fast {
+                for (v, &i) in fast.embed(&batch).map_err(|e| ModelError::Runtime(e.0))?.into_iter().zip(chunk) {
+                    out[i] = v;
+                }
+            } else {
+                let pooled = self.embed_tokens(&batch);
+                let values = pooled.into_data().try_to_vec::<f32>().map_err(|e| ModelError::Tokenizer(format!("{e:?}")))?;
+                let d = self.dim();
+                for (row, &i) in chunk.iter().enumerate() {
+                    out[i] = values[row * d..(row + 1) * d].to_vec();
+                }
             }
             on_batch(chunk.len());
         }

@@ -8,6 +8,8 @@ pub enum ModelError {
     BadFile { path: PathBuf, message: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("the encoder's inference path: {0}")]
+    Runtime(String),
     #[error("{path}: the weights do not fit the model: {message}")]
     Weights { path: PathBuf, message: String },
 }

@@ -9,12 +9,15 @@ pub mod decode;
 mod device;
 pub mod dropout;
 mod error;
+pub mod fast_encoder;
+pub mod onnx;
 pub mod sizes;
 pub mod t5;
 pub mod tokenizer;
 mod weights;
 
 pub use bert::{Bert, BertConfig, SentenceEncoder};
+pub use fast_encoder::EncoderRuntime;
 pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};
 pub use t5::{T5, T5Config};
