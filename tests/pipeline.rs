@@ -891,7 +891,8 @@ fn xr_with_the_encoder_classifier_rescores_the_ranker_candidates() {
     let texts: Vec<&str> = data.split(xmc_data::Split::Test).take(25).map(|r| r.input.as_str()).collect();
     let xr = xmc_ranker::XrModel::load(&model).unwrap();
     assert!(xr.needs_embeddings() && !xr.meta.layout.kind.uses_dense());
-    let encoder = xmc_model::SentenceEncoder::load(&classifier_encoder, &xmc_model::inference_device()).unwrap();
+    // Embedded on the path prediction takes (the fast one where ONNX Runtime is found).
+    let encoder = xmc_model::SentenceEncoder::load(&classifier_encoder, &xmc_model::inference_device()).unwrap().with_fast_path().unwrap();
     let embeddings = encoder.encode(&texts, 16, |_| {}).unwrap();
     let pools = xr.predict(&xr.features(&texts, None).unwrap(), Some(5), xr.pool_size(5));
     let mut moved = 0;
@@ -990,7 +991,7 @@ fn xr_with_a_dense_block_and_the_classifier_gives_each_its_own_encoder() {
     assert!(xr.meta.layout.kind.uses_dense() && xr.classifier.is_some());
     // One batch of all the texts, as the predictor embeds them, so that the embeddings agree exactly.
     let embed = |dir: &str| {
-        let encoder = xmc_model::SentenceEncoder::load(&model.join(dir), &xmc_model::inference_device()).unwrap();
+        let encoder = xmc_model::SentenceEncoder::load(&model.join(dir), &xmc_model::inference_device()).unwrap().with_fast_path().unwrap();
         encoder.encode(&texts, 64, |_| {}).unwrap()
     };
     let (dense, for_classifier) = (embed(xmc_ranker::ENCODER_DIR), embed(xmc_ranker::CLASSIFIER_ENCODER_DIR));

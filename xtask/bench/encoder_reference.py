@@ -49,8 +49,10 @@ def onnxruntime_rows():
     tokenizer = Tokenizer.from_file(tokenizer_file)
     tokenizer.no_padding()
     tokenizer.enable_truncation(256)
-    for precision in ("fp32", "int8"):
-        path = os.path.join(graph_dir, f"encoder-{precision}.onnx")
+    graphs = sorted(f for f in os.listdir(graph_dir) if f.startswith("encoder-") and f.endswith(".onnx"))
+    for graph in graphs:
+        precision = graph[len("encoder-") : -len(".onnx")]
+        path = os.path.join(graph_dir, graph)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

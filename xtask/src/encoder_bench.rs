@@ -53,6 +53,9 @@ struct Row {
 pub fn bench_encoder(args: EncoderBenchArgs, bench_dir: &Path) -> Result<std::process::ExitCode> {
     print_cpu();
     let dir = bench_dir.join("encoder");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     std::fs::create_dir_all(&dir)?;
     let pretrained = crate::models::models_dir().join(crate::models::DEFAULT_ENCODER);
     crate::models::fetch_all(&crate::models::models_dir())?;
@@ -176,13 +179,13 @@ fn rust_rows(args: &EncoderBenchArgs, encoder_dir: &Path, texts: &[&str], dir: &
         Ok(())
     };
     add("burn fp32 (flex)".into(), &burn, &mut rows)?;
-    for precision in [Precision::Fp32, Precision::int8_for_this_cpu()] {
+    for precision in [Precision::Fp32, Precision::int8_per_channel_for_this_cpu(), Precision::Int8Blocks { block: 16 }, Precision::INT8, Precision::Int8Blocks { block: 64 }] {
         let copy = burn.with_weights(burn.model().clone());
         match copy.with_runtime(precision) {
-            Ok(fast) => add(format!("xmc fast path: ONNX Runtime (ort), {}", precision.name()), &fast, &mut rows)?,
+            Ok(fast) => add(format!("xmc fast path: ONNX Runtime (ort), {}", precision.slug()), &fast, &mut rows)?,
             Err((_, why)) => eprintln!("bench encoder: the fast path at {} is not available: {why}", precision.name()),
         }
-        let file = dir.join(format!("encoder-{}.onnx", if precision == Precision::Fp32 { "fp32" } else { "int8" }));
+        let file = dir.join(format!("encoder-{}.onnx", precision.slug()));
         std::fs::write(&file, burn.export_onnx(precision)?).with_context(|| format!("writing {}", file.display()))?;
     }
     Ok((rows, tokens))

@@ -357,7 +357,7 @@ impl SentenceEncoder {
         let runtime = EncoderRuntime::from_env().map_err(|e| ModelError::Runtime(e.0))?;
         let wanted = match runtime {
             EncoderRuntime::Burn => return Ok(self),
-            EncoderRuntime::Auto => Precision::int8_for_this_cpu(),
+            EncoderRuntime::Auto => Precision::INT8,
             EncoderRuntime::Ort(p) => p,
         };
         match self.with_runtime(wanted) {

@@ -4,9 +4,11 @@
 //! [`crate::SentenceEncoder::encode`] goes through this path when the encoder was given one.
 //!
 //! Which path runs is `XMC_ENCODER`: `auto` (the default: int8 through ONNX Runtime where its
-//! library is found, burn otherwise, saying so in one log line), `burn`, `ort-fp32` or
-//! `ort-int8`. ONNX Runtime picks its kernels by the CPU it runs on (AVX-512 VNNI, AVX2, ...);
-//! on a CPU without VNNI the int8 weights keep to 7 bits ([`Precision::int8_for_this_cpu`]).
+//! library is found, burn otherwise, saying so in one log line), `burn`, `ort-fp32`, `ort-int8`
+//! (weights and activations in blocks of 32, [`Precision::INT8`]) or `ort-int8-channel` (per-
+//! channel weights, one activation scale per call: faster, less close). ONNX Runtime picks its
+//! kernels by the CPU it runs on (AVX-512 VNNI, AVX-VNNI, AVX2, ...); on a CPU without VNNI
+//! the per-channel weights keep to 7 bits ([`Precision::int8_per_channel_for_this_cpu`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -47,8 +49,9 @@ impl EncoderRuntime {
             "" | "auto" => Ok(EncoderRuntime::Auto),
             "burn" => Ok(EncoderRuntime::Burn),
             "ort-fp32" => Ok(EncoderRuntime::Ort(Precision::Fp32)),
-            "ort-int8" => Ok(EncoderRuntime::Ort(Precision::int8_for_this_cpu())),
-            other => Err(FastPathError(format!("{RUNTIME_ENV}={other:?}: expected auto, burn, ort-fp32 or ort-int8"))),
+            "ort-int8" => Ok(EncoderRuntime::Ort(Precision::INT8)),
+            "ort-int8-channel" => Ok(EncoderRuntime::Ort(Precision::int8_per_channel_for_this_cpu())),
+            other => Err(FastPathError(format!("{RUNTIME_ENV}={other:?}: expected auto, burn, ort-fp32, ort-int8 or ort-int8-channel"))),
         }
     }
 }

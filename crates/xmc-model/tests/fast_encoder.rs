@@ -89,7 +89,7 @@ fn int8_graph_stays_close_on_the_tiny_bert() {
     let reference = load_reference(&dir.join("expected.json"));
     let burn = SentenceEncoder::load(&dir, &inference_device()).unwrap();
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
-    for precision in [Precision::Int8 { reduced: false }, Precision::Int8 { reduced: true }] {
+    for precision in [Precision::INT8, Precision::Int8 { reduced: false }, Precision::Int8 { reduced: true }] {
         let vectors = on(&burn, precision).encode(&texts, 4, |_| {}).unwrap();
         let lowest = vectors.iter().zip(&reference.vectors).map(|(a, b)| cosine(a, b)).fold(1.0f32, f32::min);
         assert!(lowest > 0.98, "{}: lowest cosine {lowest}", precision.name());
@@ -108,7 +108,7 @@ fn minilm_on_the_fast_path_matches_sentence_transformers() {
     let burn = SentenceEncoder::load(&dir, &inference_device()).unwrap();
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
     let fp32 = on(&burn, Precision::Fp32).encode(&texts, 3, |_| {}).unwrap();
-    let int8 = on(&burn, Precision::int8_for_this_cpu()).encode(&texts, 3, |_| {}).unwrap();
+    let int8 = on(&burn, Precision::INT8).encode(&texts, 3, |_| {}).unwrap();
     let (mut lowest_fp32, mut lowest_int8, mut mean_int8) = (1.0f32, 1.0f32, 0.0f32);
     for ((a, b), theirs) in fp32.iter().zip(&int8).zip(&reference.vectors) {
         lowest_fp32 = lowest_fp32.min(cosine(a, theirs));

@@ -254,3 +254,34 @@ fn model_folder_numbers_are_checked_before_they_size_anything() {
         assert!(says.iter().all(|s| err.contains(s)) && !err.contains("panicked"), "{method}/{file} {pointer}: {err}");
     }
 }
+
+/// Predictions of the fixture xr folder (its classifier's encoder is consulted) over the first
+/// 60 fixture products, with `env` set; (status, stdout, stderr).
+fn predict_with_env(env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    write_csv(&input, &products(60));
+    let mut command = xmc();
+    command.args(["predict", "--model"]).arg(model()).arg("--input").arg(&input).args(["--top-k", "3", "--output", "-"]);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+}
+
+/// Without ONNX Runtime's library the encoder runs in burn: the predictions are burn's, and
+/// one log line says so and why; a runtime setting that does not exist is refused by name.
+#[test]
+fn without_the_runtime_library_the_encoder_falls_back_to_burn_with_one_log_line() {
+    let (ok, burn, _) = predict_with_env(&[("XMC_ENCODER", "burn")]);
+    assert!(ok);
+    let (ok, fell_back, err) = predict_with_env(&[("XMC_ORT_LIB", "/nonexistent/libonnxruntime.so")]);
+    assert!(ok, "{err}");
+    assert_eq!(predictions(&fell_back), predictions(&burn), "the fallback predicts as burn does");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("runs in burn")).collect();
+    assert_eq!(lines.len(), 1, "one log line: {err}");
+    assert!(lines[0].contains("/nonexistent/libonnxruntime.so"), "the line names the library it tried: {}", lines[0]);
+    let (ok, _, err) = predict_with_env(&[("XMC_ENCODER", "gpu")]);
+    assert!(!ok && err.contains("XMC_ENCODER") && err.contains("gpu"), "{err}");
+}

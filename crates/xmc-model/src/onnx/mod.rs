@@ -24,19 +24,39 @@ pub enum Precision {
     /// Per-channel int8 weights; `reduced` keeps them within 7 bits (-63..=63), which CPUs
     /// without VNNI need: their 8-bit multiply-add (`vpmaddubsw`) saturates 16-bit pair sums.
     Int8 { reduced: bool },
+    /// Int8 weights in blocks of `block` along the input (a scale per block and output), and
+    /// the activations quantized per row and block too (ONNX Runtime's `MatMulNBits` at
+    /// accuracy level 4): finer than one activation scale per call.
+    Int8Blocks { block: usize },
 }
 
 impl Precision {
-    /// Int8 for this CPU: full 8-bit weights where VNNI accumulates in 32 bits, 7-bit elsewhere.
-    pub fn int8_for_this_cpu() -> Self {
+    /// The fast path's int8: blocks of 32 ([`Precision::Int8Blocks`]; ONNX Runtime picks the
+    /// kernels for the CPU it runs on).
+    pub const INT8: Precision = Precision::Int8Blocks { block: 32 };
+
+    /// Per-channel int8 for this CPU: full 8-bit weights where VNNI accumulates in 32 bits,
+    /// 7-bit elsewhere.
+    pub fn int8_per_channel_for_this_cpu() -> Self {
         Precision::Int8 { reduced: !has_vnni() }
+    }
+
+    /// A short name for files and tables: `fp32`, `int8-channel`, `int8-channel-7bit`, `int8-blocks-32`.
+    pub fn slug(self) -> String {
+        match self {
+            Precision::Fp32 => "fp32".into(),
+            Precision::Int8 { reduced: false } => "int8-channel".into(),
+            Precision::Int8 { reduced: true } => "int8-channel-7bit".into(),
+            Precision::Int8Blocks { block } => format!("int8-blocks-{block}"),
+        }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
-            Precision::Int8 { reduced: false } => "int8",
-            Precision::Int8 { reduced: true } => "int8 (7-bit weights)",
+            Precision::Int8 { reduced: false } => "int8 per channel",
+            Precision::Int8 { reduced: true } => "int8 per channel (7-bit weights)",
+            Precision::Int8Blocks { .. } => "int8 in blocks",
         }
     }
 }
@@ -213,7 +233,7 @@ impl GraphBuilder {
     }
 
     fn node_named(&mut self, op: &str, inputs: &[&str], output: &str, attributes: &[proto::AttributeProto]) -> String {
-        let domain = if op == "DynamicQuantizeMatMul" { MS_DOMAIN } else { "" };
+        let domain = if matches!(op, "DynamicQuantizeMatMul" | "MatMulNBits") { MS_DOMAIN } else { "" };
         self.nodes.push(proto::NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![output.into()],
@@ -252,6 +272,20 @@ impl GraphBuilder {
                 let zeros = self.init_i8(&format!("{name}.weight_zero"), &[w.d_out as i64], &vec![0; w.d_out]);
                 self.node("DynamicQuantizeMatMul", &[x, &weight, &scales, &zeros, &bias], &[])
             }
+            Precision::Int8Blocks { block } => {
+                let (q, scales) = quantize_blocks(&w.weight, w.d_in, w.d_out, block);
+                let k_blocks = w.d_in.div_ceil(block);
+                let weight = self.init(&format!("{name}.weight_blocks"), &[w.d_out as i64, k_blocks as i64, block as i64], data_type::UINT8, q);
+                let scales = self.init_f32(&format!("{name}.weight_scales"), &[(w.d_out * k_blocks) as i64], &scales);
+                let attrs = [
+                    int_attr("K", w.d_in as i64),
+                    int_attr("N", w.d_out as i64),
+                    int_attr("bits", 8),
+                    int_attr("block_size", block as i64),
+                    int_attr("accuracy_level", 4),
+                ];
+                self.node("MatMulNBits", &[x, &weight, &scales, "", "", &bias], &attrs)
+            }
         }
     }
 
@@ -268,7 +302,7 @@ impl GraphBuilder {
             }),
         };
         let mut opset_import = vec![proto::OperatorSetIdProto { domain: String::new(), version: OPSET }];
-        if matches!(self.precision, Precision::Int8 { .. }) {
+        if self.precision != Precision::Fp32 {
             opset_import.push(proto::OperatorSetIdProto { domain: MS_DOMAIN.into(), version: 1 });
         }
         ModelProto {
@@ -304,6 +338,28 @@ pub fn quantize_per_column(weight: &[f32], rows: usize, cols: usize, limit: i32)
         .chunks_exact(cols)
         .flat_map(|row| row.iter().zip(&scales).map(|(&v, &s)| (v / s).round().clamp(-(limit as f32), limit as f32) as i8))
         .collect();
+    (q, scales)
+}
+
+/// 8-bit blocks of `block` along the input for each output column of a row-major `[rows, cols]`
+/// matrix, as `MatMulNBits` stores them: `[cols][blocks][block]` bytes, each value offset by 128
+/// (the default zero point), and a scale per (column, block); the last block zero-padded.
+pub fn quantize_blocks(weight: &[f32], rows: usize, cols: usize, block: usize) -> (Vec<u8>, Vec<f32>) {
+    let blocks = rows.div_ceil(block);
+    let mut q = vec![128u8; cols * blocks * block];
+    let mut scales = vec![1f32; cols * blocks];
+    for c in 0..cols {
+        for b in 0..blocks {
+            let ks = b * block..((b + 1) * block).min(rows);
+            let max = ks.clone().map(|k| weight[k * cols + c].abs()).fold(0f32, f32::max);
+            let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scales[c * blocks + b] = scale;
+            for k in ks {
+                let v = (weight[k * cols + c] / scale).round().clamp(-127.0, 127.0) as i32;
+                q[(c * blocks + b) * block + (k - b * block)] = (v + 128) as u8;
+            }
+        }
+    }
     (q, scales)
 }
 

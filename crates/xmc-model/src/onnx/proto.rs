@@ -5,6 +5,7 @@
 /// `TensorProto.DataType` values.
 pub mod data_type {
     pub const FLOAT: i32 = 1;
+    pub const UINT8: i32 = 2;
     pub const INT8: i32 = 3;
     pub const INT64: i32 = 7;
 }
