@@ -11,10 +11,40 @@ without a per-row Python loop. Errors are raised as `xmc.XmcError` with the Rust
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import pyarrow as pa
+
+
+def _onnxruntime_library() -> str | None:
+    """The ONNX Runtime library of an installed `onnxruntime` package (found, not imported), for
+    the sentence encoder's fast path when `XMC_ORT_LIB` and the models/ folder do not name one."""
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        from importlib.metadata import version
+
+        major, minor = (int(p) for p in version("onnxruntime").split(".")[:2])
+    except Exception:
+        return None
+    if (major, minor) < (1, 22):  # older than the C API the fast path asks for
+        return None
+    for location in spec.submodule_search_locations:
+        capi = Path(location) / "capi"
+        found = sorted(capi.glob("libonnxruntime.so*")) + sorted(capi.glob("libonnxruntime*.dylib")) + sorted(capi.glob("onnxruntime.dll"))
+        if found:
+            return str(found[0])
+    return None
+
+
+if not os.environ.get("XMC_ORT_LIB"):
+    _library = _onnxruntime_library()
+    if _library is not None:
+        os.environ["XMC_ORT_LIB"] = _library
 
 from . import _xmc
 from ._xmc import XmcError, __version__

@@ -40,6 +40,10 @@ pub struct EncoderBenchArgs {
     /// Skip the Python references.
     #[arg(long)]
     no_reference: bool,
+    /// The Rust paths to time, by name (burn, fp32, int8-channel, int8-blocks-16, int8-blocks-32,
+    /// int8-blocks-64); all by default.
+    #[arg(long, value_delimiter = ',')]
+    paths: Vec<String>,
 }
 
 /// One row: a path's throughput, its one-record latency and its closeness to burn fp32.
@@ -178,8 +182,15 @@ fn rust_rows(args: &EncoderBenchArgs, encoder_dir: &Path, texts: &[&str], dir: &
         rows.push(Row { name: format!("{name}, batches in input order (padded)"), rate: unsorted, latency_ms: lat, cosine: Some(closeness(&vectors, &reference)) });
         Ok(())
     };
-    add("burn fp32 (flex)".into(), &burn, &mut rows)?;
-    for precision in [Precision::Fp32, Precision::int8_per_channel_for_this_cpu(), Precision::Int8Blocks { block: 16 }, Precision::INT8, Precision::Int8Blocks { block: 64 }] {
+    let wanted = |name: &str| args.paths.is_empty() || args.paths.iter().any(|p| p == name);
+    if wanted("burn") {
+        add("burn fp32 (flex)".into(), &burn, &mut rows)?;
+    }
+    for precision in [Precision::Fp32, Precision::int8_per_channel(), Precision::Int8Blocks { block: 16 }, Precision::INT8, Precision::Int8Blocks { block: 64 }] {
+        let slug = precision.slug();
+        if !wanted(slug.trim_end_matches("-7bit")) {
+            continue;
+        }
         let copy = burn.with_weights(burn.model().clone());
         match copy.with_runtime(precision) {
             Ok(fast) => add(format!("xmc fast path: ONNX Runtime (ort), {}", precision.slug()), &fast, &mut rows)?,

@@ -5,10 +5,10 @@
 //!
 //! Which path runs is `XMC_ENCODER`: `auto` (the default: int8 through ONNX Runtime where its
 //! library is found, burn otherwise, saying so in one log line), `burn`, `ort-fp32`, `ort-int8`
-//! (weights and activations in blocks of 32, [`Precision::INT8`]) or `ort-int8-channel` (per-
-//! channel weights, one activation scale per call: faster, less close). ONNX Runtime picks its
-//! kernels by the CPU it runs on (AVX-512 VNNI, AVX-VNNI, AVX2, ...); on a CPU without VNNI
-//! the per-channel weights keep to 7 bits ([`Precision::int8_per_channel_for_this_cpu`]).
+//! (weights and activations in blocks of 32, [`Precision::INT8`]) or `ort-int8-channel`
+//! (per-channel weights and one activation scale per call: about twice as fast here, and less
+//! close to float). ONNX Runtime picks its kernels by the CPU it runs on (AVX-512 VNNI,
+//! AVX-VNNI, AVX2, ...); on a CPU without VNNI the per-channel weights keep to 7 bits.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -50,7 +50,7 @@ impl EncoderRuntime {
             "burn" => Ok(EncoderRuntime::Burn),
             "ort-fp32" => Ok(EncoderRuntime::Ort(Precision::Fp32)),
             "ort-int8" => Ok(EncoderRuntime::Ort(Precision::INT8)),
-            "ort-int8-channel" => Ok(EncoderRuntime::Ort(Precision::int8_per_channel_for_this_cpu())),
+            "ort-int8-channel" => Ok(EncoderRuntime::Ort(Precision::int8_per_channel())),
             other => Err(FastPathError(format!("{RUNTIME_ENV}={other:?}: expected auto, burn, ort-fp32, ort-int8 or ort-int8-channel"))),
         }
     }

@@ -126,7 +126,8 @@ fn the_runtime_setting_is_parsed_or_refused_by_name() {
     assert_eq!(EncoderRuntime::parse("burn").unwrap(), EncoderRuntime::Burn);
     assert_eq!(EncoderRuntime::parse("").unwrap(), EncoderRuntime::Auto);
     assert_eq!(EncoderRuntime::parse("ort-fp32").unwrap(), EncoderRuntime::Ort(Precision::Fp32));
-    assert!(matches!(EncoderRuntime::parse("ort-int8").unwrap(), EncoderRuntime::Ort(Precision::Int8 { .. })));
+    assert_eq!(EncoderRuntime::parse("ort-int8").unwrap(), EncoderRuntime::Ort(Precision::INT8));
+    assert!(matches!(EncoderRuntime::parse("ort-int8-channel").unwrap(), EncoderRuntime::Ort(Precision::Int8 { .. })));
     let err = EncoderRuntime::parse("gpu").unwrap_err().to_string();
     assert!(err.contains("XMC_ENCODER") && err.contains("gpu"), "{err}");
 }

@@ -37,7 +37,7 @@ impl Precision {
 
     /// Per-channel int8 for this CPU: full 8-bit weights where VNNI accumulates in 32 bits,
     /// 7-bit elsewhere.
-    pub fn int8_per_channel_for_this_cpu() -> Self {
+    pub fn int8_per_channel() -> Self {
         Precision::Int8 { reduced: !has_vnni() }
     }
 
