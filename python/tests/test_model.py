@@ -166,3 +166,28 @@ def test_a_folder_with_a_number_past_its_files_is_an_xmc_error(model_dir, tmp_pa
     with pytest.raises(xmc.XmcError, match="tree.json.*n_labels|n_labels.*tree.json"):
         xmc.Model.load(broken)
     assert xmc.Model.load(model_dir).predict(["Hornby coach"], top_k=1)[0]
+
+
+def _fake_onnxruntime(root, version):
+    """An installed-looking `onnxruntime` (package folder with capi/ and its dist-info) under root."""
+    package = root / "onnxruntime"
+    (package / "capi").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "capi" / "libonnxruntime.so.9.9.9").write_bytes(b"")
+    info = root / f"onnxruntime-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: onnxruntime\nVersion: {version}\n")
+    return package / "capi" / "libonnxruntime.so.9.9.9"
+
+
+@pytest.mark.parametrize("version, found", [("1.31.1", True), ("1.16.3", False)])
+def test_an_installed_onnxruntime_library_is_offered_to_the_fast_path(tmp_path, monkeypatch, version, found):
+    library = _fake_onnxruntime(tmp_path, version)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.invalidate_caches()
+    got = xmc._onnxruntime_library()
+    # A version older than the C API the fast path asks for is not offered (the encoder then
+    # looks in models/ or runs in burn).
+    assert got == (str(library) if found else None)
