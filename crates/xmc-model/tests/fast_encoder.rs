@@ -131,3 +131,25 @@ fn the_runtime_setting_is_parsed_or_refused_by_name() {
     let err = EncoderRuntime::parse("gpu").unwrap_err().to_string();
     assert!(err.contains("XMC_ENCODER") && err.contains("gpu"), "{err}");
 }
+
+/// Int8 in blocks quantizes each row's activations on its own, so a record's vector does not
+/// depend on the records batched with it (nor on their padding); per-channel int8, with one
+/// activation scale per call, does.
+#[test]
+fn int8_in_blocks_gives_a_record_the_same_vector_alone_or_batched() {
+    if !runtime_or_skip() {
+        return;
+    }
+    let Some(dir) = minilm_dir() else { return };
+    let reference = load_reference(&fixtures().join("minilm_reference.json"));
+    let burn = SentenceEncoder::load(&dir, &inference_device()).unwrap();
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let lowest = |precision: Precision| {
+        let fast = on(&burn, precision);
+        let (alone, batched) = (fast.encode(&texts, 1, |_| {}).unwrap(), fast.encode(&texts, 64, |_| {}).unwrap());
+        alone.iter().zip(&batched).map(|(a, b)| cosine(a, b)).fold(1.0f32, f32::min)
+    };
+    let (blocks, per_channel) = (lowest(Precision::INT8), lowest(Precision::int8_per_channel()));
+    eprintln!("lowest cosine, alone against batched: int8 in blocks {blocks:.7}, per channel {per_channel:.7}");
+    assert!(blocks > 0.99999, "int8 in blocks: a record's vector moved with its batch (lowest cosine {blocks})");
+}
