@@ -147,17 +147,8 @@ impl FastEncoder {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let len = tokens.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
-        let mut ids = Vec::with_capacity(tokens.len() * len);
-        let mut mask = Vec::with_capacity(tokens.len() * len);
-        for t in tokens {
-            ids.extend(t.iter().map(|&id| id as i64));
-            ids.extend(std::iter::repeat_n(0i64, len - t.len()));
-            mask.extend(std::iter::repeat_n(1.0f32, t.len()));
-            mask.extend(std::iter::repeat_n(0.0f32, len - t.len()));
-        }
+        let (ids, mask, shape) = crate::bert::pad_batch(tokens);
         let fail = |e: ort::Error| FastPathError(format!("ONNX Runtime: {e}"));
-        let shape = [tokens.len(), len];
         let ids = Tensor::from_array((shape, ids)).map_err(fail)?;
         let mask = Tensor::from_array((shape, mask)).map_err(fail)?;
         let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -1,32 +1,10 @@
 //! The burn BERT sentence encoder against vectors computed by the reference implementation
 //! (transformers / sentence-transformers); fixtures made by fixtures/make_bert_fixtures.py.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{cosine, fixtures, load_reference, minilm_dir};
 use xmc_model::{SentenceEncoder, inference_device};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-#[derive(serde::Deserialize)]
-struct Reference {
-    texts: Vec<String>,
-    #[serde(default)]
-    token_ids: Vec<Vec<u32>>,
-    vectors: Vec<Vec<f32>>,
-}
-
-fn load_reference(path: &Path) -> Reference {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
 
 #[test]
 fn tiny_random_bert_matches_transformers() {
@@ -72,12 +50,7 @@ fn a_folder_without_weights_is_refused_by_name() {
 /// The real all-MiniLM-L6-v2 against sentence-transformers. Needs `cargo xtask fetch-models`.
 #[test]
 fn minilm_matches_sentence_transformers() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("XMC_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("models")).join("all-MiniLM-L6-v2");
-    if !dir.join(SentenceEncoder::WEIGHTS).is_file() {
-        eprintln!("skipped: {} not found (run `cargo xtask fetch-models`)", dir.display());
-        return;
-    }
+    let Some(dir) = minilm_dir() else { return };
     let reference = load_reference(&fixtures().join("minilm_reference.json"));
     let encoder = SentenceEncoder::load(&dir, &inference_device()).unwrap();
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();

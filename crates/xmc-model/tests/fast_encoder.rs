@@ -3,32 +3,12 @@
 //! fetch-models` unpacks into `models/onnxruntime/` (or `XMC_ORT_LIB`); without it each test
 //! says it was skipped.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{cosine, fixtures, load_reference, minilm_dir};
 use xmc_model::fast_encoder;
 use xmc_model::onnx::Precision;
 use xmc_model::{SentenceEncoder, inference_device};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-#[derive(serde::Deserialize)]
-struct Reference {
-    texts: Vec<String>,
-    vectors: Vec<Vec<f32>>,
-}
-
-fn load_reference(path: &Path) -> Reference {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
 
 fn runtime_or_skip() -> bool {
     if fast_encoder::available() {
@@ -38,20 +18,20 @@ fn runtime_or_skip() -> bool {
     false
 }
 
+/// MiniLM in burn and the sentence-transformers reference texts and vectors, when both the
+/// runtime and the model are in place.
+fn minilm_and_reference() -> Option<(SentenceEncoder, common::Reference)> {
+    if !runtime_or_skip() {
+        return None;
+    }
+    let dir = minilm_dir()?;
+    let reference = load_reference(&fixtures().join("minilm_reference.json"));
+    Some((SentenceEncoder::load(&dir, &inference_device()).unwrap(), reference))
+}
+
 fn on(encoder: &SentenceEncoder, precision: Precision) -> SentenceEncoder {
     let copy = encoder.with_weights(encoder.model().clone());
     copy.with_runtime(precision).map_err(|(_, e)| e).expect("the fast path opens")
-}
-
-fn minilm_dir() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("XMC_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("models")).join("all-MiniLM-L6-v2");
-    if dir.join(SentenceEncoder::WEIGHTS).is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} not found (run `cargo xtask fetch-models`)", dir.display());
-        None
-    }
 }
 
 /// The exported graph in float computes what transformers does (as burn does), batch after
@@ -97,15 +77,10 @@ fn int8_graph_stays_close_on_the_tiny_bert() {
 }
 
 /// The real all-MiniLM-L6-v2 on the fast path against sentence-transformers: float as close as
-/// burn is, int8 per channel within the measured closeness. Needs `cargo xtask fetch-models`.
+/// burn is, the default int8 (in blocks) close behind. Needs `cargo xtask fetch-models`.
 #[test]
 fn minilm_on_the_fast_path_matches_sentence_transformers() {
-    if !runtime_or_skip() {
-        return;
-    }
-    let Some(dir) = minilm_dir() else { return };
-    let reference = load_reference(&fixtures().join("minilm_reference.json"));
-    let burn = SentenceEncoder::load(&dir, &inference_device()).unwrap();
+    let Some((burn, reference)) = minilm_and_reference() else { return };
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
     let fp32 = on(&burn, Precision::Fp32).encode(&texts, 3, |_| {}).unwrap();
     let int8 = on(&burn, Precision::INT8).encode(&texts, 3, |_| {}).unwrap();
@@ -137,12 +112,7 @@ fn the_runtime_setting_is_parsed_or_refused_by_name() {
 /// activation scale per call, does.
 #[test]
 fn int8_in_blocks_gives_a_record_the_same_vector_alone_or_batched() {
-    if !runtime_or_skip() {
-        return;
-    }
-    let Some(dir) = minilm_dir() else { return };
-    let reference = load_reference(&fixtures().join("minilm_reference.json"));
-    let burn = SentenceEncoder::load(&dir, &inference_device()).unwrap();
+    let Some((burn, reference)) = minilm_and_reference() else { return };
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
     let lowest = |precision: Precision| {
         let fast = on(&burn, precision);
