@@ -426,7 +426,7 @@ impl SentenceEncoder {
     /// [`Self::embed_tokens`] through other weights of the same shape (a training loop's).
     pub fn embed_tokens_with(&self, model: &Bert, tokens: &[&[u32]]) -> Tensor<2> {
         let device = model.devices().into_iter().next().unwrap_or_else(|| self.device.clone());
-        let (ids, mask, shape) = pad_batch(tokens);
+        let (ids, mask, shape) = crate::batch::pad_batch(tokens);
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &device);
         mean_pool_normalised(model.forward(ids, mask.clone()), mask)
@@ -457,21 +457,6 @@ impl SentenceEncoder {
         }
         Ok(out)
     }
-}
-
-/// Token ids and the attention mask (1 for a token, 0 for padding) of a batch padded to its
-/// longest text, row-major, with their shape [batch, length].
-pub(crate) fn pad_batch(tokens: &[&[u32]]) -> (Vec<i64>, Vec<f32>, [usize; 2]) {
-    let len = tokens.iter().map(|t| t.len()).max().unwrap_or(1).max(1);
-    let mut ids = Vec::with_capacity(tokens.len() * len);
-    let mut mask = Vec::with_capacity(tokens.len() * len);
-    for t in tokens {
-        ids.extend(t.iter().map(|&id| id as i64));
-        ids.extend(std::iter::repeat_n(0i64, len - t.len()));
-        mask.extend(std::iter::repeat_n(1.0f32, t.len()));
-        mask.extend(std::iter::repeat_n(0.0f32, len - t.len()));
-    }
-    (ids, mask, [tokens.len(), len])
 }
 
 fn read_max_seq_length(dir: &Path) -> Option<usize> {

@@ -147,7 +147,7 @@ impl FastEncoder {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let (ids, mask, shape) = crate::bert::pad_batch(tokens);
+        let (ids, mask, shape) = crate::batch::pad_batch(tokens);
         let fail = |e: ort::Error| FastPathError(format!("ONNX Runtime: {e}"));
         let ids = Tensor::from_array((shape, ids)).map_err(fail)?;
         let mask = Tensor::from_array((shape, mask)).map_err(fail)?;

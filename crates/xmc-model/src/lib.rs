@@ -4,6 +4,7 @@
 //! The BERT sentence encoder and the T5 load Hugging Face checkpoints and match the reference
 //! implementation (tests/bert.rs, tests/t5.rs).
 
+mod batch;
 pub mod bert;
 pub mod decode;
 mod device;
