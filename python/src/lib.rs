@@ -306,11 +306,12 @@ impl Model {
     }
 }
 
-/// `xmc train`: the config's stages up to a model folder at `output` (which must not exist).
-/// `set`: overrides such as ["ranker.beam=10"].
+/// `xmc train`: the config's stages (`None`: the recommended recipe, which needs `dataset`) up
+/// to a model folder at `output` (which must not exist). `set`: overrides such as
+/// ["ranker.beam=10"].
 #[pyfunction]
 #[pyo3(signature = (config, output, dataset=None, input=None, set=None))]
-fn train(py: Python<'_>, config: PathBuf, output: PathBuf, dataset: Option<PathBuf>, input: Option<PathBuf>, set: Option<Vec<String>>) -> PyResult<PathBuf> {
+fn train(py: Python<'_>, config: Option<PathBuf>, output: PathBuf, dataset: Option<PathBuf>, input: Option<PathBuf>, set: Option<Vec<String>>) -> PyResult<PathBuf> {
     guarded(|| {
         let args = xmc_pipeline::TrainFolder { config, dataset, input, output: output.clone(), set: set.unwrap_or_default() };
         py.detach(|| guarded(|| xmc_pipeline::train_folder(&args).map_err(anyhow_err)))?;

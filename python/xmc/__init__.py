@@ -145,8 +145,10 @@ class Model:
         return repr(self._inner)
 
 
-def train(config: str | Path, output: str | Path, dataset: str | Path | None = None, input: str | Path | None = None, set: Sequence[str] | None = None) -> Path:
+def train(config: str | Path | None, output: str | Path, dataset: str | Path | None = None, input: str | Path | None = None, set: Sequence[str] | None = None) -> Path:
     """`xmc train`: the config's stages, ending in a model folder at `output` (which must not
-    exist). `set`: overrides such as ["ranker.beam=10"]. Returns the folder."""
+    exist). `config=None` is the recommended recipe, which chooses its settings on the
+    catalogue's validation split and needs `dataset`. `set`: overrides such as
+    ["ranker.beam=10"]. Returns the folder."""
     opt = lambda p: None if p is None else str(p)
-    return Path(_xmc.train(str(config), str(output), opt(dataset), opt(input), None if set is None else list(set)))
+    return Path(_xmc.train(opt(config), str(output), opt(dataset), opt(input), None if set is None else list(set)))

@@ -11,7 +11,7 @@ use xmc_codes::CodesConfig;
 use xmc_data::DataConfig;
 use xmc_eval::EvalConfig;
 use xmc_model::ModelConfig;
-use xmc_ranker::{FusionConfig, RankerConfig};
+use xmc_ranker::{ChooseConfig, FusionConfig, RankerConfig};
 use xmc_train::{ContrastiveConfig, TrainConfig};
 
 /// Environment variables with this prefix and a `__` override config keys:
@@ -45,6 +45,11 @@ pub struct ExperimentConfig {
     pub ranker: RankerConfig,
     /// The fused method (`method = "fused"`): ranker and generator candidates rescored together.
     pub fusion: FusionConfig,
+    /// Settings the xr method's train stage chooses on the validation split (a ranker trained
+    /// per setting; see `xmc_ranker::choice`): empty, the config's own. Left out of the
+    /// serialised config when empty.
+    #[serde(skip_serializing_if = "ChooseConfig::is_empty")]
+    pub choose: ChooseConfig,
 }
 
 /// The name of a method (`"xr"`), checked against [`crate::registry`] when the config is
@@ -91,6 +96,7 @@ impl Default for ExperimentConfig {
             contrastive: ContrastiveConfig::default(),
             ranker: RankerConfig::default(),
             fusion: FusionConfig::default(),
+            choose: ChooseConfig::default(),
             method: MethodName::default(),
         }
     }
@@ -174,6 +180,7 @@ pub(crate) fn explain(merged: &serde_json::Value, error: serde_json::Error) -> S
         .or_else(|| section::<SearchConfig>(merged, "search"))
         .or_else(|| section::<RankerConfig>(merged, "ranker"))
         .or_else(|| section::<FusionConfig>(merged, "fusion"))
+        .or_else(|| section::<ChooseConfig>(merged, "choose"))
         .unwrap_or_else(|| error.to_string())
 }
 

@@ -76,6 +76,7 @@ impl ExperimentConfig {
             self.contrastive.validate(),
             self.ranker.validate(),
             self.fusion.validate(),
+            self.choose.validate(),
         ];
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;
@@ -87,6 +88,9 @@ impl ExperimentConfig {
         if self.search.new_labels.is_some() && !method.takes_new_labels() {
             let able: Vec<String> = crate::registry::METHODS.iter().filter(|m| m.takes_new_labels()).map(|m| format!("`method = \"{}\"`", m.name())).collect();
             bail!("`search.new_labels` adds labels to a trained model without retraining: it needs {}", able.join(" or "));
+        }
+        if !self.choose.is_empty() && method.name() != xmc_ranker::METHOD {
+            bail!("`[choose]` tries settings of the xr method's train stage: it needs `method = \"xr\"`, not {:?}", method.name());
         }
         let settings = method.predict_settings(self);
         crate::limits::check_search(settings.beam, settings.top_k).with_context(|| format!("the `{}` method's beam or top_k", method.name()))?;
@@ -148,5 +152,26 @@ mod tests {
         }
         std::fs::write(&path, "name = \"t\"\n[train]\nseed = 9223372036854775807\n").unwrap();
         assert!(ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).is_ok(), "a seed may be any whole number TOML holds");
+    }
+
+    /// `[choose]` belongs to the xr method's train stage, over k-means trees, without an ensemble.
+    #[test]
+    fn choices_are_refused_where_nothing_can_make_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.toml");
+        for (text, says) in [
+            ("method = \"generative\"\n[choose]\nbranching = [6, 16]\n", "method = \"xr\""),
+            ("method = \"xr\"\n[tree]\nkind = \"taxonomy\"\n[choose]\nbranching = [6, 16]\n", "kmeans"),
+            ("method = \"xr\"\n[ranker]\nensemble = [16]\n[choose]\nbranching = [6, 16]\n", "ensemble"),
+            ("method = \"xr\"\n[choose]\nbranching = [6, 1]\n", "choose.branching"),
+            ("method = \"xr\"\n[choose]\npath_combine = [\"sum\"]\n", "[choose]"),
+        ] {
+            std::fs::write(&path, format!("name = \"t\"\n{text}")).unwrap();
+            let err = format!("{:#}", ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).unwrap_err());
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        std::fs::write(&path, "name = \"t\"\nmethod = \"xr\"\n[choose]\nbranching = [6, 16]\npath_combine = [\"product\"]\n").unwrap();
+        let cfg = ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).unwrap();
+        assert_eq!(cfg.choose.branching, vec![6, 16]);
     }
 }

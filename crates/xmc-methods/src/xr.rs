@@ -43,10 +43,22 @@ impl Method for Xr {
         Ok(Box::new(XrRanker { model, encoders }))
     }
 
+    fn validate(&self, cfg: &ExperimentConfig) -> Result<()> {
+        if !cfg.choose.branching.is_empty() {
+            if cfg.tree.kind != xmc_cluster::TreeKind::Kmeans {
+                bail!("`choose.branching` tries k-means trees: it needs `tree.kind = \"kmeans\"`");
+            }
+            if !cfg.ranker.ensemble.is_empty() {
+                bail!("`choose.branching` and `ranker.ensemble` do not go together: choose one tree, or average several");
+            }
+        }
+        Ok(())
+    }
+
     fn train_plan(&self, cfg: &ExperimentConfig) -> Result<TrainPlan> {
         let needs_encoder = cfg.ranker.features.uses_dense() || classifier_wanted(cfg);
         let template = recipes::resolved_template(cfg)?;
-        Ok(TrainPlan {
+        let mut plan = TrainPlan {
             upstream: vec![Upstream::Data, Upstream::Tree],
             files: encoder_input(cfg, needs_encoder),
             config: json!({
@@ -56,7 +68,12 @@ impl Method for Xr {
                 "encoder_dir": needs_encoder.then_some(&cfg.embed.encoder_dir),
                 "contrastive": needs_encoder.then_some(&cfg.contrastive),
             }),
-        })
+        };
+        // Left out when empty, so that the fingerprints of runs from before `[choose]` stay valid.
+        if !cfg.choose.is_empty() {
+            plan.config["choose"] = json!(cfg.choose);
+        }
+        Ok(plan)
     }
 
     fn train(&self, ctx: &TrainContext) -> Result<TrainFigures> {
@@ -74,9 +91,14 @@ impl Method for Xr {
     }
 
     fn describe(&self, cfg: &ExperimentConfig) -> Result<String> {
+        let chosen = if cfg.choose.is_empty() {
+            String::new()
+        } else {
+            format!("; branching {:?} and path score {:?} chosen on the validation split", cfg.choose.branching, cfg.choose.path_combine)
+        };
         Ok(format!(
             "XR ranker: linear scorers ({}, C+ {} / C- {}) at every node of the label tree (k = {}, {} label embeddings) on {} features, \
-             negatives: {}; beam {} over levels",
+             negatives: {}; beam {} over levels{chosen}",
             recipes::name_of(cfg.ranker.loss)?,
             cfg.ranker.c_pos,
             cfg.ranker.c_neg,
@@ -146,6 +168,7 @@ pub(crate) fn train_ranker_into(
             cfg.contrastive.loss, outcome.pretrained_valid_accuracy, outcome.best_valid_accuracy, outcome.best_epoch, outcome.epochs
         );
         report.encoder_valid_retrieval = Some(outcome.best_valid_accuracy);
+        (report.best_epoch, report.epochs) = (Some(outcome.best_epoch), Some(outcome.epochs));
         report.encoder_seconds = Some(report.encoder_seconds.unwrap_or(0.0) + outcome.train_seconds);
         Ok(())
     };
@@ -193,9 +216,6 @@ pub(crate) fn train_ranker_into(
     };
     let dense_encoder = encoder.as_ref().filter(|_| cfg.ranker.features.uses_dense());
     let train_dense = embed(dense_encoder, &train_texts, "embedding training records")?;
-    let (mut model, summary) = fit_ranker(data, &tree, &extra_trees, train_dense.as_deref(), &cfg.ranker, template)?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    recipes::copy_dataset(cfg, out)?;
     let valid_dense = embed(dense_encoder, &valid_texts, "embedding validation records")?;
     // The members' embeddings concatenated, as their label vectors (over the number of members,
     // so that a logit is the members' mean).
@@ -207,43 +227,77 @@ pub(crate) fn train_ranker_into(
         bar.finish_and_clear();
         Some(joined)
     };
-    let xv = model.features(&valid_texts, valid_dense.as_deref())?;
-    if let Some(embeddings) = valid_for_classifier.as_deref() {
-        let vectors = member_label_vectors(out, classifier_encoders.len(), data.labels.len())?;
-        let classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
-        let (classifier, narrow) = model.fit_classifier(classifier, &xv, embeddings, &valid_labels, cfg.ranker.classifier_candidates);
-        let tail = |a: Option<f64>| a.map_or("-".into(), |a| format!("{a:.4}"));
-        if let Some(narrow) = narrow {
+    let untrained_classifier = match valid_for_classifier {
+        Some(_) => {
+            let vectors = member_label_vectors(out, classifier_encoders.len(), data.labels.len())?;
+            Some(xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors))
+        }
+        None => None,
+    };
+    // One ranker per setting `[choose]` tries (the config's own when it is empty), each with the
+    // classifier fitted over its candidates; the most accurate on validation is kept.
+    let settings = cfg.choose.settings(cfg.tree.branching, cfg.ranker.path_combine);
+    let label_vectors = if settings.iter().any(|s| s.branching != cfg.tree.branching) {
+        Some(xmc_cluster::LabelEmbeddings::load(&ctx.dir(Upstream::Embed))?)
+    } else {
+        None
+    };
+    let mut trials = Vec::with_capacity(settings.len());
+    let mut best: Option<Candidate> = None;
+    for setting in settings.iter().copied() {
+        let tried = Instant::now();
+        let alternative;
+        let tree = match &label_vectors {
+            Some(vectors) if setting.branching != cfg.tree.branching => {
+                alternative = xmc_cluster::build_tree(vectors, &xmc_cluster::TreeConfig { branching: setting.branching, ..cfg.tree.clone() })?;
+                &alternative
+            }
+            _ => &tree,
+        };
+        let ranker_cfg = xmc_ranker::RankerConfig { path_combine: setting.path_combine, ..cfg.ranker.clone() };
+        let (mut model, summary) = fit_ranker(data, tree, &extra_trees, train_dense.as_deref(), &ranker_cfg, template)?;
+        let xv = model.features(&valid_texts, valid_dense.as_deref())?;
+        let ranker_top: Vec<Option<u32>> = model.predict(&xv, None, 1).into_iter().map(|p| p.first().map(|&(l, _)| l)).collect();
+        let mut narrow = None;
+        if let (Some(classifier), Some(embeddings)) = (&untrained_classifier, valid_for_classifier.as_deref()) {
+            let (fitted, narrow_fit) = model.fit_classifier(classifier.clone(), &xv, embeddings, &valid_labels, cfg.ranker.classifier_candidates);
+            (model.classifier, narrow) = (Some(fitted), narrow_fit);
+        }
+        let trial = xmc_ranker::Trial::new(setting, &ranker_top, &valid_labels, &data.labels, model.classifier.as_ref(), tried.elapsed().as_secs_f64());
+        if settings.len() > 1 {
+            let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}", 100.0 * a));
             eprintln!(
-                "train (xr): the classifier's own top {} labels beside the ranker's candidates {} (cross-fitted validation accuracy / tail \
-                 accuracy: {:.4} / {} over the ranker's candidates alone)",
-                cfg.ranker.classifier_candidates,
-                if classifier.own_candidates > 0 { "kept" } else { "not kept" },
-                narrow.cross_fitted_accuracy,
-                tail(narrow.cross_fitted_tail_accuracy)
+                "train (xr): {setting}: validation accuracy / tail accuracy {} / {} (ranker alone {} / {}), {:.0} s",
+                pct(Some(trial.accuracy)),
+                pct(trial.tail_accuracy),
+                pct(Some(trial.ranker_accuracy)),
+                pct(trial.ranker_tail_accuracy),
+                trial.seconds
             );
         }
-        eprintln!(
-            "train (xr): encoder classifier weight {:.2}, prior weight {:.1} (validation accuracy / tail accuracy: ranker {:.4} / {}, \
-             cross-fitted with the classifier {:.4} / {})",
-            classifier.weight,
-            classifier.prior_weight,
-            classifier.fit.ranker_accuracy,
-            tail(classifier.fit.ranker_tail_accuracy),
-            classifier.fit.cross_fitted_accuracy,
-            tail(classifier.fit.cross_fitted_tail_accuracy)
-        );
-        match classifier.skip {
-            Some(skip) => eprintln!(
-                "train (xr): the classifier is skipped where the ranker's {:?} is at least {:.4}: {:.1}% of validation records",
-                skip.gate,
-                skip.threshold,
-                100.0 * skip.skipped
-            ),
-            None if classifier.weight > 0.0 => eprintln!("train (xr): the classifier is consulted on every record"),
-            None => {}
+        if best.as_ref().is_none_or(|b| trial.beats(&trials[b.trial])) {
+            best = Some(Candidate { trial: trials.len(), model, summary, xv, narrow });
         }
-        model.classifier = Some(classifier);
+        trials.push(trial);
+    }
+    let Candidate { trial: chosen, model, summary, xv, narrow } = best.context("no setting to train")?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    recipes::copy_dataset(cfg, out)?;
+    if let Some(classifier) = &model.classifier {
+        log_classifier(classifier, narrow.as_ref(), cfg.ranker.classifier_candidates);
+    }
+    if !cfg.choose.is_empty() {
+        let choices = xmc_ranker::Choices {
+            chosen: trials[chosen].setting,
+            fine_tuning: report.best_epoch.zip(report.epochs).zip(report.encoder_valid_retrieval).map(|((best_epoch, epochs), valid_accuracy)| {
+                xmc_ranker::choice::EpochChoice { best_epoch, epochs, valid_accuracy }
+            }),
+            classifier_candidates: model.classifier.as_ref().filter(|_| cfg.ranker.classifier_candidates > 0).map(|c| (cfg.ranker.classifier_candidates, c.own_candidates > 0)),
+            note: xmc_ranker::choice::HONESTY_NOTE.into(),
+            trials,
+        };
+        choices.save(out)?;
+        eprintln!("train (xr): chose {} on the validation split (recorded in {})", choices.chosen, xmc_ranker::CHOICES_FILE);
     }
     model.save(out)?;
     let pools = model.predict(&xv, None, model.pool_size(5));
@@ -272,6 +326,52 @@ pub(crate) fn train_ranker_into(
     report.weights = Some(summary.weights_kept);
     report.beam_negative_rows = Some(summary.beam_negative_rows);
     Ok(RankerTrained { model, report })
+}
+
+/// The best setting so far while `[choose]`'s settings are tried: its trial's index, its model
+/// (with the classifier fitted), its training summary, the validation records' feature rows and
+/// the classifier's fit over the ranker's candidates alone when its own candidates were tried.
+struct Candidate {
+    trial: usize,
+    model: XrModel,
+    summary: xmc_ranker::TrainingSummary,
+    xv: xmc_ranker::SparseRows,
+    narrow: Option<xmc_ranker::WeightFit>,
+}
+
+/// Logs the classifier's fit on the validation split: its weights, whether its own candidates
+/// were kept, the cascade's gate.
+fn log_classifier(classifier: &xmc_ranker::EncoderClassifier, narrow: Option<&xmc_ranker::WeightFit>, own_candidates: usize) {
+    let tail = |a: Option<f64>| a.map_or("-".into(), |a| format!("{a:.4}"));
+    if let Some(narrow) = narrow {
+        eprintln!(
+            "train (xr): the classifier's own top {own_candidates} labels beside the ranker's candidates {} (cross-fitted validation accuracy / tail \
+             accuracy: {:.4} / {} over the ranker's candidates alone)",
+            if classifier.own_candidates > 0 { "kept" } else { "not kept" },
+            narrow.cross_fitted_accuracy,
+            tail(narrow.cross_fitted_tail_accuracy)
+        );
+    }
+    eprintln!(
+        "train (xr): encoder classifier weight {:.2}, prior weight {:.1} (validation accuracy / tail accuracy: ranker {:.4} / {}, \
+         cross-fitted with the classifier {:.4} / {})",
+        classifier.weight,
+        classifier.prior_weight,
+        classifier.fit.ranker_accuracy,
+        tail(classifier.fit.ranker_tail_accuracy),
+        classifier.fit.cross_fitted_accuracy,
+        tail(classifier.fit.cross_fitted_tail_accuracy)
+    );
+    match classifier.skip {
+        Some(skip) => eprintln!(
+            "train (xr): the classifier is skipped where the ranker's {:?} is at least {:.4}: {:.1}% of validation records",
+            skip.gate,
+            skip.threshold,
+            100.0 * skip.skipped
+        ),
+        None if classifier.weight > 0.0 => eprintln!("train (xr): the classifier is consulted on every record"),
+        None => {}
+    }
 }
 
 /// The ranker's node scorers fitted on the training split of `data` over `tree` (and an

@@ -10,10 +10,16 @@ use crate::runner::{RunOptions, run_experiment};
 use crate::record::StageRecord;
 use crate::stage::StageName;
 
+/// The recommended recipe (`configs/recommended.toml`), which `xmc train` without a config uses.
+pub const RECOMMENDED_CONFIG: &str = include_str!("../../../configs/recommended.toml");
+/// Its file name.
+pub const RECOMMENDED_FILE: &str = "recommended.toml";
+
 /// What `xmc train` is asked.
 #[derive(Debug, Clone)]
 pub struct TrainFolder {
-    pub config: PathBuf,
+    /// The experiment config; `None`: the recommended recipe ([`RECOMMENDED_CONFIG`]).
+    pub config: Option<PathBuf>,
     /// Another dataset descriptor than the config's.
     pub dataset: Option<PathBuf>,
     /// Another input file than the descriptor's (same columns and rules).
@@ -29,10 +35,21 @@ pub fn train_folder(args: &TrainFolder) -> Result<Option<StageRecord>> {
     if args.output.exists() {
         bail!("{} already exists: name a new model folder", args.output.display());
     }
-    let mut cfg = ExperimentConfig::load(&args.config, &crate::parse_overrides(&args.set)?)?;
+    if args.config.is_none() && args.dataset.is_none() {
+        bail!("the recommended recipe (no --config) trains on your catalogue: name its dataset descriptor with --dataset");
+    }
     let parent = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let work = tempfile::Builder::new().prefix(".xmc-train-").tempdir_in(parent).with_context(|| format!("a work folder in {}", parent.display()))?;
+    let config = match &args.config {
+        Some(path) => path.clone(),
+        None => {
+            let path = work.path().join(RECOMMENDED_FILE);
+            std::fs::write(&path, RECOMMENDED_CONFIG).with_context(|| format!("writing {}", path.display()))?;
+            path
+        }
+    };
+    let mut cfg = ExperimentConfig::load(&config, &crate::parse_overrides(&args.set)?)?;
     if let Some(d) = &args.dataset {
         cfg.data.dataset = d.clone();
     }

@@ -7,6 +7,7 @@
 //! No tensor library: the dense embeddings come from the caller.
 
 pub mod cascade;
+pub mod choice;
 pub mod classifier;
 pub mod config;
 mod error;
@@ -19,6 +20,7 @@ pub mod sparse;
 pub mod tfidf;
 
 pub use cascade::{Gate, Outcome, Skip};
+pub use choice::{CHOICES_FILE, ChooseConfig, Choices, Setting, Trial};
 pub use classifier::{CLASSIFIER_FILE, EncoderClassifier, WeightFit};
 pub use config::{FeatureKind, Loss, Negatives, PathCombine, PathScore, RankerConfig};
 pub use error::{RankerError, Result};

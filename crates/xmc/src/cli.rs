@@ -53,9 +53,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Experiment config (TOML) naming the method and its settings, e.g. configs/xr_amazon-uk.toml.
+    /// Experiment config (TOML) naming the method and its settings, e.g. configs/xr.toml.
+    /// Default: the recommended recipe (configs/recommended.toml, built in), which chooses its
+    /// tree, path score, fine-tuning epoch and classifier candidates on your validation split
+    /// and records them in the folder's choices.json; it needs --dataset.
     #[arg(long)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
     /// The dataset descriptor (column mapping, cleaning rules, template); default: the config's.
     #[arg(long)]
     pub dataset: Option<PathBuf>,

@@ -65,7 +65,8 @@ fn report_context(ctx: &StageContext) -> Result<xmc_eval::ReportContext> {
         Ok(text) => text.lines().filter(|l| !l.trim().is_empty()).map(point).collect::<Result<Vec<_>>>()?,
         Err(_) => Vec::new(),
     };
-    let sections = components_section(ctx)?.into_iter().chain(super::brand::section(ctx)).collect();
+    let choices = xmc_ranker::Choices::load(&train_dir)?.map(|c| ("Settings chosen on the validation split (train stage)".to_string(), c.markdown()));
+    let sections = choices.into_iter().chain(components_section(ctx)?).chain(super::brand::section(ctx)).collect();
     Ok(xmc_eval::ReportContext { name: cfg.name.clone(), method, facts, curve, sections })
 }
 

@@ -1,0 +1,61 @@
+//! The recommended recipe as a catalogue team runs it: `xmc train` with no config on the bundled
+//! sample, with the real all-MiniLM-L6-v2 (`cargo xtask fetch-models`; without it the test says
+//! it was skipped). The fine-tuning is shortened (2 epochs, 3 records per label) to keep it to a
+//! minute; every choice the recipe makes on the validation split is still made.
+
+use std::process::ExitCode;
+
+use xmc_e2e::{repo_root, xmc};
+use xmc_ranker::{Choices, PathCombine, Setting};
+
+#[test]
+fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_and_predicts() {
+    let minilm = repo_root().join("models/all-MiniLM-L6-v2");
+    if !minilm.join(xmc_model::SentenceEncoder::WEIGHTS).is_file() {
+        eprintln!("skipped: needs {} (run `cargo xtask fetch-models`)", minilm.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = repo_root().join("datasets/amazon-uk-sample.toml");
+    let (dataset, out) = (dataset.to_str().unwrap(), tmp.path().join("model"));
+    let encoder = format!("embed.encoder_dir={}", minilm.display());
+    let shorter = ["--set", "contrastive.epochs=2", "--set", "contrastive.max_per_label=3", "--set", encoder.as_str()];
+
+    let without_dataset = xmc(&[&["train", "--output", out.to_str().unwrap()][..], &shorter[..]].concat()).unwrap_err();
+    assert!(without_dataset.contains("--dataset"), "{without_dataset}");
+    assert!(!out.exists());
+
+    let args = [&["train", "--dataset", dataset, "--output", out.to_str().unwrap()][..], &shorter[..]].concat();
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+
+    // Every pair of the recipe's branching and path score was tried, and the best kept.
+    let choices = Choices::load(&out).unwrap().expect("the folder records its choices");
+    let tried: Vec<Setting> = choices.trials.iter().map(|t| t.setting).collect();
+    for branching in [16, 6] {
+        for path_combine in [PathCombine::Product, PathCombine::GeometricMean] {
+            assert!(tried.contains(&Setting { branching, path_combine }), "{tried:?}");
+        }
+    }
+    let chosen = choices.trials.iter().find(|t| t.setting == choices.chosen).expect("the chosen setting was tried");
+    assert!(choices.trials.iter().all(|t| !t.beats(chosen)), "{choices:#?}");
+    assert!(choices.note.contains("validation"), "{}", choices.note);
+    let epoch = choices.fine_tuning.expect("the fine-tuning's epoch is recorded");
+    assert_eq!(epoch.epochs, 2);
+    assert!((1..=2).contains(&epoch.best_epoch), "{epoch:?}");
+    assert_eq!(choices.classifier_candidates.map(|c| c.0), Some(5));
+
+    // The saved model is the chosen one.
+    let model = xmc_ranker::XrModel::load(&out).unwrap();
+    assert_eq!(model.meta.config.path_combine, choices.chosen.path_combine);
+    assert_eq!(model.ranker.tree.nodes[0].children.len(), choices.chosen.branching);
+    assert_eq!(model.classifier.is_some_and(|c| c.weight > 0.0), chosen.classifier);
+
+    // And it predicts.
+    let input = repo_root().join("datasets/amazon-uk-sample/products.csv");
+    let predictions = tmp.path().join("p.jsonl");
+    let args = ["predict", "--model", out.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", predictions.to_str().unwrap(), "--top-k", "3"];
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let rows = std::fs::read_to_string(&predictions).unwrap().lines().count();
+    let inputs = csv::Reader::from_path(&input).unwrap().records().count();
+    assert_eq!(rows, inputs);
+}
