@@ -1,7 +1,9 @@
 //! The recommended recipe as a catalogue team runs it: `xmc train` with no config on the bundled
 //! sample, with the real all-MiniLM-L6-v2 (`cargo xtask fetch-models`; without it the test says
 //! it was skipped). The fine-tuning is shortened (2 epochs, 3 records per label) to keep it to a
-//! minute; every choice the recipe makes on the validation split is still made.
+//! minute; every choice the recipe makes on the validation split is still made. A second
+//! training reuses the first one's fine-tuned encoder (`contrastive.reuse`) and must choose the
+//! same.
 
 use std::process::ExitCode;
 
@@ -58,4 +60,17 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     let rows = std::fs::read_to_string(&predictions).unwrap().lines().count();
     let inputs = csv::Reader::from_path(&input).unwrap().records().count();
     assert_eq!(rows, inputs);
+
+    // `contrastive.reuse` takes that folder's fine-tuned encoder instead of fine-tuning again,
+    // and what follows the fine-tuning comes out the same.
+    let again = tmp.path().join("again");
+    let reuse = format!("contrastive.reuse={}", out.display());
+    let args = [&["train", "--dataset", dataset, "--output", again.to_str().unwrap()][..], &shorter[..], &["--set", reuse.as_str()][..]].concat();
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let reused = Choices::load(&again).unwrap().unwrap();
+    assert_eq!(reused.chosen, choices.chosen);
+    assert_eq!(reused.fine_tuning, choices.fine_tuning);
+    let strip_seconds = |c: &Choices| c.trials.iter().map(|t| xmc_ranker::Trial { seconds: 0.0, ..t.clone() }).collect::<Vec<_>>();
+    assert_eq!(strip_seconds(&reused), strip_seconds(&choices));
+    assert_eq!(xmc_ranker::XrModel::load(&again).unwrap().classifier, xmc_ranker::XrModel::load(&out).unwrap().classifier);
 }

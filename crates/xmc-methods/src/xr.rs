@@ -162,6 +162,9 @@ pub(crate) fn train_ranker_into(
     let started = Instant::now();
     let mut report = TrainFigures::default();
     let finetune_into = |target: &Path, contrastive: &xmc_train::ContrastiveConfig, report: &mut TrainFigures| -> Result<()> {
+        if let Some(from) = &contrastive.reuse {
+            return reuse_classifier(from, target, report);
+        }
         let outcome = recipes::finetune_encoder(cfg, data, contrastive, target, resume)?;
         eprintln!(
             "train (contrastive, loss {:?}): validation nearest-label accuracy {:.4} -> {:.4} (best epoch {} of {})",
@@ -328,6 +331,32 @@ pub(crate) fn train_ranker_into(
     Ok(RankerTrained { model, report })
 }
 
+/// `contrastive.reuse`: the classifier encoder and label vectors of the xr folder `from` into
+/// `target` as a fine-tuning would leave them, with its recorded epoch choice in `report`.
+fn reuse_classifier(from: &Path, target: &Path, report: &mut TrainFigures) -> Result<()> {
+    let model = XrModel::load(from).with_context(|| format!("`contrastive.reuse` = {}", from.display()))?;
+    let classifier = model.classifier.as_ref().with_context(|| format!("`contrastive.reuse`: {} has no classifier", from.display()))?;
+    if model.meta.config.features.uses_dense() || model.classifier_encoder_dirs(from).len() != 1 {
+        bail!("`contrastive.reuse`: {} must have one classifier encoder and no dense block", from.display());
+    }
+    let source = from.join(xmc_ranker::CLASSIFIER_ENCODER_DIR);
+    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
+    for entry in std::fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
+        let src = entry.with_context(|| format!("reading {}", source.display()))?.path();
+        if src.is_file() {
+            let dst = target.join(src.file_name().expect("a file has a name"));
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    let path = target.join(xmc_train::LABEL_VECTORS);
+    std::fs::write(&path, serde_json::to_vec(&classifier.vectors)?).with_context(|| format!("writing {}", path.display()))?;
+    if let Some(e) = xmc_ranker::Choices::load(from)?.and_then(|c| c.fine_tuning) {
+        (report.best_epoch, report.epochs, report.encoder_valid_retrieval) = (Some(e.best_epoch), Some(e.epochs), Some(e.valid_accuracy));
+    }
+    eprintln!("train (contrastive): the fine-tuned classifier encoder of {} reused", from.display());
+    Ok(())
+}
+
 /// The best setting so far while `[choose]`'s settings are tried: its trial's index, its model
 /// (with the classifier fitted), its training summary, the validation records' feature rows and
 /// the classifier's fit over the ranker's candidates alone when its own candidates were tried.
@@ -362,6 +391,14 @@ fn log_classifier(classifier: &xmc_ranker::EncoderClassifier, narrow: Option<&xm
         classifier.fit.cross_fitted_accuracy,
         tail(classifier.fit.cross_fitted_tail_accuracy)
     );
+    if let Some(without) = classifier.fit.without_parent_cross_fitted_accuracy {
+        eprintln!(
+            "train (xr): the parent's evidence beside the label's {} (weight {:.2}; cross-fitted validation accuracy {:.4} without it)",
+            if classifier.parent_weight > 0.0 { "kept" } else { "not kept" },
+            classifier.parent_weight,
+            without
+        );
+    }
     match classifier.skip {
         Some(skip) => eprintln!(
             "train (xr): the classifier is skipped where the ranker's {:?} is at least {:.4}: {:.1}% of validation records",

@@ -26,6 +26,9 @@ const WEIGHT_STEP: f32 = 0.05;
 /// The prior's weights tried, 0 to 1 in steps of 0.1 (1 is the full logit adjustment).
 const PRIOR_GRID: std::ops::RangeInclusive<u32> = 0..=10;
 const PRIOR_STEP: f32 = 0.1;
+/// The parent evidence's weights tried (when asked), 0 to 1 in steps of 0.25.
+const PARENT_GRID: std::ops::RangeInclusive<u32> = 0..=4;
+const PARENT_STEP: f32 = 0.25;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderClassifier {
@@ -50,6 +53,16 @@ pub struct EncoderClassifier {
     /// folders written before it existed).
     #[serde(default)]
     pub own_candidates: usize,
+    /// The weight of the label's parent's evidence beside its own: the log of the probability
+    /// summed over the labels under the same taxonomy parent (the hierarchy as evidence: it
+    /// tells parallel branches apart, and lends a rare leaf its siblings' evidence). 0: none, as
+    /// in folders written before it existed.
+    #[serde(default)]
+    pub parent_weight: f32,
+    /// Each label's parent group (labels with the same parent path share one; empty when
+    /// `parent_weight` is 0).
+    #[serde(default)]
+    pub parents: Vec<u32>,
     /// Unit vectors, one per label in label-id order; for an ensemble of `M` fine-tuned encoders,
     /// each label's members' unit vectors concatenated and divided by `M`, so that against the
     /// concatenated embeddings a logit is the members' mean (the members' log-probabilities
@@ -73,6 +86,10 @@ pub struct WeightFit {
     pub ranker_tail_accuracy: Option<f64>,
     #[serde(default)]
     pub cross_fitted_tail_accuracy: Option<f64>,
+    /// With `ranker.classifier_parent`: the cross-fitted accuracy without the parent's evidence,
+    /// against which it was kept or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_parent_cross_fitted_accuracy: Option<f64>,
 }
 
 impl EncoderClassifier {
@@ -96,16 +113,25 @@ impl EncoderClassifier {
         if self.prior_weight > 0.0 && self.log_priors.len() != labels {
             return Err(RankerError::Train(format!("{} label priors for {labels} labels", self.log_priors.len())));
         }
+        if !(self.parent_weight.is_finite() && self.parent_weight >= 0.0) {
+            return Err(RankerError::Train(format!("the parent weight {} must be 0 or more", self.parent_weight)));
+        }
+        if self.parent_weight > 0.0 && self.parents.len() != labels {
+            return Err(RankerError::Train(format!("{} label parents for {labels} labels", self.parents.len())));
+        }
         Ok(())
     }
 
     /// The classifier's evidence for each label: its log-probability less `prior_weight` times
     /// its log prior.
     fn adjusted(&self, log_probs: Vec<f32>) -> Vec<f32> {
-        if self.prior_weight == 0.0 || self.log_priors.is_empty() {
+        let parents = (self.parent_weight > 0.0 && self.parents.len() == log_probs.len()).then(|| parent_log_probs(&log_probs, &self.parents));
+        if (self.prior_weight == 0.0 || self.log_priors.is_empty()) && parents.is_none() {
             return log_probs;
         }
-        log_probs.into_iter().zip(&self.log_priors).map(|(lp, prior)| lp - self.prior_weight * prior).collect()
+        let prior = |l: usize| if self.prior_weight > 0.0 { self.log_priors.get(l).copied().unwrap_or(0.0) } else { 0.0 };
+        let parent = |l: usize| parents.as_ref().map_or(0.0, |p| p[l]);
+        log_probs.iter().enumerate().map(|(l, lp)| lp - self.prior_weight * prior(l) + self.parent_weight * parent(l)).collect()
     }
 
     /// Whether the classifier has a say on a record with these ranker `candidates` (best first):
@@ -151,8 +177,20 @@ impl EncoderClassifier {
             best_weight: 0.0,
             ranker_tail_accuracy: None,
             cross_fitted_tail_accuracy: None,
+            without_parent_cross_fitted_accuracy: None,
         };
-        EncoderClassifier { temperature, weight: 0.0, prior_weight: 0.0, log_priors: Vec::new(), fit, skip: None, own_candidates: 0, vectors }
+        EncoderClassifier {
+            temperature,
+            weight: 0.0,
+            prior_weight: 0.0,
+            log_priors: Vec::new(),
+            fit,
+            skip: None,
+            own_candidates: 0,
+            parent_weight: 0.0,
+            parents: Vec::new(),
+            vectors,
+        }
     }
 
     /// Fits the weights on validation records: the ranker's `candidates`, the records' unit
@@ -167,47 +205,53 @@ impl EncoderClassifier {
         self.log_priors = labels.labels.iter().map(|l| ((f64::from(l.train_count) + 1.0) / smoothed).ln() as f32).collect();
         let all: Vec<usize> = (0..truths.len().min(candidates.len()).min(embeddings.len())).collect();
         let tail: Vec<bool> = all.iter().map(|&i| labels.get(truths[i]).is_some_and(|l| l.tail)).collect();
-        // Each record's candidates as (label, ln score, log p, log prior): the grid is then
-        // sums and comparisons.
-        let scored: Vec<Vec<(u32, f32, f32, f32)>> = all
+        // The parent's evidence is tried only where the caller gave the labels' parents.
+        let with_parents = self.parents.len() == labels.len() && !self.parents.is_empty();
+        let parent_grid: Vec<f32> = if with_parents { PARENT_GRID.map(|g| g as f32 * PARENT_STEP).collect() } else { vec![0.0] };
+        // Each record's candidates as (label, ln score, log p, log prior, parent's log p): the
+        // grid is then sums and comparisons.
+        let scored: Vec<Vec<(u32, f32, f32, f32, f32)>> = all
             .iter()
             .map(|&i| {
                 let log_probs = self.log_probs(&embeddings[i]);
+                let parents = with_parents.then(|| parent_log_probs(&log_probs, &self.parents));
                 let evidence = |l: u32| log_probs.get(l as usize).copied().unwrap_or(f32::MIN);
                 let prior = |l: u32| self.log_priors.get(l as usize).copied().unwrap_or(0.0);
-                candidates[i].iter().map(|&(l, s)| (l, s.max(f32::MIN_POSITIVE).ln(), evidence(l), prior(l))).collect()
+                let parent = |l: u32| parents.as_ref().and_then(|p| p.get(l as usize).copied()).unwrap_or(0.0);
+                candidates[i].iter().map(|&(l, s)| (l, s.max(f32::MIN_POSITIVE).ln(), evidence(l), prior(l), parent(l))).collect()
             })
             .collect();
-        let correct = |w: f32, tau: f32, i: usize| {
-            let score = |c: &(u32, f32, f32, f32)| c.1 + w * (c.2 - tau * c.3);
+        let correct = |(w, tau, rho): (f32, f32, f32), i: usize| {
+            let score = |c: &(u32, f32, f32, f32, f32)| c.1 + w * (c.2 - tau * c.3 + rho * c.4);
             // As `rescored` sorts: by score, ties by label id.
             let top = scored[i].iter().max_by(|a, b| score(a).total_cmp(&score(b)).then(b.0.cmp(&a.0)));
             top.is_some_and(|c| c.0 == truths[i])
         };
         // (accuracy, tail accuracy) counts over `idx`.
-        let count = |w: f32, tau: f32, idx: &[usize]| {
-            idx.iter().filter(|&&i| correct(w, tau, i)).fold((0, 0), |(n, t), &i| (n + 1, t + tail[i] as usize))
+        let count = |setting: (f32, f32, f32), idx: &[usize]| {
+            idx.iter().filter(|&&i| correct(setting, i)).fold((0, 0), |(n, t), &i| (n + 1, t + tail[i] as usize))
         };
         let best = |idx: &[usize]| {
-            let mut best = (0.0f32, 0.0f32, count(0.0, 0.0, idx));
-            for tau in PRIOR_GRID.map(|g| g as f32 * PRIOR_STEP) {
-                for w in WEIGHT_GRID.map(|g| g as f32 * WEIGHT_STEP) {
-                    let n = count(w, tau, idx);
-                    if n > best.2 {
-                        best = (w, tau, n);
+            let mut best = ((0.0f32, 0.0f32, 0.0f32), count((0.0, 0.0, 0.0), idx));
+            for &rho in &parent_grid {
+                for tau in PRIOR_GRID.map(|g| g as f32 * PRIOR_STEP) {
+                    for w in WEIGHT_GRID.map(|g| g as f32 * WEIGHT_STEP) {
+                        let n = count((w, tau, rho), idx);
+                        if n > best.1 {
+                            best = ((w, tau, rho), n);
+                        }
                     }
                 }
             }
-            best
+            best.0
         };
         let halves: [Vec<usize>; 2] = [0, 1].map(|h| all.iter().copied().filter(|i| i % 2 == h).collect());
         let cross = (0..2).fold((0, 0), |acc, h| {
-            let (w, tau, _) = best(&halves[h]);
-            let n = count(w, tau, &halves[1 - h]);
+            let n = count(best(&halves[h]), &halves[1 - h]);
             (acc.0 + n.0, acc.1 + n.1)
         });
-        let ranker = count(0.0, 0.0, &all);
-        let (best_weight, best_prior, _) = best(&all);
+        let ranker = count((0.0, 0.0, 0.0), &all);
+        let (best_weight, best_prior, best_parent) = best(&all);
         let n = all.len().max(1) as f64;
         let tail_n = tail.iter().filter(|&&t| t).count();
         let tail_share = |hits: usize| (tail_n > 0).then(|| hits as f64 / tail_n as f64);
@@ -218,8 +262,12 @@ impl EncoderClassifier {
             best_weight,
             ranker_tail_accuracy: tail_share(ranker.1),
             cross_fitted_tail_accuracy: tail_share(cross.1),
+            without_parent_cross_fitted_accuracy: None,
         };
-        (self.weight, self.prior_weight) = if cross.0 > ranker.0 { (best_weight, best_prior) } else { (0.0, 0.0) };
+        (self.weight, self.prior_weight, self.parent_weight) = if cross.0 > ranker.0 { (best_weight, best_prior, best_parent) } else { (0.0, 0.0, 0.0) };
+        if self.parent_weight == 0.0 {
+            self.parents.clear();
+        }
     }
 }
 
@@ -242,6 +290,36 @@ impl EncoderClassifier {
             .collect();
         self.skip = Skip::fit(&candidates[..n], &outcomes);
     }
+}
+
+/// Each label's parent evidence: the log of the probability summed over the labels of its
+/// parent group (`parents[l]`), from the labels' `log_probs`.
+fn parent_log_probs(log_probs: &[f32], parents: &[u32]) -> Vec<f32> {
+    let groups = parents.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
+    let mut max = vec![f32::NEG_INFINITY; groups];
+    for (&lp, &g) in log_probs.iter().zip(parents) {
+        max[g as usize] = max[g as usize].max(lp);
+    }
+    let mut sum = vec![0.0f32; groups];
+    for (&lp, &g) in log_probs.iter().zip(parents) {
+        sum[g as usize] += (lp - max[g as usize]).exp();
+    }
+    parents.iter().map(|&g| max[g as usize] + sum[g as usize].ln()).collect()
+}
+
+/// Each label's parent group: labels whose paths share everything but the leaf share an id
+/// (top-level labels share the root's).
+pub fn parent_groups(labels: &LabelSet) -> Vec<u32> {
+    let mut ids: std::collections::HashMap<&[String], u32> = std::collections::HashMap::new();
+    labels
+        .labels
+        .iter()
+        .map(|l| {
+            let parent = &l.levels[..l.levels.len().saturating_sub(1)];
+            let next = ids.len() as u32;
+            *ids.entry(parent).or_insert(next)
+        })
+        .collect()
 }
 
 /// Sorted on the log scale (the exponent may underflow for very unlikely candidates), best
@@ -400,5 +478,48 @@ mod tests {
         let idle = fit(all(), 0.0);
         assert_eq!(idle.skip, None);
         assert!(!idle.consulted(&c().0));
+    }
+
+    /// Parallel branches: "A > x" and "B > x" share a leaf name. The ranker prefers B > x; the
+    /// classifier, asked about the leaves alone, does too (0.35 against 0.30), but it puts more
+    /// of its mass under A (0.6 against 0.4), and the truth is A > x.
+    fn parallel_branches() -> (LabelSet, EncoderClassifier, Vec<Vec<(u32, f32)>>, Vec<Vec<f32>>) {
+        let paths: Vec<Vec<String>> = [["A", "x"], ["A", "y"], ["B", "x"], ["B", "y"]].iter().map(|p| p.map(String::from).to_vec()).collect();
+        let set = LabelSet::from_paths(paths.iter().map(Vec::as_slice), 25);
+        let labels = set.labels.into_iter().map(|l| xmc_data::Label { train_count: 100, tail: false, ..l }).collect();
+        let set = LabelSet::from_labels(labels, 25);
+        let vectors = [0.30f32, 0.30, 0.35, 0.05].map(|p| vec![p.ln()]).to_vec();
+        let classifier = EncoderClassifier::new(1.0, vectors);
+        (set, classifier, vec![vec![(2, 0.6), (0, 0.5)]; 20], vec![vec![1.0]; 20])
+    }
+
+    #[test]
+    fn a_labels_parent_group_holds_its_siblings_and_its_evidence_is_their_summed_probability() {
+        let (set, classifier, _, _) = parallel_branches();
+        let groups = parent_groups(&set);
+        assert_eq!(groups, vec![0, 0, 1, 1]);
+        let parents = parent_log_probs(&classifier.log_probs(&[1.0]), &groups);
+        assert!((parents[0] - 0.6f32.ln()).abs() < 1e-5 && parents[0] == parents[1], "{parents:?}");
+        assert!((parents[2] - 0.4f32.ln()).abs() < 1e-5, "{parents:?}");
+    }
+
+    #[test]
+    fn the_parents_evidence_tells_parallel_branches_apart_where_the_leaves_do_not() {
+        let (set, classifier, candidates, embeddings) = parallel_branches();
+        let truths = vec![0u32; candidates.len()];
+        let mut leaves_only = classifier.clone();
+        leaves_only.fit_weight(&candidates, &embeddings, &truths, &set);
+        assert_eq!((leaves_only.weight, leaves_only.fit.cross_fitted_accuracy), (0.0, 0.0), "the leaves alone cannot help");
+        let mut with_parent = EncoderClassifier { parents: parent_groups(&set), ..classifier };
+        with_parent.fit_weight(&candidates, &embeddings, &truths, &set);
+        assert!(with_parent.weight > 0.0 && with_parent.parent_weight > 0.0, "{:?}", with_parent.fit);
+        assert_eq!(with_parent.fit.cross_fitted_accuracy, 1.0);
+        assert_eq!(with_parent.rescore(&embeddings[0], &candidates[0], 1)[0].0, 0, "prediction applies the parent's evidence too");
+        with_parent.check(4, 1).unwrap();
+        // A folder written before the parent's evidence existed reads as none.
+        let mut json = serde_json::to_value(&leaves_only).unwrap();
+        json.as_object_mut().unwrap().retain(|k, _| k != "parent_weight" && k != "parents");
+        let old: EncoderClassifier = serde_json::from_value(json).unwrap();
+        assert_eq!((old.parent_weight, old.parents.len()), (0.0, 0));
     }
 }

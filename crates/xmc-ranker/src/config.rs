@@ -121,6 +121,12 @@ pub struct RankerConfig {
     /// them only if, cross-fitted on the validation split, they beat the ranker's candidates
     /// alone. 0: the ranker's candidates alone.
     pub classifier_candidates: usize,
+    /// With the encoder's classifier: also try the label's parent's evidence beside its own
+    /// (the log of the classifier's probability summed over the labels under the same taxonomy
+    /// parent), its weight fitted on the validation split and kept only if it wins there
+    /// cross-fitted. Left out of the serialised config when off (old fingerprints stay valid).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub classifier_parent: bool,
     pub seed: u64,
 }
 
@@ -145,6 +151,7 @@ impl Default for RankerConfig {
             path_combine: PathCombine::GeometricMean,
             ensemble: Vec::new(),
             classifier_candidates: 0,
+            classifier_parent: false,
             seed: 42,
         }
     }

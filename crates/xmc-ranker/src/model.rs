@@ -299,7 +299,9 @@ impl XrModel {
     /// ([`EncoderClassifier::fit_weight`]), then its cascade ([`EncoderClassifier::fit_skip`]).
     /// With `own_candidates` > 0 the weights are also fitted over the candidates widened by the
     /// classifier's own most probable labels ([`Self::widen`]), and the widening is kept only if
-    /// its cross-fitted accuracy beats that of the ranker's candidates alone. Returns the fit over
+    /// its cross-fitted accuracy beats that of the ranker's candidates alone. With
+    /// `ranker.classifier_parent` the weights are also fitted with the parent's evidence
+    /// ([`EncoderClassifier::parent_weight`]), kept on the same terms. Returns the fit over
     /// the ranker's candidates alone too when the widening was tried, for the record.
     pub fn fit_classifier(
         &self,
@@ -330,6 +332,17 @@ impl XrModel {
             if wide.fit.cross_fitted_accuracy > classifier.fit.cross_fitted_accuracy && wide.weight > 0.0 {
                 (classifier, candidates) = (wide, widened);
             }
+        }
+        if self.meta.config.classifier_parent {
+            let mut with_parent = EncoderClassifier { parents: crate::classifier::parent_groups(&self.labels), ..classifier.clone() };
+            with_parent.fit_weight(&candidates, embeddings, truths, &self.labels);
+            with_parent.fit.without_parent_cross_fitted_accuracy = Some(classifier.fit.cross_fitted_accuracy);
+            classifier = if with_parent.fit.cross_fitted_accuracy > classifier.fit.cross_fitted_accuracy && with_parent.parent_weight > 0.0 {
+                with_parent
+            } else {
+                let fit = WeightFit { without_parent_cross_fitted_accuracy: Some(classifier.fit.cross_fitted_accuracy), ..classifier.fit.clone() };
+                EncoderClassifier { fit, ..classifier }
+            };
         }
         classifier.fit_skip(&candidates, embeddings, truths, &self.labels);
         (classifier, narrow_fit)

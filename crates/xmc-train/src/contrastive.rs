@@ -43,6 +43,12 @@ pub struct ContrastiveConfig {
     /// `seed + 1`, ...), their classifiers averaged (left out of the serialised config at 1).
     #[serde(skip_serializing_if = "is_one")]
     pub members: usize,
+    /// With the labels loss and the xr method: an xr model folder whose fine-tuned classifier
+    /// encoder and label vectors are taken instead of fine-tuning again (for experiments on
+    /// what follows the fine-tuning: the folder is read as it is, its settings not compared
+    /// with these). Left out of the serialised config when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<std::path::PathBuf>,
 }
 
 fn is_one(n: &usize) -> bool {
@@ -83,6 +89,7 @@ impl Default for ContrastiveConfig {
             seed: 42,
             loss: FineTuneLoss::Pairs,
             members: 1,
+            reuse: None,
         }
     }
 }
@@ -106,6 +113,9 @@ impl ContrastiveConfig {
         }
         if self.members > 1 && self.loss != FineTuneLoss::Labels {
             return Err("`contrastive.members` above 1 needs `contrastive.loss = \"labels\"` (it averages the encoders' classifiers)".into());
+        }
+        if self.reuse.is_some() && (self.loss != FineTuneLoss::Labels || self.members != 1) {
+            return Err("`contrastive.reuse` takes one fine-tuned classifier: it needs `contrastive.loss = \"labels\"` and one member".into());
         }
         if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
             return Err("`contrastive.weight_decay` and `contrastive.grad_clip` must not be negative".into());
