@@ -87,6 +87,10 @@ def test_errors_carry_the_rust_message(model_dir, tmp_path):
         m.predict("Hornby coach")
     with pytest.raises(xmc.XmcError, match="already exists"):
         xmc.train(tmp_path / "none.toml", model_dir)
+    # No config is the recommended recipe, which trains on the catalogue the caller names.
+    with pytest.raises(xmc.XmcError, match="--dataset"):
+        xmc.train(None, tmp_path / "recommended")
+    assert not (tmp_path / "recommended").exists()
 
 
 def test_a_model_from_the_command_line_loads_in_python(model_dir, tmp_path):

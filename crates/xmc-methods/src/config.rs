@@ -110,7 +110,7 @@ impl ExperimentConfig {
 
     /// The whole config as TOML, defaults filled in, including the keys that the serialised
     /// config leaves out at their defaults (so that fingerprints of runs from before those keys
-    /// existed stay valid): `data.streaming`, `train.label_smoothing` and `contrastive.loss`.
+    /// existed stay valid): `data.streaming`, `train.label_smoothing`, `contrastive.loss` and `[choose]`.
     pub fn to_toml(&self) -> String {
         let mut table = toml::Table::try_from(self).expect("the config serialises");
         let mut fill = |section: &str, key: &str, value: toml::Value| {
@@ -122,6 +122,7 @@ impl ExperimentConfig {
         fill("train", "label_smoothing", toml::Value::Float(self.train.label_smoothing));
         let loss = toml::Value::try_from(self.contrastive.loss).expect("the loss serialises");
         fill("contrastive", "loss", loss);
+        table.entry("choose").or_insert_with(|| toml::Value::try_from(&self.choose).expect("the choices serialise"));
         toml::to_string_pretty(&table).expect("the config serialises")
     }
 }
@@ -266,6 +267,7 @@ mod tests {
         assert_eq!(table["train"]["label_smoothing"].as_float(), Some(0.0), "{text}");
         assert_eq!(table["data"]["streaming"].as_bool(), Some(false), "{text}");
         assert_eq!(table["contrastive"]["loss"].as_str(), Some("pairs"), "{text}");
+        assert_eq!(table["choose"]["branching"].as_array().map(Vec::len), Some(0), "{text}");
         let json = serde_json::to_value(&ExperimentConfig::default()).unwrap();
         assert!(json["train"].get("label_smoothing").is_none(), "fingerprints keep leaving it out");
         assert!(json["contrastive"].get("loss").is_none(), "fingerprints keep leaving it out");
