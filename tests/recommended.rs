@@ -41,6 +41,10 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     let chosen = choices.trials.iter().find(|t| t.setting == choices.chosen).expect("the chosen setting was tried");
     assert!(choices.trials.iter().all(|t| !t.beats(chosen)), "{choices:#?}");
     assert!(choices.note.contains("validation"), "{}", choices.note);
+    let (honest, _) = choices.cross_chosen.expect("the choice cross-fitted is recorded");
+    // A half's choice is at least as good as any other setting on that half, so scoring it on
+    // the other half cannot beat the best setting's own figure.
+    assert!(honest <= chosen.accuracy + 1e-9, "the choice cross-fitted {honest} beats the chosen setting's {}", chosen.accuracy);
     let epoch = choices.fine_tuning.expect("the fine-tuning's epoch is recorded");
     assert_eq!(epoch.epochs, 2);
     assert!((1..=2).contains(&epoch.best_epoch), "{epoch:?}");

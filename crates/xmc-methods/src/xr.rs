@@ -296,11 +296,15 @@ pub(crate) fn train_ranker_into(
                 xmc_ranker::choice::EpochChoice { best_epoch, epochs, valid_accuracy }
             }),
             classifier_candidates: model.classifier.as_ref().filter(|_| cfg.ranker.classifier_candidates > 0).map(|c| (cfg.ranker.classifier_candidates, c.own_candidates > 0)),
+            cross_chosen: xmc_ranker::choice::cross_chosen(&trials, &valid_labels, &data.labels),
             note: xmc_ranker::choice::HONESTY_NOTE.into(),
             trials,
         };
         choices.save(out)?;
-        eprintln!("train (xr): chose {} on the validation split (recorded in {})", choices.chosen, xmc_ranker::CHOICES_FILE);
+        let honest = choices.cross_chosen.map_or(String::new(), |(a, t)| {
+            format!("; the choice cross-fitted: validation accuracy / tail accuracy {:.2} / {}", 100.0 * a, t.map_or("-".into(), |t| format!("{:.2}", 100.0 * t)))
+        });
+        eprintln!("train (xr): chose {} on the validation split (recorded in {}){honest}", choices.chosen, xmc_ranker::CHOICES_FILE);
     }
     model.save(out)?;
     let pools = model.predict(&xv, None, model.pool_size(5));

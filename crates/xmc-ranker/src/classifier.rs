@@ -90,6 +90,10 @@ pub struct WeightFit {
     /// against which it was kept or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub without_parent_cross_fitted_accuracy: Option<f64>,
+    /// Per validation record, whether the cross-fitted weights put its truth first (not
+    /// saved: the train stage's choice among settings is cross-fitted with it).
+    #[serde(skip)]
+    pub cross_fitted_hits: Vec<bool>,
 }
 
 impl EncoderClassifier {
@@ -178,6 +182,7 @@ impl EncoderClassifier {
             ranker_tail_accuracy: None,
             cross_fitted_tail_accuracy: None,
             without_parent_cross_fitted_accuracy: None,
+            cross_fitted_hits: Vec::new(),
         };
         EncoderClassifier {
             temperature,
@@ -246,10 +251,15 @@ impl EncoderClassifier {
             best.0
         };
         let halves: [Vec<usize>; 2] = [0, 1].map(|h| all.iter().copied().filter(|i| i % 2 == h).collect());
-        let cross = (0..2).fold((0, 0), |acc, h| {
-            let n = count(best(&halves[h]), &halves[1 - h]);
-            (acc.0 + n.0, acc.1 + n.1)
-        });
+        // Each record scored with the setting chosen on the other half.
+        let mut cross_fitted_hits = vec![false; all.len()];
+        for h in 0..2 {
+            let chosen = best(&halves[h]);
+            for &i in &halves[1 - h] {
+                cross_fitted_hits[i] = correct(chosen, i);
+            }
+        }
+        let cross = all.iter().filter(|&&i| cross_fitted_hits[i]).fold((0, 0), |(n, t), &i| (n + 1, t + tail[i] as usize));
         let ranker = count((0.0, 0.0, 0.0), &all);
         let (best_weight, best_prior, best_parent) = best(&all);
         let n = all.len().max(1) as f64;
@@ -263,6 +273,7 @@ impl EncoderClassifier {
             ranker_tail_accuracy: tail_share(ranker.1),
             cross_fitted_tail_accuracy: tail_share(cross.1),
             without_parent_cross_fitted_accuracy: None,
+            cross_fitted_hits,
         };
         (self.weight, self.prior_weight, self.parent_weight) = if cross.0 > ranker.0 { (best_weight, best_prior, best_parent) } else { (0.0, 0.0, 0.0) };
         if self.parent_weight == 0.0 {
