@@ -34,6 +34,6 @@ pub use figures::TrainFigures;
 pub use input::{ModelInput, ProductFields};
 pub use method::{InputFile, Method, Model, Pools, PredictSettings, TrainContext, TrainPlan, Upstream};
 pub use predictor::Predictor;
-pub use recipes::progress_bar;
+pub use recipes::{copy_dir, progress_bar};
 pub use rows::PredictionRow;
 pub use scoring::DATASET_FILE;

@@ -37,6 +37,21 @@ pub(crate) fn copy_encoder(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Copies the files of `from` into `to`, recursively (copies, not links: the copy may be
+/// rewritten afterwards while the source folder must not change).
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(from).follow_links(true) {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let dst = to.join(entry.path().strip_prefix(from).expect("walkdir stays under its root"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+        } else {
+            std::fs::copy(entry.path(), &dst).with_context(|| format!("copying {} to {}", entry.path().display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The tokenizer kept with a generator's checkpoint, when the run resumes from it.
 fn resumed_tokenizer(out: &Path, resuming: bool) -> Result<Option<xmc_model::TextTokenizer>> {
     let path = xmc_train::checkpoint_tokenizer(out);

@@ -343,15 +343,7 @@ fn reuse_classifier(from: &Path, target: &Path, report: &mut TrainFigures) -> Re
     if model.meta.config.features.uses_dense() || model.classifier_encoder_dirs(from).len() != 1 {
         bail!("`contrastive.reuse`: {} must have one classifier encoder and no dense block", from.display());
     }
-    let source = from.join(xmc_ranker::CLASSIFIER_ENCODER_DIR);
-    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
-    for entry in std::fs::read_dir(&source).with_context(|| format!("reading {}", source.display()))? {
-        let src = entry.with_context(|| format!("reading {}", source.display()))?.path();
-        if src.is_file() {
-            let dst = target.join(src.file_name().expect("a file has a name"));
-            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
-        }
-    }
+    recipes::copy_dir(&from.join(xmc_ranker::CLASSIFIER_ENCODER_DIR), target)?;
     let path = target.join(xmc_train::LABEL_VECTORS);
     std::fs::write(&path, serde_json::to_vec(&classifier.vectors)?).with_context(|| format!("writing {}", path.display()))?;
     if let Some(e) = xmc_ranker::Choices::load(from)?.and_then(|c| c.fine_tuning) {

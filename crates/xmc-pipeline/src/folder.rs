@@ -12,8 +12,8 @@ use crate::stage::StageName;
 
 /// The recommended recipe (`configs/recommended.toml`), which `xmc train` without a config uses.
 pub const RECOMMENDED_CONFIG: &str = include_str!("../../../configs/recommended.toml");
-/// Its file name.
-pub const RECOMMENDED_FILE: &str = "recommended.toml";
+/// Its file name in the work folder.
+const RECOMMENDED_FILE: &str = "recommended.toml";
 
 /// What `xmc train` is asked.
 #[derive(Debug, Clone)]

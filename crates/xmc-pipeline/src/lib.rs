@@ -18,7 +18,7 @@ pub mod stages;
 mod sweep;
 
 pub use compare::{Comparison, compare_runs};
-pub use folder::{RECOMMENDED_CONFIG, RECOMMENDED_FILE, TrainFolder, train_folder};
+pub use folder::{RECOMMENDED_CONFIG, TrainFolder, train_folder};
 pub use context::StageOutcome;
 pub use record::{CONFIG_FILE, STAGE_FILE, StageRecord};
 pub use runner::{RunOptions, RunSummary, run_experiment};

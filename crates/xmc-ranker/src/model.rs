@@ -334,15 +334,13 @@ impl XrModel {
             }
         }
         if self.meta.config.classifier_parent {
+            let without = classifier.fit.cross_fitted_accuracy;
             let mut with_parent = EncoderClassifier { parents: crate::classifier::parent_groups(&self.labels), ..classifier.clone() };
             with_parent.fit_weight(&candidates, embeddings, truths, &self.labels);
-            with_parent.fit.without_parent_cross_fitted_accuracy = Some(classifier.fit.cross_fitted_accuracy);
-            classifier = if with_parent.fit.cross_fitted_accuracy > classifier.fit.cross_fitted_accuracy && with_parent.parent_weight > 0.0 {
-                with_parent
-            } else {
-                let fit = WeightFit { without_parent_cross_fitted_accuracy: Some(classifier.fit.cross_fitted_accuracy), ..classifier.fit.clone() };
-                EncoderClassifier { fit, ..classifier }
-            };
+            if with_parent.fit.cross_fitted_accuracy > without && with_parent.parent_weight > 0.0 {
+                classifier = with_parent;
+            }
+            classifier.fit.without_parent_cross_fitted_accuracy = Some(without);
         }
         classifier.fit_skip(&candidates, embeddings, truths, &self.labels);
         (classifier, narrow_fit)

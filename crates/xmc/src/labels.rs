@@ -47,7 +47,7 @@ fn add(args: &AddArgs) -> Result<ExitCode> {
     let parent = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let work = tempfile::Builder::new().prefix(".xmc-labels-").tempdir_in(parent).with_context(|| format!("a work folder in {}", parent.display()))?;
-    copy_dir(&args.model, work.path())?;
+    xmc_methods::copy_dir(&args.model, work.path())?;
     predictor.save_labels(work.path())?;
     let work = work.keep();
     std::fs::rename(&work, &args.output).with_context(|| format!("moving the model folder to {}", args.output.display()))?;
@@ -57,19 +57,4 @@ fn add(args: &AddArgs) -> Result<ExitCode> {
     }
     eprintln!("added {} labels ({} in all); wrote the model folder {}", added.len(), predictor.labels().len(), args.output.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Copies the files of `from` into `to`, recursively (copies, not links: the label files are
-/// rewritten afterwards and the source folder must not change).
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    for entry in walkdir::WalkDir::new(from).follow_links(true) {
-        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
-        let dst = to.join(entry.path().strip_prefix(from).expect("walkdir stays under its root"));
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
-        } else {
-            std::fs::copy(entry.path(), &dst).with_context(|| format!("copying {} to {}", entry.path().display(), dst.display()))?;
-        }
-    }
-    Ok(())
 }
