@@ -77,4 +77,24 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     let strip_seconds = |c: &Choices| c.trials.iter().map(|t| xmc_ranker::Trial { seconds: 0.0, ..t.clone() }).collect::<Vec<_>>();
     assert_eq!(strip_seconds(&reused), strip_seconds(&choices));
     assert_eq!(xmc_ranker::XrModel::load(&again).unwrap().classifier, xmc_ranker::XrModel::load(&out).unwrap().classifier);
+
+    // `[distill]`: a one-layer student of that encoder, kept whatever validation says
+    // (`keep = "always"`): the folder records both models' validation figures, carries the
+    // student in the classifier encoder's place, and predicts every row.
+    let student = tmp.path().join("student");
+    let distill = ["--set", "distill.layers=1", "--set", "distill.epochs=1", "--set", "distill.keep=\"always\""];
+    let args = [&["train", "--dataset", dataset, "--output", student.to_str().unwrap()][..], &shorter[..], &["--set", reuse.as_str()][..], &distill[..]].concat();
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let record: xmc_train::StudentRecord = serde_json::from_slice(&std::fs::read(student.join(xmc_train::StudentRecord::FILE)).unwrap()).unwrap();
+    assert!(record.kept && record.note.contains("validation"), "{record:?}");
+    assert_eq!(record.training.layers, vec![5]);
+    assert!((0.0..=1.0).contains(&record.student.accuracy) && (0.0..=1.0).contains(&record.teacher.accuracy), "{record:?}");
+    let encoder_dir = student.join(xmc_ranker::classifier_member_dir(0));
+    assert_eq!(xmc_model::SentenceEncoder::load(&encoder_dir, &xmc_model::inference_device()).unwrap().layers(), 1);
+    let teacher_figures = xmc_ranker::XrModel::load(&again).unwrap().classifier.unwrap();
+    assert_ne!(xmc_ranker::XrModel::load(&student).unwrap().classifier.unwrap().fit, teacher_figures.fit, "the classifier is fitted for the student");
+    let predictions = tmp.path().join("student.jsonl");
+    let args = ["predict", "--model", student.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", predictions.to_str().unwrap(), "--top-k", "3"];
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(std::fs::read_to_string(&predictions).unwrap().lines().count(), inputs);
 }

@@ -12,7 +12,7 @@ use xmc_data::DataConfig;
 use xmc_eval::EvalConfig;
 use xmc_model::ModelConfig;
 use xmc_ranker::{ChooseConfig, FusionConfig, RankerConfig};
-use xmc_train::{ContrastiveConfig, TrainConfig};
+use xmc_train::{ContrastiveConfig, DistillConfig, TrainConfig};
 
 /// Environment variables with this prefix and a `__` override config keys:
 /// `XMC_TREE__BRANCHING=8` sets `tree.branching`.
@@ -50,6 +50,11 @@ pub struct ExperimentConfig {
     /// serialised config when empty.
     #[serde(skip_serializing_if = "ChooseConfig::is_empty")]
     pub choose: ChooseConfig,
+    /// A distilled student of the xr method's fine-tuned classifier encoder, kept where its
+    /// validation figures stay close to the teacher's (`xmc_train::distill`). Left out of the
+    /// serialised config when off.
+    #[serde(skip_serializing_if = "DistillConfig::is_off")]
+    pub distill: DistillConfig,
 }
 
 /// The name of a method (`"xr"`), checked against [`crate::registry`] when the config is
@@ -97,6 +102,7 @@ impl Default for ExperimentConfig {
             ranker: RankerConfig::default(),
             fusion: FusionConfig::default(),
             choose: ChooseConfig::default(),
+            distill: DistillConfig::default(),
             method: MethodName::default(),
         }
     }
@@ -110,7 +116,7 @@ impl ExperimentConfig {
 
     /// The whole config as TOML, defaults filled in, including the keys that the serialised
     /// config leaves out at their defaults (so that fingerprints of runs from before those keys
-    /// existed stay valid): `data.streaming`, `train.label_smoothing`, `contrastive.loss` and `[choose]`.
+    /// existed stay valid): `data.streaming`, `train.label_smoothing`, `contrastive.loss`, `[choose]` and `[distill]`.
     pub fn to_toml(&self) -> String {
         let mut table = toml::Table::try_from(self).expect("the config serialises");
         let mut fill = |section: &str, key: &str, value: toml::Value| {
@@ -123,6 +129,7 @@ impl ExperimentConfig {
         let loss = toml::Value::try_from(self.contrastive.loss).expect("the loss serialises");
         fill("contrastive", "loss", loss);
         table.entry("choose").or_insert_with(|| toml::Value::try_from(&self.choose).expect("the choices serialise"));
+        table.entry("distill").or_insert_with(|| toml::Value::try_from(&self.distill).expect("the student's settings serialise"));
         toml::to_string_pretty(&table).expect("the config serialises")
     }
 }
@@ -182,6 +189,7 @@ pub(crate) fn explain(merged: &serde_json::Value, error: serde_json::Error) -> S
         .or_else(|| section::<RankerConfig>(merged, "ranker"))
         .or_else(|| section::<FusionConfig>(merged, "fusion"))
         .or_else(|| section::<ChooseConfig>(merged, "choose"))
+        .or_else(|| section::<DistillConfig>(merged, "distill"))
         .unwrap_or_else(|| error.to_string())
 }
 

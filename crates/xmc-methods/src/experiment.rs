@@ -77,6 +77,7 @@ impl ExperimentConfig {
             self.ranker.validate(),
             self.fusion.validate(),
             self.choose.validate(),
+            self.distill.validate(),
         ];
         for check in checks {
             check.map_err(|e| anyhow::anyhow!(e))?;
@@ -91,6 +92,12 @@ impl ExperimentConfig {
         }
         if !self.choose.is_empty() && method.name() != xmc_ranker::METHOD {
             bail!("`[choose]` tries settings of the xr method's train stage: it needs `method = \"xr\"`, not {:?}", method.name());
+        }
+        if !self.distill.is_off() && (method.name() != xmc_ranker::METHOD || self.contrastive.loss != xmc_train::FineTuneLoss::Labels || self.contrastive.epochs == 0) {
+            bail!("`[distill]` trains a student of the xr method's classifier encoder: it needs `method = \"xr\"` with `contrastive.loss = \"labels\"` and `contrastive.epochs` above 0");
+        }
+        if !self.distill.is_off() && self.contrastive.members != 1 {
+            bail!("`[distill]` trains a student of one classifier encoder: it needs `contrastive.members = 1`");
         }
         let settings = method.predict_settings(self);
         crate::limits::check_search(settings.beam, settings.top_k).with_context(|| format!("the `{}` method's beam or top_k", method.name()))?;
@@ -173,5 +180,30 @@ mod tests {
         std::fs::write(&path, "name = \"t\"\nmethod = \"xr\"\n[choose]\nbranching = [6, 16]\npath_combine = [\"product\"]\n").unwrap();
         let cfg = ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).unwrap();
         assert_eq!(cfg.choose.branching, vec![6, 16]);
+    }
+
+    /// `[distill]` needs the xr method's one classifier encoder to learn from.
+    #[test]
+    fn a_student_is_refused_where_there_is_no_teacher() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.toml");
+        let teacher = "[contrastive]\nloss = \"labels\"\nepochs = 1\n";
+        for (text, says) in [
+            (format!("method = \"generative\"\n{teacher}[distill]\nlayers = 2\n"), "method = \"xr\""),
+            ("method = \"xr\"\n[distill]\nlayers = 2\n".to_string(), "contrastive.loss"),
+            (format!("method = \"xr\"\n{teacher}members = 2\n[distill]\nlayers = 2\n"), "members"),
+            (format!("method = \"xr\"\n{teacher}[distill]\nlayers = 2\ntolerance = 3.0\n"), "distill.tolerance"),
+            (format!("method = \"xr\"\n{teacher}[distill]\nlayers = 2\nkeep = \"sometimes\"\n"), "[distill]"),
+        ] {
+            std::fs::write(&path, format!("name = \"t\"\n{text}")).unwrap();
+            let err = format!("{:#}", ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).unwrap_err());
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        std::fs::write(&path, format!("name = \"t\"\nmethod = \"xr\"\n{teacher}[distill]\nlayers = 2\n")).unwrap();
+        let cfg = ExperimentConfig::load_with_env(&path, &[], std::iter::empty()).unwrap();
+        assert_eq!(cfg.distill.layers, 2);
+        assert!(cfg.to_toml().contains("[distill]"));
+        // Off, it stays out of the serialised config (the fingerprints of older runs).
+        assert!(serde_json::to_value(ExperimentConfig::default()).unwrap().get("distill").is_none());
     }
 }

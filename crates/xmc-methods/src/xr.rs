@@ -73,6 +73,9 @@ impl Method for Xr {
         if !cfg.choose.is_empty() {
             plan.config["choose"] = json!(cfg.choose);
         }
+        if !cfg.distill.is_off() {
+            plan.config["distill"] = json!(cfg.distill);
+        }
         Ok(plan)
     }
 
@@ -222,7 +225,7 @@ pub(crate) fn train_ranker_into(
     let valid_dense = embed(dense_encoder, &valid_texts, "embedding validation records")?;
     // The members' embeddings concatenated, as their label vectors (over the number of members,
     // so that a logit is the members' mean).
-    let valid_for_classifier = if classifier_encoders.is_empty() {
+    let mut valid_for_classifier = if classifier_encoders.is_empty() {
         None
     } else {
         let bar = recipes::progress_bar((valid_texts.len() * classifier_encoders.len()) as u64, "embedding validation records (classifier)");
@@ -283,7 +286,15 @@ pub(crate) fn train_ranker_into(
         }
         trials.push(trial);
     }
-    let Candidate { trial: chosen, model, summary, xv, narrow } = best.context("no setting to train")?;
+    let Candidate { trial: chosen, mut model, summary, xv, mut narrow } = best.context("no setting to train")?;
+    // `[distill]`: a student of the classifier encoder, kept where validation says it may be.
+    if let (false, Some(teacher), Some(untrained), Some(embeddings)) =
+        (cfg.distill.is_off(), classifier_encoders.first(), &untrained_classifier, valid_for_classifier.as_mut())
+    {
+        let fit = ClassifierFit { model: &mut model, xv: &xv, labels: &valid_labels, untrained, narrow: &mut narrow, embeddings };
+        let kept = distill_classifier(ctx, data, teacher, fit, &valid_texts)?;
+        report.encoder_seconds = Some(report.encoder_seconds.unwrap_or(0.0) + kept.training.teacher_seconds + kept.training.train_seconds);
+    }
     let train_seconds = started.elapsed().as_secs_f64();
     recipes::copy_dataset(cfg, out)?;
     if let Some(classifier) = &model.classifier {
@@ -333,6 +344,97 @@ pub(crate) fn train_ranker_into(
     report.weights = Some(summary.weights_kept);
     report.beam_negative_rows = Some(summary.beam_negative_rows);
     Ok(RankerTrained { model, report })
+}
+
+/// The chosen model's classifier as `[distill]` refits it: the model, the validation records'
+/// feature rows and labels, the classifier before its fit, the fit over the ranker's candidates
+/// alone, and the validation records' classifier embeddings (replaced by the student's where it
+/// is kept).
+struct ClassifierFit<'a> {
+    model: &'a mut XrModel,
+    xv: &'a xmc_ranker::SparseRows,
+    labels: &'a [u32],
+    untrained: &'a xmc_ranker::EncoderClassifier,
+    narrow: &'a mut Option<xmc_ranker::WeightFit>,
+    embeddings: &'a mut Vec<Vec<f32>>,
+}
+
+impl ClassifierFit<'_> {
+    /// Validation accuracy, macro-F1 and tail accuracy of the model with its classifier
+    /// consulting `embeddings`.
+    fn figures(&self, data: &PreparedData, embeddings: &[Vec<f32>]) -> xmc_train::ValidFigures {
+        let pools = self.model.predict(self.xv, None, self.model.pool_size(5));
+        let ranked: Vec<Vec<u32>> =
+            self.model.rescore(pools, self.xv, |i| Some(embeddings[i].as_slice()), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+        let m = recipes::valid_metrics(data, &ranked, self.labels);
+        xmc_train::ValidFigures { accuracy: m.accuracy, macro_f1: m.leaf.macro_avg.f1, tail_accuracy: m.tail_accuracy }
+    }
+}
+
+/// Trains `[distill]`'s student of the classifier encoder `teacher` (in `classifier-encoder/`),
+/// fits the classifier's weights and gate for it on the validation split, and keeps it in the
+/// teacher's place (folder, classifier, embeddings) where `distill.keep` says so; records the
+/// comparison in `student.json`.
+fn distill_classifier(ctx: &TrainContext, data: &PreparedData, teacher: &SentenceEncoder, fit: ClassifierFit, valid_texts: &[&str]) -> Result<xmc_train::StudentRecord> {
+    let (cfg, out) = (ctx.cfg, ctx.out);
+    let teacher_dir = out.join(xmc_ranker::classifier_member_dir(0));
+    let student_dir = out.join("classifier-student");
+    let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
+    let (train, valid) = (examples(xmc_data::Split::Train), examples(xmc_data::Split::Valid));
+    let bar = recipes::progress_bar(train.len() as u64, "the teacher's soft targets");
+    let vectors = &fit.untrained.vectors;
+    let training = xmc_train::distill_encoder(&teacher_dir, teacher, vectors, cfg.contrastive.temperature, &train, &valid, &cfg.distill, &student_dir, ctx.resume, |n| {
+        bar.inc(n as u64)
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "train (distill): a {}-layer student (layers {:?}): validation nearest-label accuracy {:.4} (teacher {:.4}), best epoch {} of {}, {:.0} s",
+        training.layers.len(),
+        training.layers,
+        training.best_valid_accuracy,
+        training.teacher_valid_accuracy,
+        training.best_epoch,
+        training.epochs,
+        training.teacher_seconds + training.train_seconds
+    );
+    let student = SentenceEncoder::load(&student_dir, &xmc_model::inference_device()).and_then(|e| e.with_fast_path())?;
+    let bar = recipes::progress_bar(valid_texts.len() as u64, "embedding validation records (student)");
+    let student_embeddings = student.encode(valid_texts, ENCODE_BATCH, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let teacher_figures = fit.figures(data, fit.embeddings);
+    let (fitted, narrow) = fit.model.fit_classifier(fit.untrained.clone(), fit.xv, &student_embeddings, fit.labels, cfg.ranker.classifier_candidates);
+    let teacher_classifier = fit.model.classifier.replace(fitted);
+    let student_figures = fit.figures(data, &student_embeddings);
+    let kept = xmc_train::StudentRecord::decide(cfg.distill.keep, &teacher_figures, &student_figures, cfg.distill.tolerance);
+    let pct = |f: &xmc_train::ValidFigures| format!("{:.2} / {:.2} / {}", 100.0 * f.accuracy, 100.0 * f.macro_f1, f.tail_accuracy.map_or("-".into(), |t| format!("{:.2}", 100.0 * t)));
+    eprintln!(
+        "train (distill): validation accuracy / macro-F1 / tail accuracy with the student {} against the teacher's {}: the student is {}",
+        pct(&student_figures),
+        pct(&teacher_figures),
+        if kept { "kept" } else { "not kept" }
+    );
+    if kept {
+        std::fs::remove_dir_all(&teacher_dir).with_context(|| format!("removing {}", teacher_dir.display()))?;
+        std::fs::rename(&student_dir, &teacher_dir).with_context(|| format!("moving {} to {}", student_dir.display(), teacher_dir.display()))?;
+        std::fs::remove_file(teacher_dir.join(xmc_train::LABEL_VECTORS)).ok();
+        *fit.narrow = narrow;
+        *fit.embeddings = student_embeddings;
+    } else {
+        fit.model.classifier = teacher_classifier;
+        std::fs::remove_dir_all(&student_dir).with_context(|| format!("removing {}", student_dir.display()))?;
+    }
+    let record = xmc_train::StudentRecord {
+        training,
+        teacher: teacher_figures,
+        student: student_figures,
+        tolerance: cfg.distill.tolerance,
+        keep: cfg.distill.keep,
+        kept,
+        note: xmc_train::StudentRecord::NOTE.into(),
+    };
+    let path = out.join(xmc_train::StudentRecord::FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n").with_context(|| format!("writing {}", path.display()))?;
+    Ok(record)
 }
 
 /// `contrastive.reuse`: the classifier encoder and label vectors of the xr folder `from` into

@@ -177,6 +177,13 @@ impl Bert {
         x
     }
 
+    /// A shallower copy that keeps the layers at positions `which` (in that order) on top of the
+    /// same embeddings: a distilled student's starting point.
+    pub fn keep_layers(&self, which: &[usize]) -> Option<Bert> {
+        let layers = which.iter().map(|&i| self.layers.get(i).cloned()).collect::<Option<Vec<_>>>()?;
+        Some(Bert { embeddings: self.embeddings.clone(), layers })
+    }
+
     /// The weights as plain arrays, for the ONNX export of the fast inference path.
     pub fn weights(&self, config: &BertConfig) -> Result<crate::onnx::BertWeights> {
         use crate::onnx::{LayerWeights, LinearWeights, NormWeights};
@@ -312,14 +319,20 @@ impl SentenceEncoder {
         Ok(SentenceEncoder { model, tokenizer, config, device: device.clone(), max_tokens, source: dir.to_path_buf(), fast: None })
     }
 
-    /// Writes a folder [`Self::load`] reads: the weights as `model.bpk`, the source's config and
-    /// tokenizer, and the token limit.
+    /// Writes a folder [`Self::load`] reads: the weights as `model.bpk`, the source's config (with
+    /// this encoder's number of layers, which a student has fewer of) and tokenizer, and the token
+    /// limit.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let io = |path: &Path, source| ModelError::Io(xmc_data::IoError::new(path, source));
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        for file in [Self::CONFIG, Self::TOKENIZER] {
-            std::fs::copy(self.source.join(file), dir.join(file)).map_err(|e| io(&self.source.join(file), e))?;
-        }
+        std::fs::copy(self.source.join(Self::TOKENIZER), dir.join(Self::TOKENIZER)).map_err(|e| io(&self.source.join(Self::TOKENIZER), e))?;
+        let source_config = self.source.join(Self::CONFIG);
+        let text = std::fs::read_to_string(&source_config).map_err(|e| io(&source_config, e))?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: source_config.clone(), message: e.to_string() })?;
+        config["num_hidden_layers"] = self.config.num_hidden_layers.into();
+        let path = dir.join(Self::CONFIG);
+        std::fs::write(&path, serde_json::to_string_pretty(&config).expect("serialises") + "\n").map_err(|e| io(&path, e))?;
         let limits = serde_json::json!({ "max_seq_length": self.max_tokens });
         let path = dir.join(Self::SENTENCE_CONFIG);
         std::fs::write(&path, limits.to_string() + "\n").map_err(|e| io(&path, e))?;
@@ -329,6 +342,20 @@ impl SentenceEncoder {
 
     pub fn model(&self) -> &Bert {
         &self.model
+    }
+
+    /// A student of this encoder: the same tokenizer and embeddings with only the layers at
+    /// positions `which` (see [`student_layers`]); `None` when a position is out of range.
+    pub fn student(&self, which: &[usize]) -> Option<Self> {
+        let model = self.model.keep_layers(which)?;
+        let mut student = self.with_weights(model);
+        student.config.num_hidden_layers = which.len();
+        Some(student)
+    }
+
+    /// How many layers the encoder has.
+    pub fn layers(&self) -> usize {
+        self.config.num_hidden_layers
     }
 
     /// A copy without autodiff, for evaluation during training.
@@ -459,8 +486,34 @@ impl SentenceEncoder {
     }
 }
 
+/// The `n` of `of` layers a student starts from: evenly spaced, the first and the last among them
+/// (the last layer is the one whose output the teacher's label vectors were fitted to).
+pub fn student_layers(n: usize, of: usize) -> Vec<usize> {
+    match (n, of) {
+        (0, _) | (_, 0) => Vec::new(),
+        (1, _) => vec![of - 1],
+        _ if n >= of => (0..of).collect(),
+        _ => (0..n).map(|i| (i * (of - 1) + (n - 1) / 2) / (n - 1)).collect(),
+    }
+}
+
 fn read_max_seq_length(dir: &Path) -> Option<usize> {
     let path: PathBuf = dir.join("sentence_bert_config.json");
     let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     value.get("max_seq_length")?.as_u64().map(|v| v as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::student_layers;
+
+    #[test]
+    fn a_student_keeps_evenly_spaced_layers_with_the_first_and_the_last() {
+        assert_eq!(student_layers(2, 6), vec![0, 5]);
+        assert_eq!(student_layers(3, 6), vec![0, 3, 5]);
+        assert_eq!(student_layers(1, 6), vec![5]);
+        assert_eq!(student_layers(4, 12), vec![0, 4, 7, 11]);
+        assert_eq!(student_layers(6, 6), (0..6).collect::<Vec<_>>());
+        assert!(student_layers(0, 6).is_empty());
+    }
 }

@@ -99,3 +99,69 @@ fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_th
     assert_ne!(a, b);
     assert!(!out.path().join("checkpoint").exists());
 }
+
+#[test]
+fn a_distilled_student_keeps_the_teachers_choices_with_fewer_layers() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let teacher_dir = tempfile::tempdir().unwrap();
+    let cfg = ContrastiveConfig {
+        epochs: 30,
+        batch_size: 6,
+        learning_rate: 3e-3,
+        warmup_steps: 0,
+        temperature: 0.1,
+        loss: FineTuneLoss::Labels,
+        ..ContrastiveConfig::default()
+    };
+    let taught = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, teacher_dir.path(), false).unwrap();
+    assert!(taught.best_valid_accuracy >= 0.9, "{taught:?}");
+    let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(teacher_dir.path().join(xmc_train::LABEL_VECTORS)).unwrap()).unwrap();
+    let teacher = SentenceEncoder::load(teacher_dir.path(), &inference_device()).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let distill = xmc_train::DistillConfig { layers: 1, epochs: 40, batch_size: 6, learning_rate: 3e-3, warmup_steps: 0, ..Default::default() };
+    let mut seen = 0;
+    let outcome = xmc_train::distill_encoder(teacher_dir.path(), &teacher, &vectors, 0.1, &pairs, &pairs, &distill, out.path(), false, |n| seen += n).unwrap();
+    assert_eq!(seen, pairs.len(), "the teacher embeds every training record once");
+    assert_eq!(outcome.layers, vec![1]);
+    assert_eq!(outcome.teacher_valid_accuracy, taught.best_valid_accuracy);
+    assert!(outcome.best_valid_accuracy >= outcome.teacher_valid_accuracy - 0.2, "{outcome:?}");
+
+    // The student's folder: one layer, the teacher's label vectors, and it embeds like the
+    // best epoch it was validated as.
+    let student = SentenceEncoder::load(out.path(), &inference_device()).unwrap();
+    assert_eq!(student.layers(), 1);
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["num_hidden_layers"], 1);
+    let written: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(out.path().join(xmc_train::LABEL_VECTORS)).unwrap()).unwrap();
+    assert_eq!(written, vectors);
+    let nearest = |e: &SentenceEncoder| -> Vec<usize> {
+        let texts: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        e.encode(&texts, 8, |_| {})
+            .unwrap()
+            .iter()
+            .map(|q| (0..vectors.len()).max_by(|&a, &b| dot(q, &vectors[a]).total_cmp(&dot(q, &vectors[b]))).unwrap())
+            .collect()
+    };
+    let accuracy = |choices: &[usize]| choices.iter().zip(&pairs).filter(|(c, p)| **c as u32 == p.1).count() as f64 / pairs.len() as f64;
+    assert_eq!(accuracy(&nearest(&student)), outcome.best_valid_accuracy);
+    // Distillation made the difference: the student's embeddings are nearer the teacher's than
+    // the same layer's before training.
+    let texts: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+    let cosine_to_teacher = |e: &SentenceEncoder| -> f32 {
+        let (a, b) = (e.encode(&texts, 8, |_| {}).unwrap(), teacher.encode(&texts, 8, |_| {}).unwrap());
+        a.iter().zip(&b).map(|(x, y)| dot(x, y)).sum::<f32>() / a.len() as f32
+    };
+    let untrained = teacher.student(&outcome.layers).unwrap();
+    let (trained, before) = (cosine_to_teacher(&student), cosine_to_teacher(&untrained));
+    assert!(1.0 - trained < (1.0 - before) / 10.0, "cosine to the teacher: student {trained}, untrained {before}");
+
+    let too_many = xmc_train::DistillConfig { layers: 2, ..distill };
+    let err = xmc_train::distill_encoder(teacher_dir.path(), &teacher, &vectors, 0.1, &pairs, &pairs, &too_many, out.path(), false, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("distill.layers"), "{err}");
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
