@@ -381,7 +381,7 @@ fn distill_classifier(ctx: &TrainContext, data: &PreparedData, teacher: &Sentenc
     let student_dir = out.join("classifier-student");
     let examples = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
     let (train, valid) = (examples(xmc_data::Split::Train), examples(xmc_data::Split::Valid));
-    let bar = recipes::progress_bar(train.len() as u64, "the teacher's soft targets");
+    let bar = recipes::progress_bar((train.len() * (1 + cfg.distill.augment)) as u64, "the teacher's soft targets");
     let vectors = &fit.untrained.vectors;
     let training = xmc_train::distill_encoder(&teacher_dir, teacher, vectors, cfg.contrastive.temperature, &train, &valid, &cfg.distill, &student_dir, ctx.resume, |n| {
         bar.inc(n as u64)

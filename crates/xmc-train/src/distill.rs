@@ -32,6 +32,16 @@ pub struct DistillConfig {
     /// Weight of the embedding term (one minus the cosine to the teacher's embedding, over the
     /// classifier's temperature, so that it is on the logits' scale) beside the soft targets'.
     pub embedding_weight: f64,
+    /// The soft targets' temperature as a multiple of the classifier's: above 1 softens both
+    /// distributions (as knowledge distillation does, the term scaled by its square), so that
+    /// more than the teacher's top label is passed on.
+    pub softness: f64,
+    /// Further views of each training record the student learns the teacher's targets on: the
+    /// record with each word dropped at random (`word_dropout`), so that it sees the teacher's
+    /// distribution on inputs it was not fitted to, not only its near-certain answers on the
+    /// training records (0 = the records alone).
+    pub augment: usize,
+    pub word_dropout: f64,
     /// Record tokens kept.
     pub max_tokens: usize,
     pub weight_decay: f64,
@@ -62,6 +72,9 @@ impl Default for DistillConfig {
             learning_rate: 1e-4,
             warmup_steps: 50,
             embedding_weight: 1.0,
+            softness: 1.0,
+            augment: 0,
+            word_dropout: 0.2,
             max_tokens: 64,
             weight_decay: 0.01,
             grad_clip: 1.0,
@@ -93,6 +106,15 @@ impl DistillConfig {
         if !(self.embedding_weight >= 0.0 && self.embedding_weight.is_finite()) {
             return Err(format!("`distill.embedding_weight` = {} must be a non-negative number", self.embedding_weight));
         }
+        if !(self.softness > 0.0 && self.softness.is_finite()) {
+            return Err(format!("`distill.softness` = {} must be a positive number", self.softness));
+        }
+        if !(0.0..1.0).contains(&self.word_dropout) {
+            return Err(format!("`distill.word_dropout` = {} must be in [0, 1)", self.word_dropout));
+        }
+        if self.augment > 100 {
+            return Err(format!("`distill.augment` = {} must be at most 100", self.augment));
+        }
         if !(0.0..=1.0).contains(&self.tolerance) {
             return Err(format!("`distill.tolerance` = {} must be in [0, 1]", self.tolerance));
         }
@@ -118,7 +140,8 @@ impl DistillConfig {
 pub struct DistillOutcome {
     /// The layers kept, by the teacher's numbering.
     pub layers: Vec<usize>,
-    /// The teacher's validation nearest-label accuracy, and the best student epoch's.
+    /// The teacher's validation nearest-label accuracy, and the best student epoch's (both in
+    /// burn fp32).
     pub teacher_valid_accuracy: f64,
     pub best_valid_accuracy: f64,
     pub best_epoch: usize,
@@ -126,6 +149,26 @@ pub struct DistillOutcome {
     /// The teacher's pass over the training records and the student's training.
     pub teacher_seconds: f64,
     pub train_seconds: f64,
+}
+
+/// `text` with each whitespace-separated word dropped with probability `p` (at least one kept).
+pub(crate) fn drop_words(text: &str, p: f64, rng: &mut xmc_data::SplitMix64) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let kept: Vec<&str> = words.iter().copied().filter(|_| rng.next_f64() >= p).collect();
+    match (kept.is_empty(), words.first()) {
+        (true, Some(first)) => (*first).to_string(),
+        _ => kept.join(" "),
+    }
+}
+
+/// The texts the student learns on: the records, then `augment` views of each with words dropped.
+fn training_views(train: &[Example], cfg: &DistillConfig) -> Vec<String> {
+    let mut views: Vec<String> = train.iter().map(|e| e.0.to_string()).collect();
+    let mut rng = xmc_data::SplitMix64::new(cfg.seed ^ 0xD157_111E);
+    for _ in 0..cfg.augment {
+        views.extend(train.iter().map(|e| drop_words(e.0, cfg.word_dropout, &mut rng)));
+    }
+    views
 }
 
 /// A model's validation figures, as the student is compared with its teacher.
@@ -180,12 +223,14 @@ impl StudentRecord {
 
 /// The distillation loss of a batch: `student` and `teacher` unit embeddings [b, d], `labels`
 /// the unit label vectors [n, d]. The soft targets' cross-entropy (the teacher's label
-/// distribution against the student's, both at `temperature`) plus `embedding_weight` times the
-/// mean of (1 - cosine(student, teacher)) / temperature.
-pub fn distill_loss(student: Tensor<2>, teacher: Tensor<2>, labels: Tensor<2>, temperature: f64, embedding_weight: f64) -> Tensor<1> {
-    let s = student.clone().matmul(labels.clone().transpose()).div_scalar(temperature);
-    let t = teacher.clone().matmul(labels.transpose()).div_scalar(temperature);
-    let soft = -(softmax(t, 1) * log_softmax(s, 1)).sum_dim(1).mean();
+/// distribution against the student's, both at `temperature` times `softness`, times
+/// `softness` squared) plus `embedding_weight` times the mean of (1 - cosine(student, teacher)) /
+/// temperature.
+pub fn distill_loss(student: Tensor<2>, teacher: Tensor<2>, labels: Tensor<2>, temperature: f64, softness: f64, embedding_weight: f64) -> Tensor<1> {
+    let soft_temperature = temperature * softness;
+    let s = student.clone().matmul(labels.clone().transpose()).div_scalar(soft_temperature);
+    let t = teacher.clone().matmul(labels.transpose()).div_scalar(soft_temperature);
+    let soft = -(softmax(t, 1) * log_softmax(s, 1)).sum_dim(1).mean().mul_scalar(softness * softness);
     let cosine = (student * teacher).sum_dim(1);
     let distance = (cosine.ones_like() - cosine).mean().div_scalar(temperature);
     soft + distance.mul_scalar(embedding_weight)
@@ -225,7 +270,7 @@ impl Objective for DistillObjective<'_> {
         let d = self.dim;
         let flat: Vec<f32> = chunk.iter().flat_map(|&i| self.teacher[i * d..(i + 1) * d].iter().copied()).collect();
         let teacher = Tensor::<2>::from_data(TensorData::new(flat, [chunk.len(), d]), &device);
-        Ok(distill_loss(student, teacher, self.labels.clone().to_device(&device), self.temperature, self.cfg.embedding_weight))
+        Ok(distill_loss(student, teacher, self.labels.clone().to_device(&device), self.temperature, self.cfg.softness, self.cfg.embedding_weight))
     }
 
     fn validate(&self, model: &Bert) -> Result<f64> {
@@ -266,9 +311,9 @@ pub fn distill_encoder(
         return Err(TrainError::Config(format!("`distill.layers` = {} must be fewer than the teacher's {} layers", cfg.layers, teacher.layers())));
     }
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let teacher_valid_accuracy = nearest_label_accuracy(teacher, valid, label_vectors, EVAL_BATCH)?;
     let started = std::time::Instant::now();
-    let texts: Vec<&str> = train.iter().map(|e| e.0).collect();
+    let views = training_views(train, cfg);
+    let texts: Vec<&str> = views.iter().map(String::as_str).collect();
     let targets = teacher.encode(&texts, EVAL_BATCH, progress)?;
     let teacher_seconds = started.elapsed().as_secs_f64();
     let dim = teacher.dim();
@@ -276,6 +321,8 @@ pub fn distill_encoder(
         return Err(TrainError::Config(format!("the teacher embeds in {dim} dimensions, but its label vectors do not all have {dim}")));
     }
     let full = SentenceEncoder::load(teacher_dir, &xmc_model::training_device())?;
+    // On the path the student's epochs are validated on (burn fp32), so that the two compare.
+    let teacher_valid_accuracy = nearest_label_accuracy(&full.valid(), valid, label_vectors, EVAL_BATCH)?;
     let layers = xmc_model::bert::student_layers(cfg.layers, full.layers());
     let student = full.student(&layers).expect("layers within the teacher's");
     let model = student.model().clone();
@@ -332,18 +379,23 @@ mod tests {
     fn the_loss_is_least_where_the_student_agrees_with_the_teacher() {
         let labels = rows(vec![[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]);
         let teacher = rows(vec![[1.0, 0.0], [0.0, 1.0]]);
-        let same = distill_loss(teacher.clone(), teacher.clone(), labels.clone(), 0.1, 1.0).into_scalar::<f32>();
-        let near = distill_loss(rows(vec![[0.8, 0.6], [0.0, 1.0]]), teacher.clone(), labels.clone(), 0.1, 1.0).into_scalar::<f32>();
-        let swapped = distill_loss(rows(vec![[0.0, 1.0], [1.0, 0.0]]), teacher.clone(), labels.clone(), 0.1, 1.0).into_scalar::<f32>();
+        let same = distill_loss(teacher.clone(), teacher.clone(), labels.clone(), 0.1, 1.0, 1.0).into_scalar::<f32>();
+        let near = distill_loss(rows(vec![[0.8, 0.6], [0.0, 1.0]]), teacher.clone(), labels.clone(), 0.1, 1.0, 1.0).into_scalar::<f32>();
+        let swapped = distill_loss(rows(vec![[0.0, 1.0], [1.0, 0.0]]), teacher.clone(), labels.clone(), 0.1, 1.0, 1.0).into_scalar::<f32>();
         assert!(same < near && near < swapped, "{same} {near} {swapped}");
         // With the student equal to the teacher, the soft term is the teacher's entropy and
         // the embedding term is zero: the loss does not depend on the embedding weight.
-        let weighted = distill_loss(teacher.clone(), teacher.clone(), labels.clone(), 0.1, 5.0).into_scalar::<f32>();
+        let weighted = distill_loss(teacher.clone(), teacher.clone(), labels.clone(), 0.1, 1.0, 5.0).into_scalar::<f32>();
         assert!((same - weighted).abs() < 1e-5, "{same} {weighted}");
         // The embedding term is (1 - cos) / temperature, averaged: swapped rows are orthogonal.
-        let apart = distill_loss(rows(vec![[0.0, 1.0], [1.0, 0.0]]), teacher, labels, 0.1, 1.0).into_scalar::<f32>();
+        let apart = distill_loss(rows(vec![[0.0, 1.0], [1.0, 0.0]]), teacher, labels.clone(), 0.1, 1.0, 1.0).into_scalar::<f32>();
         let soft_only = apart - 10.0;
         assert!(soft_only > same, "{apart}");
+        // Softness: the soft term at twice the temperature, times four.
+        let near_student = rows(vec![[0.8, 0.6], [0.0, 1.0]]);
+        let softer = distill_loss(near_student.clone(), rows(vec![[1.0, 0.0], [0.0, 1.0]]), labels.clone(), 0.1, 2.0, 0.0).into_scalar::<f32>();
+        let at_double = distill_loss(near_student, rows(vec![[1.0, 0.0], [0.0, 1.0]]), labels, 0.2, 1.0, 0.0).into_scalar::<f32>();
+        assert!((softer - 4.0 * at_double).abs() < 1e-4, "{softer} {at_double}");
     }
 
     #[test]
@@ -360,6 +412,23 @@ mod tests {
             assert!(StudentRecord::decide(StudentKeep::Always, &teacher, &worse, 0.003));
         }
         assert!(ValidFigures { tail_accuracy: None, ..close }.within(&teacher, 0.003));
+    }
+
+    #[test]
+    fn views_drop_words_and_keep_the_records_first() {
+        let train = [("Title: red wooden train set Price: 12", 0u32), ("one", 1)];
+        let cfg = DistillConfig { layers: 2, augment: 2, word_dropout: 0.5, ..DistillConfig::default() };
+        let views = training_views(&train, &cfg);
+        assert_eq!(views.len(), 6);
+        assert_eq!(&views[..2], &[train[0].0.to_string(), "one".to_string()]);
+        for (i, view) in views[2..].iter().enumerate() {
+            let source: Vec<&str> = train[i % 2].0.split_whitespace().collect();
+            let words: Vec<&str> = view.split_whitespace().collect();
+            assert!(!words.is_empty() && words.iter().all(|w| source.contains(w)), "{view}");
+        }
+        assert!(views[2] != views[0] || views[4] != views[0], "words are dropped: {views:?}");
+        assert_eq!(training_views(&train, &cfg), views, "seeded");
+        assert_eq!(training_views(&train, &DistillConfig { augment: 0, ..cfg }).len(), 2);
     }
 
     #[test]
