@@ -49,6 +49,10 @@ pub enum BenchCommand {
     /// (ONNX Runtime, fp32 and int8), batches of similar length and in input order, against ONNX
     /// Runtime's Python package and sentence-transformers; records/s and one-record latency.
     Encoder(crate::encoder_bench::EncoderBenchArgs),
+    /// The recommended recipe's training (`xmc train`, no config) on synthetic sets of the given
+    /// sizes, each in a child process: wall time, peak RSS, the encoder fine-tuning's share and
+    /// rate, and the linear projection to the 1.68M-record reference scale (target: <= 2 h, <= 8 GB).
+    TrainRecipe(crate::train_recipe_bench::TrainRecipeBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +281,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ranker(args) => bench_ranker(args),
         BenchCommand::Faults(args) => crate::faults::bench_faults(args, &bench_dir()),
         BenchCommand::Encoder(args) => crate::encoder_bench::bench_encoder(args, &bench_dir()),
+        BenchCommand::TrainRecipe(args) => crate::train_recipe_bench::bench_train_recipe(args, &bench_dir()),
     }
 }
 
@@ -309,7 +314,7 @@ pub fn child(args: ChildArgs) -> Result<ExitCode> {
 }
 
 /// Wall seconds and peak resident memory (bytes) of one child run.
-fn measure(mut command: Command) -> Result<(f64, u64)> {
+pub(crate) fn measure(mut command: Command) -> Result<(f64, u64)> {
     let started = Instant::now();
     let mut child = command.spawn().context("starting the bench child")?;
     let pid = child.id() as libc::pid_t;
@@ -733,7 +738,7 @@ fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {
 }
 
 /// The synthetic CSV (written once) and its descriptor, under the bench folder.
-fn synthetic_dataset(dir: &Path, records: usize, labels: usize, taxonomy: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn synthetic_dataset(dir: &Path, records: usize, labels: usize, taxonomy: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     let taxonomy = default_taxonomy(taxonomy)?;
     let csv = dir.join(format!("synthetic-{records}-{labels}.csv"));

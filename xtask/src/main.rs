@@ -9,6 +9,7 @@ mod peers;
 mod serve_bench;
 mod faults;
 mod soak;
+mod train_recipe_bench;
 mod zero_shot;
 
 use std::process::ExitCode;

@@ -24,6 +24,9 @@ use crate::label_vectors::LABEL_VECTORS;
 pub struct DistillConfig {
     /// Layers the student keeps of the teacher's (0 = no student).
     pub layers: usize,
+    /// Which: `spread` (evenly spaced, the first and the last) or `bottom` (the lowest, as they
+    /// are; the top layers dropped).
+    pub pick: LayerPick,
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -54,6 +57,25 @@ pub struct DistillConfig {
     pub tolerance: f64,
 }
 
+/// Which of the teacher's layers a student keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerPick {
+    #[default]
+    Spread,
+    Bottom,
+}
+
+impl LayerPick {
+    /// The positions of `n` of `of` layers.
+    pub fn layers(self, n: usize, of: usize) -> Vec<usize> {
+        match self {
+            LayerPick::Spread => xmc_model::bert::student_layers(n, of),
+            LayerPick::Bottom => (0..n.min(of)).collect(),
+        }
+    }
+}
+
 /// When the student replaces the teacher.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -67,6 +89,7 @@ impl Default for DistillConfig {
     fn default() -> Self {
         DistillConfig {
             layers: 0,
+            pick: LayerPick::Spread,
             epochs: 3,
             batch_size: 32,
             learning_rate: 1e-4,
@@ -323,7 +346,7 @@ pub fn distill_encoder(
     let full = SentenceEncoder::load(teacher_dir, &xmc_model::training_device())?;
     // On the path the student's epochs are validated on (burn fp32), so that the two compare.
     let teacher_valid_accuracy = nearest_label_accuracy(&full.valid(), valid, label_vectors, EVAL_BATCH)?;
-    let layers = xmc_model::bert::student_layers(cfg.layers, full.layers());
+    let layers = cfg.pick.layers(cfg.layers, full.layers());
     let student = full.student(&layers).expect("layers within the teacher's");
     let model = student.model().clone();
     let device = model.devices().into_iter().next().unwrap_or_else(xmc_model::training_device);
@@ -412,6 +435,13 @@ mod tests {
             assert!(StudentRecord::decide(StudentKeep::Always, &teacher, &worse, 0.003));
         }
         assert!(ValidFigures { tail_accuracy: None, ..close }.within(&teacher, 0.003));
+    }
+
+    #[test]
+    fn a_student_keeps_the_spread_or_the_bottom_layers() {
+        assert_eq!(LayerPick::Spread.layers(2, 6), vec![0, 5]);
+        assert_eq!(LayerPick::Bottom.layers(2, 6), vec![0, 1]);
+        assert_eq!(LayerPick::Bottom.layers(3, 6), vec![0, 1, 2]);
     }
 
     #[test]

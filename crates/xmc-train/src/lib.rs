@@ -21,7 +21,7 @@ mod trainer;
 pub use artifact::{MODEL_FORMAT, ModelMeta, TrainedModel};
 pub use config::{Schedule, TrainConfig};
 pub use contrastive::{ContrastiveConfig, ContrastiveOutcome, FineTuneLoss, contrastive_loss, retrieval_accuracy};
-pub use distill::{DistillConfig, DistillOutcome, StudentKeep, StudentRecord, ValidFigures, distill_encoder, distill_loss};
+pub use distill::{DistillConfig, DistillOutcome, LayerPick, StudentKeep, StudentRecord, ValidFigures, distill_encoder, distill_loss};
 pub use finetune::finetune_encoder;
 pub use error::{Result, TrainError};
 pub use fit::{EpochMetrics, Fingerprint};

@@ -1,0 +1,86 @@
+//! `cargo xtask bench train-recipe`: the recommended recipe's training (`xmc train` with no
+//! config) on synthetic sets of growing size, each in a child process: wall time, peak RSS, the
+//! encoder fine-tuning's share and rate, and the time the same rate gives at the reference scale.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+/// The reference scale the speed issue sets the budget at.
+const REFERENCE_RECORDS: usize = 1_680_000;
+const BUDGET_SECONDS: f64 = 2.0 * 3600.0;
+const BUDGET_RSS: u64 = 8_000_000_000;
+
+#[derive(Debug, Args)]
+pub struct TrainRecipeBenchArgs {
+    /// Sizes of the synthetic sets (records before the split), each trained in its own child.
+    #[arg(long, value_delimiter = ',', default_values_t = [6_500usize])]
+    records: Vec<usize>,
+    /// Labels of each synthetic set (default: one per 20 records, between 50 and 14,262).
+    #[arg(long)]
+    labels: Option<usize>,
+    /// Override a key of the recipe, as `xmc train --set` does (e.g. contrastive.epochs=1).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Google taxonomy file (default: taxonomy-with-ids.en-US.txt under the data folder).
+    #[arg(long)]
+    taxonomy: Option<PathBuf>,
+}
+
+/// What one training's folder says about its fine-tuning (`metrics.jsonl` of the classifier's
+/// encoder): seconds and records over its epochs.
+fn fine_tuning(model: &Path) -> Result<(f64, f64, usize)> {
+    let path = model.join(xmc_ranker::classifier_member_dir(0)).join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut seconds, mut records, mut epochs) = (0.0, 0.0, 0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let m: xmc_train::EpochMetrics = serde_json::from_str(line).with_context(|| format!("{}: {line}", path.display()))?;
+        seconds += m.seconds;
+        records += m.records_per_s * m.seconds;
+        epochs += 1;
+    }
+    Ok((seconds, records, epochs))
+}
+
+pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    let mut met = true;
+    for &records in &args.records {
+        let labels = args.labels.unwrap_or((records / 20).clamp(50, 14_262));
+        let (_, descriptor) = crate::bench::synthetic_dataset(dir, records, labels, args.taxonomy.clone())?;
+        let model = dir.join(format!("train-recipe-{records}-{labels}"));
+        if model.exists() {
+            std::fs::remove_dir_all(&model).with_context(|| format!("removing {}", model.display()))?;
+        }
+        let mut command = Command::new(&exe);
+        command.args(["xmc", "train", "--dataset"]).arg(&descriptor).arg("--output").arg(&model);
+        for set in &args.set {
+            command.args(["--set", set]);
+        }
+        eprintln!("training the recommended recipe on {records} synthetic records ({labels} labels) ...");
+        let (seconds, rss) = crate::bench::measure(command)?;
+        let (tune_seconds, tune_records, epochs) = fine_tuning(&model)?;
+        let rate = tune_records / tune_seconds.max(1e-9);
+        // The same rates at the reference scale: the fine-tuning's records grow with the set, and
+        // so (at most linearly, measured by the ranker bench) does the rest.
+        let scale = REFERENCE_RECORDS as f64 / records as f64;
+        let projected = seconds * scale;
+        met &= records >= REFERENCE_RECORDS && seconds <= BUDGET_SECONDS && rss <= BUDGET_RSS;
+        rows.push(format!(
+            "| {records} | {labels} | {seconds:.0} s | {tune_seconds:.0} s ({epochs} epochs, {rate:.1} records/s) | {:.0} s | {:.0} MiB | {:.1} h | <= 2 h, <= 8 GB at {REFERENCE_RECORDS} |",
+            seconds - tune_seconds,
+            rss as f64 / (1 << 20) as f64,
+            projected / 3600.0
+        ));
+    }
+    println!("settings: the recommended recipe{}", if args.set.is_empty() { String::new() } else { format!(" with {}", args.set.join(" ")) });
+    println!("| records | labels | whole training | encoder fine-tuning | the rest | peak RSS | at {REFERENCE_RECORDS} records, linearly | target |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    Ok(if met { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
