@@ -7,6 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
+use crate::bench_child::{default_taxonomy, measure, synthetic_dataset};
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Prepare 1.68M synthetic records (the CSV is written first, then the stage alone is timed
@@ -313,32 +315,7 @@ pub fn child(args: ChildArgs) -> Result<ExitCode> {
     }
 }
 
-/// Wall seconds and peak resident memory (bytes) of one child run.
-pub(crate) fn measure(mut command: Command) -> Result<(f64, u64)> {
-    let started = Instant::now();
-    let mut child = command.spawn().context("starting the bench child")?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let seconds = started.elapsed().as_secs_f64();
-    if waited != pid {
-        let _ = child.kill();
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("the bench child failed (status {status})");
-    }
-    Ok((seconds, usage.ru_maxrss as u64 * 1024))
-}
 
-fn default_taxonomy(given: Option<PathBuf>) -> Result<PathBuf> {
-    Ok(match given {
-        Some(t) => t,
-        None => xmc_data::descriptor::data_dir(Some(Path::new("datasets/x.toml")))?.join("google-taxonomy/taxonomy-with-ids.en-US.txt"),
-    })
-}
 
 /// A virtualenv with torch and sentence-transformers for reference runs, made once.
 fn reference_python(dir: &Path) -> Result<PathBuf> {
@@ -737,29 +714,6 @@ fn bench_tree(args: TreeBenchArgs) -> Result<ExitCode> {
     Ok(if ok && tree_seconds < 5.0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// The synthetic CSV (written once) and its descriptor, under the bench folder.
-pub(crate) fn synthetic_dataset(dir: &Path, records: usize, labels: usize, taxonomy: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(dir)?;
-    let taxonomy = default_taxonomy(taxonomy)?;
-    let csv = dir.join(format!("synthetic-{records}-{labels}.csv"));
-    if !csv.exists() {
-        eprintln!("writing {records} synthetic records to {}", csv.display());
-        let cfg = xmc_data::synth::SynthConfig { records, labels, ..Default::default() };
-        let partial = csv.with_extension("csv.partial");
-        xmc_data::synth::write_synthetic_csv(&taxonomy, &partial, &cfg)?;
-        std::fs::rename(&partial, &csv)?;
-    }
-    let descriptor = dir.join(format!("synthetic-{records}-{labels}.toml"));
-    let csv_abs = std::fs::canonicalize(&csv)?;
-    std::fs::write(
-        &descriptor,
-        format!(
-            "name = \"synthetic\"\npath = {:?}\n[columns]\nid = \"id\"\ntitle = \"title\"\nstore = \"store\"\nmanufacturer = \"manufacturer\"\nprice = \"price\"\ncategory_path = \"category_path\"\n",
-            csv_abs.display().to_string()
-        ),
-    )?;
-    Ok((csv, descriptor))
-}
 
 fn bench_data(args: DataBenchArgs) -> Result<ExitCode> {
     let dir = bench_dir();

@@ -2,6 +2,7 @@
 //! crates (mostly through `xmc::cli`), where it is tested.
 
 mod bench;
+mod bench_child;
 mod encoder_bench;
 mod models;
 mod modules;

@@ -50,7 +50,7 @@ pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<Exit
     let mut met = true;
     for &records in &args.records {
         let labels = args.labels.unwrap_or((records / 20).clamp(50, 14_262));
-        let (_, descriptor) = crate::bench::synthetic_dataset(dir, records, labels, args.taxonomy.clone())?;
+        let (_, descriptor) = crate::bench_child::synthetic_dataset(dir, records, labels, args.taxonomy.clone())?;
         let model = dir.join(format!("train-recipe-{records}-{labels}"));
         if model.exists() {
             std::fs::remove_dir_all(&model).with_context(|| format!("removing {}", model.display()))?;
@@ -61,7 +61,7 @@ pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<Exit
             command.args(["--set", set]);
         }
         eprintln!("training the recommended recipe on {records} synthetic records ({labels} labels) ...");
-        let (seconds, rss) = crate::bench::measure(command)?;
+        let (seconds, rss) = crate::bench_child::measure(command)?;
         let (tune_seconds, tune_records, epochs) = fine_tuning(&model)?;
         let rate = tune_records / tune_seconds.max(1e-9);
         // The same rates at the reference scale: the fine-tuning's records grow with the set, and
