@@ -318,13 +318,7 @@ pub(crate) fn train_ranker_into(
         eprintln!("train (xr): chose {} on the validation split (recorded in {}){honest}", choices.chosen, xmc_ranker::CHOICES_FILE);
     }
     model.save(out)?;
-    let pools = model.predict(&xv, None, model.pool_size(5));
-    let ranked: Vec<Vec<u32>> = model
-        .rescore(pools, &xv, |i| valid_for_classifier.as_ref().map(|v| v[i].as_slice()), 5)
-        .into_iter()
-        .map(|p| p.into_iter().map(|(l, _)| l).collect())
-        .collect();
-    let valid = recipes::valid_metrics(data, &ranked, &valid_labels);
+    let valid = rescored_valid_metrics(&model, &xv, valid_for_classifier.as_deref(), data, &valid_labels);
     eprintln!(
         "train (xr): {} features, {} weights kept ({} dropped), {} hard-negative rows; {train_seconds:.1} s; \
          validation accuracy {:.4}, macro-F1 {:.4}, tail accuracy {}",
@@ -363,12 +357,18 @@ impl ClassifierFit<'_> {
     /// Validation accuracy, macro-F1 and tail accuracy of the model with its classifier
     /// consulting `embeddings`.
     fn figures(&self, data: &PreparedData, embeddings: &[Vec<f32>]) -> xmc_train::ValidFigures {
-        let pools = self.model.predict(self.xv, None, self.model.pool_size(5));
-        let ranked: Vec<Vec<u32>> =
-            self.model.rescore(pools, self.xv, |i| Some(embeddings[i].as_slice()), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
-        let m = recipes::valid_metrics(data, &ranked, self.labels);
+        let m = rescored_valid_metrics(self.model, self.xv, Some(embeddings), data, self.labels);
         xmc_train::ValidFigures { accuracy: m.accuracy, macro_f1: m.leaf.macro_avg.f1, tail_accuracy: m.tail_accuracy }
     }
+}
+
+/// The metrics of `model`'s top 5 on the validation records (feature rows `xv`, labels
+/// `labels`), its classifier consulting their `embeddings` where it has them.
+fn rescored_valid_metrics(model: &XrModel, xv: &xmc_ranker::SparseRows, embeddings: Option<&[Vec<f32>]>, data: &PreparedData, labels: &[u32]) -> xmc_eval::Metrics {
+    let pools = model.predict(xv, None, model.pool_size(5));
+    let ranked: Vec<Vec<u32>> =
+        model.rescore(pools, xv, |i| embeddings.map(|v| v[i].as_slice()), 5).into_iter().map(|p| p.into_iter().map(|(l, _)| l).collect()).collect();
+    recipes::valid_metrics(data, &ranked, labels)
 }
 
 /// Trains `[distill]`'s student of the classifier encoder `teacher` (in `classifier-encoder/`),

@@ -10,7 +10,6 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use xmc_model::{Bert, SentenceEncoder};
 
-use crate::config::Schedule;
 use crate::error::Result;
 use crate::fit::{Objective, Optimization};
 use crate::fit::epoch_rng;
@@ -124,13 +123,7 @@ impl ContrastiveConfig {
     }
 
     pub(crate) fn optimization(&self) -> Optimization {
-        Optimization {
-            learning_rate: self.learning_rate,
-            warmup_steps: self.warmup_steps,
-            schedule: Schedule::Linear,
-            weight_decay: self.weight_decay,
-            grad_clip: self.grad_clip,
-        }
+        Optimization::linear(self.learning_rate, self.warmup_steps, self.weight_decay, self.grad_clip)
     }
 }
 

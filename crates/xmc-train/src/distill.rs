@@ -12,7 +12,6 @@ use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
 use xmc_model::{Bert, SentenceEncoder};
 
-use crate::config::Schedule;
 use crate::contrastive::{EVAL_BATCH, Example, nearest_label_accuracy, truncate};
 use crate::error::{Result, TrainError};
 use crate::fit::{Fingerprint, FitRun, Objective, Optimization, epoch_rng, fit};
@@ -148,13 +147,7 @@ impl DistillConfig {
     }
 
     fn optimization(&self) -> Optimization {
-        Optimization {
-            learning_rate: self.learning_rate,
-            warmup_steps: self.warmup_steps,
-            schedule: Schedule::Linear,
-            weight_decay: self.weight_decay,
-            grad_clip: self.grad_clip,
-        }
+        Optimization::linear(self.learning_rate, self.warmup_steps, self.weight_decay, self.grad_clip)
     }
 }
 
@@ -293,7 +286,7 @@ impl Objective for DistillObjective<'_> {
         let d = self.dim;
         let flat: Vec<f32> = chunk.iter().flat_map(|&i| self.teacher[i * d..(i + 1) * d].iter().copied()).collect();
         let teacher = Tensor::<2>::from_data(TensorData::new(flat, [chunk.len(), d]), &device);
-        Ok(distill_loss(student, teacher, self.labels.clone().to_device(&device), self.temperature, self.cfg.softness, self.cfg.embedding_weight))
+        Ok(distill_loss(student, teacher, self.labels.clone(), self.temperature, self.cfg.softness, self.cfg.embedding_weight))
     }
 
     fn validate(&self, model: &Bert) -> Result<f64> {
@@ -392,11 +385,7 @@ pub fn distill_encoder(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rows(rows: Vec<[f32; 2]>) -> Tensor<2> {
-        let n = rows.len();
-        Tensor::<2>::from_data(TensorData::new(rows.concat(), [n, 2]), &xmc_model::inference_device())
-    }
+    use crate::label_vectors::tests::rows;
 
     #[test]
     fn the_loss_is_least_where_the_student_agrees_with_the_teacher() {

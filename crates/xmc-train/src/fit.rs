@@ -45,6 +45,12 @@ pub(crate) struct Optimization {
 }
 
 impl Optimization {
+    /// Linear warm-up over `warmup_steps`, then linear decay to zero at the last step: the
+    /// encoder fine-tunings' schedule.
+    pub fn linear(learning_rate: f64, warmup_steps: usize, weight_decay: f64, grad_clip: f64) -> Self {
+        Optimization { learning_rate, warmup_steps, schedule: Schedule::Linear, weight_decay, grad_clip }
+    }
+
     /// burn's scheduler for `total` steps: linear warm-up, then constant, linear decay to zero at
     /// the last step, or cosine annealing to zero.
     pub fn scheduler(&self, total: usize) -> Result<ModuleLrScheduler> {

@@ -129,10 +129,11 @@ impl Objective for LabelsObjective<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rows(rows: Vec<[f32; 2]>) -> Tensor<2> {
+    /// A matrix of 2-dimensional rows on the inference device.
+    pub(crate) fn rows(rows: Vec<[f32; 2]>) -> Tensor<2> {
         let n = rows.len();
         Tensor::<2>::from_data(TensorData::new(rows.concat(), [n, 2]), &xmc_model::inference_device())
     }

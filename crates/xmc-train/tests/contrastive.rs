@@ -65,12 +65,9 @@ fn bad_settings_are_refused_before_any_work() {
     }
 }
 
-#[test]
-fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_the_encoder() {
-    let (labels, records) = examples();
-    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
-    let out = tempfile::tempdir().unwrap();
-    let cfg = ContrastiveConfig {
+/// The encoder fine-tuned against label vectors, long and fast enough for the tiny examples.
+fn fine_tuning_as_classifier() -> ContrastiveConfig {
+    ContrastiveConfig {
         epochs: 30,
         batch_size: 6,
         learning_rate: 3e-3,
@@ -78,7 +75,15 @@ fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_th
         temperature: 0.1,
         loss: FineTuneLoss::Labels,
         ..ContrastiveConfig::default()
-    };
+    }
+}
+
+#[test]
+fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_the_encoder() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = fine_tuning_as_classifier();
     let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
     let pretrained = SentenceEncoder::load(&tiny_bert(), &inference_device()).unwrap();
     // Before any step the label vectors are the label texts' embeddings.
@@ -105,15 +110,7 @@ fn a_distilled_student_keeps_the_teachers_choices_with_fewer_layers() {
     let (labels, records) = examples();
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let teacher_dir = tempfile::tempdir().unwrap();
-    let cfg = ContrastiveConfig {
-        epochs: 30,
-        batch_size: 6,
-        learning_rate: 3e-3,
-        warmup_steps: 0,
-        temperature: 0.1,
-        loss: FineTuneLoss::Labels,
-        ..ContrastiveConfig::default()
-    };
+    let cfg = fine_tuning_as_classifier();
     let taught = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, teacher_dir.path(), false).unwrap();
     assert!(taught.best_valid_accuracy >= 0.9, "{taught:?}");
     let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(teacher_dir.path().join(xmc_train::LABEL_VECTORS)).unwrap()).unwrap();
