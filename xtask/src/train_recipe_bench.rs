@@ -1,6 +1,7 @@
 //! `cargo xtask bench train-recipe`: the recommended recipe's training (`xmc train` with no
 //! config) on synthetic sets of growing size, each in a child process: wall time, peak RSS, the
-//! encoder fine-tuning's share and rate, and the time the same rate gives at the reference scale.
+//! encoder fine-tuning's share and rate, and the time the same rates give at the reference scale
+//! (the fine-tuning's records growing up to the recipe's budget, the rest linearly).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -30,18 +31,35 @@ pub struct TrainRecipeBenchArgs {
 }
 
 /// What one training's folder says about its fine-tuning (`metrics.jsonl` of the classifier's
-/// encoder): seconds and records over its epochs.
-fn fine_tuning(model: &Path) -> Result<(f64, f64, usize)> {
+/// encoder): seconds (validation included), records (steps times the batch size) and epochs.
+fn fine_tuning(model: &Path, batch_size: usize) -> Result<(f64, f64, usize)> {
     let path = model.join(xmc_ranker::classifier_member_dir(0)).join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let (mut seconds, mut records, mut epochs) = (0.0, 0.0, 0);
+    let (mut seconds, mut steps, mut epochs) = (0.0, 0, 0);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let m: xmc_train::EpochMetrics = serde_json::from_str(line).with_context(|| format!("{}: {line}", path.display()))?;
         seconds += m.seconds;
-        records += m.records_per_s * m.seconds;
+        steps = m.steps;
         epochs += 1;
     }
-    Ok((seconds, records, epochs))
+    Ok((seconds, (steps * batch_size) as f64, epochs))
+}
+
+/// The whole training's seconds at `scale` times the records: the rest grows linearly, the
+/// fine-tuning's records too until they reach `max_records` per epoch (0 = no budget).
+fn projected_seconds(seconds: f64, tune_seconds: f64, tune_records_per_epoch: f64, max_records: usize, scale: f64) -> f64 {
+    let tune_scale = if max_records > 0 { scale.min(max_records as f64 / tune_records_per_epoch.max(1.0)).max(1.0) } else { scale };
+    (seconds - tune_seconds) * scale + tune_seconds * tune_scale
+}
+
+/// The fine-tuning's batch size and records per epoch at most (`contrastive.max_records` of the
+/// folder's config; 0 = no budget).
+fn recipe_budget(model: &Path) -> Result<(usize, usize)> {
+    let path = model.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let key = |k: &str| config["contrastive"][k].as_u64().map(|n| n as usize);
+    Ok((key("batch_size").with_context(|| format!("{}: no contrastive.batch_size", path.display()))?, key("max_records").unwrap_or(0)))
 }
 
 pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<ExitCode> {
@@ -62,12 +80,14 @@ pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<Exit
         }
         eprintln!("training the recommended recipe on {records} synthetic records ({labels} labels) ...");
         let (seconds, rss) = crate::bench_child::measure(command)?;
-        let (tune_seconds, tune_records, epochs) = fine_tuning(&model)?;
+        let (batch_size, max_records) = recipe_budget(&model)?;
+        let (tune_seconds, tune_records, epochs) = fine_tuning(&model, batch_size)?;
         let rate = tune_records / tune_seconds.max(1e-9);
-        // The same rates at the reference scale: the fine-tuning's records grow with the set, and
-        // so (at most linearly, measured by the ranker bench) does the rest.
+        // The same rates at the reference scale: the rest grows with the set (at most linearly,
+        // measured by the ranker bench), and so do the fine-tuning's records up to its budget
+        // (`contrastive.max_records` per epoch, when set).
         let scale = REFERENCE_RECORDS as f64 / records as f64;
-        let projected = seconds * scale;
+        let projected = projected_seconds(seconds, tune_seconds, tune_records / epochs.max(1) as f64, max_records, scale);
         met &= records >= REFERENCE_RECORDS && seconds <= BUDGET_SECONDS && rss <= BUDGET_RSS;
         rows.push(format!(
             "| {records} | {labels} | {seconds:.0} s | {tune_seconds:.0} s ({epochs} epochs, {rate:.1} records/s) | {:.0} s | {:.0} MiB | {:.1} h | <= 2 h, <= 8 GB at {REFERENCE_RECORDS} |",
@@ -77,10 +97,24 @@ pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<Exit
         ));
     }
     println!("settings: the recommended recipe{}", if args.set.is_empty() { String::new() } else { format!(" with {}", args.set.join(" ")) });
-    println!("| records | labels | whole training | encoder fine-tuning | the rest | peak RSS | at {REFERENCE_RECORDS} records, linearly | target |");
+    println!("| records | labels | whole training | encoder fine-tuning | the rest | peak RSS | at {REFERENCE_RECORDS} records (the rest linearly, the fine-tuning up to its budget) | target |");
     println!("|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
     }
     Ok(if met { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_projection_holds_the_fine_tuning_at_its_budget() {
+        // 100 s of which 60 fine-tuning over 1,000 records per epoch, 10x the records.
+        assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 0, 10.0), 1_000.0, "no budget: all linear");
+        assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 1_000, 10.0), 460.0, "at its budget already");
+        assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 4_000, 10.0), 640.0, "grows 4x, then stops");
+        assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 50_000, 10.0), 1_000.0, "a budget beyond the scale");
+    }
 }

@@ -10,6 +10,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use xmc_model::{Bert, SentenceEncoder};
 
+use crate::epoch_sample;
 use crate::error::Result;
 use crate::fit::{Objective, Optimization};
 use crate::fit::epoch_rng;
@@ -31,6 +32,20 @@ pub struct ContrastiveConfig {
     /// At most this many records of one label per epoch (0 = all), so that head labels do not
     /// crowd the tail out of the batches.
     pub max_per_label: usize,
+    /// At most this many training records per epoch (0 = all): a budget that bounds the
+    /// fine-tuning's time whatever the catalogue's size. They are drawn anew each epoch under the
+    /// highest per-label cap that fits, so the tail keeps its records and the head is sampled.
+    /// Left out of the serialised config at 0 (the fingerprints of earlier runs stay valid).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_records: usize,
+    /// At most this many validation records (a seeded sample) score each epoch for the choice
+    /// of the best one (0 = all). Left out of the serialised config at 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_valid_records: usize,
+    /// Batches of records of similar token length (windows of 64 batches sorted by length, the
+    /// batches shuffled), so that padding costs little. Left out of the serialised config when off.
+    #[serde(skip_serializing_if = "is_false")]
+    pub length_batches: bool,
     pub weight_decay: f64,
     pub grad_clip: f64,
     pub seed: u64,
@@ -52,6 +67,14 @@ pub struct ContrastiveConfig {
 
 fn is_one(n: &usize) -> bool {
     *n == 1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The fine-tuning loss of `[contrastive]`.
@@ -83,6 +106,9 @@ impl Default for ContrastiveConfig {
             temperature: 0.05,
             max_tokens: 64,
             max_per_label: 0,
+            max_records: 0,
+            max_valid_records: 0,
+            length_batches: false,
             weight_decay: 0.01,
             grad_clip: 1.0,
             seed: 42,
@@ -142,10 +168,13 @@ pub struct ContrastiveOutcome {
 /// A labelled text: the record's model input and its label id.
 pub type Example<'a> = (&'a str, u32);
 
-/// The records of one epoch, shuffled, at most `max_per_label` of each label (0 = all).
-pub(crate) fn epoch_order(labels: &[u32], cfg: &ContrastiveConfig, epoch: usize) -> Vec<usize> {
+/// The records of one epoch, shuffled, at most `max_per_label` of each label (0 = all), at most
+/// `max_records` in all ([`epoch_sample::budgeted`]), in batches of similar length with
+/// `length_batches` (`lengths`: each record's tokens).
+pub(crate) fn epoch_order(labels: &[u32], lengths: &[usize], cfg: &ContrastiveConfig, epoch: usize) -> Vec<usize> {
+    let mut rng = epoch_rng(cfg.seed, epoch);
     let mut order: Vec<usize> = (0..labels.len()).collect();
-    epoch_rng(cfg.seed, epoch).shuffle(&mut order);
+    rng.shuffle(&mut order);
     if cfg.max_per_label > 0 {
         let mut seen = std::collections::HashMap::<u32, usize>::new();
         order.retain(|&i| {
@@ -153,6 +182,12 @@ pub(crate) fn epoch_order(labels: &[u32], cfg: &ContrastiveConfig, epoch: usize)
             *n += 1;
             *n <= cfg.max_per_label
         });
+    }
+    if cfg.max_records > 0 {
+        order = epoch_sample::budgeted(order, labels, cfg.max_records);
+    }
+    if cfg.length_batches {
+        order = epoch_sample::similar_length_batches(order, lengths, cfg.batch_size, &mut rng);
     }
     order
 }
@@ -241,7 +276,8 @@ impl Objective for ContrastiveObjective<'_> {
     type Model = Bert;
 
     fn epoch_order(&self, epoch: usize) -> Vec<usize> {
-        epoch_order(&self.train_labels, self.cfg, epoch)
+        let lengths: Vec<usize> = self.record_tokens.iter().map(Vec::len).collect();
+        epoch_order(&self.train_labels, &lengths, self.cfg, epoch)
     }
 
     fn batch_size(&self) -> usize {
@@ -277,10 +313,10 @@ mod tests {
     fn capped_epochs_keep_at_most_max_per_label() {
         let labels = [0u32, 0, 0, 0, 1, 2, 2];
         let cfg = ContrastiveConfig { max_per_label: 2, ..ContrastiveConfig::default() };
-        let order = epoch_order(&labels, &cfg, 0);
+        let order = epoch_order(&labels, &[1; 7], &cfg, 0);
         let count = |l: u32| order.iter().filter(|&&i| labels[i] == l).count();
         assert_eq!((count(0), count(1), count(2)), (2, 1, 2));
-        assert_eq!(epoch_order(&labels, &ContrastiveConfig::default(), 0).len(), labels.len());
+        assert_eq!(epoch_order(&labels, &[1; 7], &ContrastiveConfig::default(), 0).len(), labels.len());
     }
 
     #[test]
@@ -300,6 +336,20 @@ mod tests {
         assert!(same < 1e-3, "shared label: {same}");
         let counted = contrastive_loss(unit(vec![[1.0, 0.0], [1.0, 0.0]]), unit(vec![[1.0, 0.0], [1.0, 0.0]]), &[3, 4], 0.05).into_scalar::<f32>();
         assert!((counted - std::f32::consts::LN_2).abs() < 1e-3, "distinct labels with equal vectors: {counted}");
+    }
+
+    #[test]
+    fn the_budget_keys_stay_out_of_the_fingerprint_when_off() {
+        let text = serde_json::to_string(&ContrastiveConfig::default()).unwrap();
+        for key in ["max_records", "max_valid_records", "length_batches"] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+        let on = ContrastiveConfig { max_records: 5, max_valid_records: 3, length_batches: true, ..ContrastiveConfig::default() };
+        let text = serde_json::to_string(&on).unwrap();
+        assert!(["max_records\":5", "max_valid_records\":3", "length_batches\":true"].iter().all(|k| text.contains(k)), "{text}");
+        let labels = [0u32, 0, 0, 0, 1, 2, 2];
+        let order = epoch_order(&labels, &[3, 1, 4, 1, 5, 9, 2], &on, 0);
+        assert_eq!(order.len(), 5, "the budget holds with the other keys: {order:?}");
     }
 
     #[test]

@@ -41,8 +41,16 @@ pub fn finetune_encoder(
     resume: bool,
 ) -> Result<ContrastiveOutcome> {
     cfg.validate().map_err(TrainError::Config)?;
+    let full_valid = valid.len();
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let encoder = SentenceEncoder::load(encoder_dir, &xmc_model::training_device())?;
+    let valid = &crate::epoch_sample::at_most(valid, cfg.max_valid_records, cfg.seed);
+    if valid.len() < full_valid {
+        tracing::info!("contrastive: {} of the {full_valid} validation records score each epoch (`contrastive.max_valid_records`)", valid.len());
+    }
+    if cfg.max_records > 0 && train.len() > cfg.max_records {
+        tracing::info!("contrastive: {} of the {} training records per epoch (`contrastive.max_records`), drawn under a per-label cap", cfg.max_records, train.len());
+    }
     let pretrained_valid_accuracy = retrieval_accuracy(&encoder.valid(), valid, label_texts, EVAL_BATCH)?;
     tracing::info!("contrastive: pretrained encoder, validation retrieval accuracy {pretrained_valid_accuracy:.4}");
     let record_tokens: Vec<Vec<u32>> = train.iter().map(|e| Ok(truncate(encoder.tokenize(e.0)?, cfg.max_tokens))).collect::<Result<_>>()?;

@@ -102,7 +102,8 @@ impl Objective for LabelsObjective<'_> {
     type Model = EncoderWithLabels;
 
     fn epoch_order(&self, epoch: usize) -> Vec<usize> {
-        crate::contrastive::epoch_order(&self.train_labels, self.cfg, epoch)
+        let lengths: Vec<usize> = self.record_tokens.iter().map(Vec::len).collect();
+        crate::contrastive::epoch_order(&self.train_labels, &lengths, self.cfg, epoch)
     }
 
     fn batch_size(&self) -> usize {

@@ -9,6 +9,7 @@ mod batch;
 mod config;
 mod contrastive;
 mod distill;
+mod epoch_sample;
 mod error;
 mod finetune;
 mod fit;

@@ -79,6 +79,28 @@ fn fine_tuning_as_classifier() -> ContrastiveConfig {
 }
 
 #[test]
+fn a_budgeted_fine_tuning_runs_its_budget_per_epoch_and_still_learns() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let out = tempfile::tempdir().unwrap();
+    // 12 of the 18 records per epoch (two of each label), batches of similar length, and 7 of
+    // the 18 records scoring each epoch.
+    let cfg = ContrastiveConfig { max_records: 12, max_valid_records: 7, length_batches: true, ..fine_tuning_as_classifier() };
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
+    let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+    let field = |l: &str, k: &str| serde_json::from_str::<serde_json::Value>(l).unwrap()[k].as_f64().unwrap();
+    let steps: Vec<f64> = lines.lines().map(|l| field(l, "steps")).collect();
+    assert_eq!(steps.len(), 30);
+    assert!(steps.iter().enumerate().all(|(e, &s)| s == 2.0 * (e as f64 + 1.0)), "two batches of 6 per epoch: {steps:?}");
+    // Each epoch's score is over the 7-record sample: a multiple of 1/7 (of all 18 records, only
+    // 0 and 1 would be), and not always 0 or 1.
+    let scores: Vec<f64> = lines.lines().map(|l| field(l, "valid_accuracy")).chain([outcome.pretrained_valid_accuracy]).collect();
+    assert!(scores.iter().all(|a| ((a * 7.0).round() - a * 7.0).abs() < 1e-9), "{scores:?}");
+    assert!(scores.iter().any(|&a| a > 0.0 && a < 1.0), "{scores:?}");
+    assert!(outcome.best_valid_accuracy > outcome.pretrained_valid_accuracy + 0.3, "{outcome:?}");
+}
+
+#[test]
 fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_the_encoder() {
     let (labels, records) = examples();
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
