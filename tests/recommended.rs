@@ -97,4 +97,21 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     let args = ["predict", "--model", student.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", predictions.to_str().unwrap(), "--top-k", "3"];
     assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
     assert_eq!(std::fs::read_to_string(&predictions).unwrap().lines().count(), inputs);
+
+    // `choose.max_records`: the settings tried on a sample of the training records that keeps
+    // the tail, the chosen one trained again on all of them (so its features are the full
+    // vocabulary's, as in the folder trained without the sample).
+    let sampled = tmp.path().join("sampled");
+    let cap = ["--set", "choose.max_records=60"];
+    let args = [&["train", "--dataset", dataset, "--output", sampled.to_str().unwrap()][..], &shorter[..], &["--set", reuse.as_str()][..], &cap[..]].concat();
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let on_sample = Choices::load(&sampled).unwrap().unwrap();
+    assert_eq!(on_sample.trial_records, Some(60));
+    assert_eq!(on_sample.trials.len(), 4);
+    assert!(on_sample.trials.iter().zip(&reused.trials).any(|(a, b)| a.ranker_accuracy != b.ranker_accuracy), "the trials ran on the sample");
+    assert_eq!(reused.trial_records, None);
+    let model = xmc_ranker::XrModel::load(&sampled).unwrap();
+    assert_eq!(model.meta.layout.sparse_dim, xmc_ranker::XrModel::load(&again).unwrap().meta.layout.sparse_dim, "the chosen setting is trained on all records");
+    assert_eq!(model.meta.config.path_combine, on_sample.chosen.path_combine);
+    assert_eq!(model.ranker.tree.nodes[0].children.len(), on_sample.chosen.branching);
 }

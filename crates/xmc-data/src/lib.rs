@@ -15,6 +15,7 @@ mod prepare;
 mod prepare_streaming;
 pub mod record;
 mod rng;
+pub mod sample;
 pub mod split;
 mod stats;
 pub mod stream;

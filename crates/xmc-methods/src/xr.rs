@@ -248,10 +248,26 @@ pub(crate) fn train_ranker_into(
     } else {
         None
     };
-    let mut trials = Vec::with_capacity(settings.len());
-    let mut best: Option<Candidate> = None;
-    for setting in settings.iter().copied() {
-        let tried = Instant::now();
+    // `choose.max_records`: above it, the settings' rankers train on a sample that keeps the
+    // tail (the same one for every setting), and the chosen one trains again on all records.
+    let trial_sample = (settings.len() > 1 && cfg.choose.max_records > 0 && train_texts.len() > cfg.choose.max_records).then(|| {
+        let labels: Vec<u32> = data.split(xmc_data::Split::Train).map(|r| r.label).collect();
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        xmc_data::SplitMix64::new(cfg.tree.seed).shuffle(&mut order);
+        let mut kept = xmc_data::sample::capped_by_label(order, &labels, cfg.choose.max_records);
+        kept.sort_unstable();
+        kept
+    });
+    if let Some(sample) = &trial_sample {
+        eprintln!(
+            "train (xr): each setting's ranker trains on {} of the {} training records (`choose.max_records`, drawn under a per-label cap); the chosen one then on all",
+            sample.len(),
+            train_texts.len()
+        );
+    }
+    // One setting's ranker on the training records (`sample`: those of them), scored on the
+    // validation records, with the classifier fitted over its candidates.
+    let try_setting = |setting: xmc_ranker::Setting, sample: Option<&[usize]>| -> Result<(Candidate, Vec<Option<u32>>)> {
         let alternative;
         let tree = match &label_vectors {
             Some(vectors) if setting.branching != cfg.tree.branching => {
@@ -261,7 +277,18 @@ pub(crate) fn train_ranker_into(
             _ => &tree,
         };
         let ranker_cfg = xmc_ranker::RankerConfig { path_combine: setting.path_combine, ..cfg.ranker.clone() };
-        let (mut model, summary) = fit_ranker(data, tree, &extra_trees, train_dense.as_deref(), &ranker_cfg, template)?;
+        let fitted = Instant::now();
+        let (mut model, summary) = match sample {
+            Some(sample) => {
+                let records: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Train).collect();
+                let records: Vec<&xmc_data::PreparedRecord> = sample.iter().map(|&i| records[i]).collect();
+                let dense: Option<Vec<Vec<f32>>> = train_dense.as_ref().map(|d| sample.iter().map(|&i| d[i].clone()).collect());
+                fit_ranker_on(&records, &data.labels, tree, &extra_trees, dense.as_deref(), &ranker_cfg, template)?
+            }
+            None => fit_ranker(data, tree, &extra_trees, train_dense.as_deref(), &ranker_cfg, template)?,
+        };
+        let fit_seconds = fitted.elapsed().as_secs_f64();
+        let scored = Instant::now();
         let xv = model.features(&valid_texts, valid_dense.as_deref())?;
         let ranker_top: Vec<Option<u32>> = model.predict(&xv, None, 1).into_iter().map(|p| p.first().map(|&(l, _)| l)).collect();
         let mut narrow = None;
@@ -269,7 +296,15 @@ pub(crate) fn train_ranker_into(
             let (fitted, narrow_fit) = model.fit_classifier(classifier.clone(), &xv, embeddings, &valid_labels, cfg.ranker.classifier_candidates);
             (model.classifier, narrow) = (Some(fitted), narrow_fit);
         }
-        let trial = xmc_ranker::Trial::new(setting, &ranker_top, &valid_labels, &data.labels, model.classifier.as_ref(), tried.elapsed().as_secs_f64());
+        tracing::info!("{setting}: ranker trained in {fit_seconds:.1} s, scored and the classifier fitted on validation in {:.1} s", scored.elapsed().as_secs_f64());
+        Ok((Candidate { trial: 0, model, summary, xv, narrow }, ranker_top))
+    };
+    let mut trials = Vec::with_capacity(settings.len());
+    let mut best: Option<Candidate> = None;
+    for setting in settings.iter().copied() {
+        let tried = Instant::now();
+        let (candidate, ranker_top) = try_setting(setting, trial_sample.as_deref())?;
+        let trial = xmc_ranker::Trial::new(setting, &ranker_top, &valid_labels, &data.labels, candidate.model.classifier.as_ref(), tried.elapsed().as_secs_f64());
         if settings.len() > 1 {
             let pct = |a: Option<f64>| a.map_or("-".into(), |a| format!("{:.2}", 100.0 * a));
             eprintln!(
@@ -282,9 +317,16 @@ pub(crate) fn train_ranker_into(
             );
         }
         if best.as_ref().is_none_or(|b| trial.beats(&trials[b.trial])) {
-            best = Some(Candidate { trial: trials.len(), model, summary, xv, narrow });
+            best = Some(Candidate { trial: trials.len(), ..candidate });
         }
         trials.push(trial);
+    }
+    if let (Some(_), Some(setting)) = (&trial_sample, best.as_ref().map(|b| trials[b.trial].setting)) {
+        best = None;
+        let retrained = Instant::now();
+        let (candidate, _) = try_setting(setting, None)?;
+        eprintln!("train (xr): {setting} trained again on all {} training records, {:.0} s", train_texts.len(), retrained.elapsed().as_secs_f64());
+        best = Some(Candidate { trial: trials.iter().position(|t| t.setting == setting).unwrap_or(0), ..candidate });
     }
     let Candidate { trial: chosen, mut model, summary, xv, mut narrow } = best.context("no setting to train")?;
     // `[distill]`: a student of the classifier encoder, kept where validation says it may be.
@@ -309,6 +351,7 @@ pub(crate) fn train_ranker_into(
             classifier_candidates: model.classifier.as_ref().filter(|_| cfg.ranker.classifier_candidates > 0).map(|c| (cfg.ranker.classifier_candidates, c.own_candidates > 0)),
             cross_chosen: xmc_ranker::choice::cross_chosen(&trials, &valid_labels, &data.labels),
             note: xmc_ranker::choice::HONESTY_NOTE.into(),
+            trial_records: trial_sample.as_ref().map(Vec::len),
             trials,
         };
         choices.save(out)?;
@@ -521,11 +564,25 @@ pub fn fit_ranker(
     cfg: &xmc_ranker::RankerConfig,
     template: &InputTemplate,
 ) -> Result<(XrModel, xmc_ranker::TrainingSummary)> {
-    let (texts, labels): (Vec<&str>, Vec<u32>) = data.split(xmc_data::Split::Train).map(|r| (r.input.as_str(), r.label)).unzip();
+    let records: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Train).collect();
+    fit_ranker_on(&records, &data.labels, tree, extra_trees, dense, cfg, template)
+}
+
+/// [`fit_ranker`] on `records` of the training split (`dense`: their embeddings, in order).
+fn fit_ranker_on(
+    records: &[&xmc_data::PreparedRecord],
+    labels: &xmc_data::LabelSet,
+    tree: &xmc_codes::LabelTree,
+    extra_trees: &[xmc_codes::LabelTree],
+    dense: Option<&[Vec<f32>]>,
+    cfg: &xmc_ranker::RankerConfig,
+    template: &InputTemplate,
+) -> Result<(XrModel, xmc_ranker::TrainingSummary)> {
+    let (texts, label_ids): (Vec<&str>, Vec<u32>) = records.iter().map(|r| (r.input.as_str(), r.label)).unzip();
     let nodes = tree.nodes.len() + extra_trees.iter().map(|t| t.nodes.len()).sum::<usize>();
     let bar = recipes::progress_bar(nodes as u64, "training node scorers");
-    let training = xmc_ranker::TrainingData { texts: &texts, labels: &labels, dense };
-    let fitted = XrModel::fit(&training, tree, extra_trees, &data.labels, cfg, template, |n| bar.inc(n as u64))?;
+    let training = xmc_ranker::TrainingData { texts: &texts, labels: &label_ids, dense };
+    let fitted = XrModel::fit(&training, tree, extra_trees, labels, cfg, template, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     Ok(fitted)
 }

@@ -28,6 +28,16 @@ pub struct ChooseConfig {
     pub branching: Vec<usize>,
     /// How node scores combine along a path; empty: `ranker.path_combine` alone.
     pub path_combine: Vec<PathCombine>,
+    /// At most this many training records train each setting's ranker (0 = all): above it, the
+    /// settings are tried on a sample drawn under the highest per-label cap that fits, and the
+    /// chosen one is trained again on all the records, so that the choice costs about one
+    /// ranker's training whatever the catalogue's size. Left out of the serialised config at 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_records: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ChooseConfig {
@@ -189,6 +199,10 @@ pub struct Choices {
     pub cross_chosen: Option<(f64, Option<f64>)>,
     /// Which records chose, and so which figures are optimistic.
     pub note: String,
+    /// How many training records trained each setting's ranker when `choose.max_records` drew a
+    /// sample (the chosen setting was then trained again on all of them); `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_records: Option<usize>,
 }
 
 /// The note every [`Choices`] carries.
@@ -244,6 +258,11 @@ impl Choices {
                 pct(tail)
             ));
         }
+        if let Some(n) = self.trial_records {
+            text.push_str(&format!(
+                "\nEach setting's ranker was trained on {n} training records (`choose.max_records`, drawn under a per-label cap); the chosen setting was then trained again on all of them.\n"
+            ));
+        }
         if let Some(e) = self.fine_tuning {
             text.push_str(&format!(
                 "\nFine-tuning: epoch {} of {} kept (validation nearest-label accuracy {:.2}).\n",
@@ -279,12 +298,12 @@ mod tests {
 
     #[test]
     fn settings_are_every_pair_and_an_empty_key_takes_the_configs_value() {
-        let choose = ChooseConfig { branching: vec![16, 6], path_combine: vec![PathCombine::Product, PathCombine::GeometricMean] };
+        let choose = ChooseConfig { branching: vec![16, 6], path_combine: vec![PathCombine::Product, PathCombine::GeometricMean], ..Default::default() };
         let s = choose.settings(8, PathCombine::GeometricMean);
         assert_eq!(s.len(), 4);
         assert_eq!(s[0], Setting { branching: 16, path_combine: PathCombine::Product });
         assert_eq!(s[3], Setting { branching: 6, path_combine: PathCombine::GeometricMean });
-        let only_k = ChooseConfig { branching: vec![4, 6], path_combine: vec![] };
+        let only_k = ChooseConfig { branching: vec![4, 6], path_combine: vec![], ..Default::default() };
         assert!(only_k.settings(8, PathCombine::Product).iter().all(|s| s.path_combine == PathCombine::Product));
         assert_eq!(ChooseConfig::default().settings(8, PathCombine::Product), vec![Setting { branching: 8, path_combine: PathCombine::Product }]);
     }
@@ -299,7 +318,7 @@ mod tests {
         assert!(repeated.validate().unwrap_err().contains("repeat"));
         let many = ChooseConfig { branching: (2..12).collect(), ..Default::default() };
         assert!(many.validate().unwrap_err().contains("at most"));
-        ChooseConfig { branching: vec![16, 6], path_combine: vec![PathCombine::Product, PathCombine::GeometricMean] }.validate().unwrap();
+        ChooseConfig { branching: vec![16, 6], path_combine: vec![PathCombine::Product, PathCombine::GeometricMean], ..Default::default() }.validate().unwrap();
     }
 
     #[test]
@@ -337,12 +356,19 @@ mod tests {
             classifier_candidates: Some((5, true)),
             cross_chosen: Some((0.75, None)),
             note: HONESTY_NOTE.into(),
+            trial_records: Some(2_000),
         };
         choices.save(dir.path()).unwrap();
         assert_eq!(Choices::load(dir.path()).unwrap(), Some(choices.clone()));
         let md = choices.markdown();
         assert!(md.contains("| k = 16, product | 80.00 |") && md.contains("epoch 2 of 3") && md.contains("optimistic"), "{md}");
         assert!(md.contains("cross-fitted (made on one half") && md.contains("accuracy 75.00"), "{md}");
+        assert!(md.contains("trained on 2000 training records"), "{md}");
+        // A file from before `trial_records` reads as trained on all records.
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(CHOICES_FILE)).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("trial_records");
+        std::fs::write(dir.path().join(CHOICES_FILE), json.to_string()).unwrap();
+        assert_eq!(Choices::load(dir.path()).unwrap().unwrap().trial_records, None);
     }
 
     /// A setting that wins on one half only by luck loses the other half: the cross-fitted
