@@ -98,11 +98,11 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
     assert_eq!(std::fs::read_to_string(&predictions).unwrap().lines().count(), inputs);
 
-    // `choose.max_records`: the settings tried on a sample of the training records that keeps
+    // `choose.max_records` and `ranker.max_valid_records`: the settings tried on a sample of the training records that keeps
     // the tail, the chosen one trained again on all of them (so its features are the full
     // vocabulary's, as in the folder trained without the sample).
     let sampled = tmp.path().join("sampled");
-    let cap = ["--set", "choose.max_records=60"];
+    let cap = ["--set", "choose.max_records=60", "--set", "ranker.max_valid_records=50"];
     let args = [&["train", "--dataset", dataset, "--output", sampled.to_str().unwrap()][..], &shorter[..], &["--set", reuse.as_str()][..], &cap[..]].concat();
     assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
     let on_sample = Choices::load(&sampled).unwrap().unwrap();
@@ -114,4 +114,8 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     assert_eq!(model.meta.layout.sparse_dim, xmc_ranker::XrModel::load(&again).unwrap().meta.layout.sparse_dim, "the chosen setting is trained on all records");
     assert_eq!(model.meta.config.path_combine, on_sample.chosen.path_combine);
     assert_eq!(model.ranker.tree.nodes[0].children.len(), on_sample.chosen.branching);
+    // `ranker.max_valid_records`: the classifier fitted on 50 of the validation records.
+    let full_fit = xmc_ranker::XrModel::load(&again).unwrap().classifier.unwrap().fit.records;
+    assert!(full_fit > 50, "{full_fit}");
+    assert_eq!(model.classifier.as_ref().unwrap().fit.records, 50);
 }

@@ -161,7 +161,20 @@ pub(crate) fn train_ranker_into(
     };
     let split = |s| data.split(s).map(|r| (r.input.as_str(), r.label)).unzip::<_, _, Vec<&str>, Vec<u32>>();
     let (train_texts, _) = split(xmc_data::Split::Train);
-    let (valid_texts, valid_labels) = split(xmc_data::Split::Valid);
+    let (mut valid_texts, mut valid_labels) = split(xmc_data::Split::Valid);
+    // `ranker.max_valid_records`: the train stage's fits and figures on a sample of them.
+    if cfg.ranker.max_valid_records > 0 && valid_texts.len() > cfg.ranker.max_valid_records {
+        let mut picked: Vec<usize> = (0..valid_texts.len()).collect();
+        xmc_data::SplitMix64::new(cfg.tree.seed).shuffle(&mut picked);
+        picked.truncate(cfg.ranker.max_valid_records);
+        picked.sort_unstable();
+        eprintln!(
+            "train (xr): {} of the {} validation records fit the classifier and its gate and score the settings (`ranker.max_valid_records`)",
+            picked.len(),
+            valid_texts.len()
+        );
+        (valid_texts, valid_labels) = picked.into_iter().map(|i| (valid_texts[i], valid_labels[i])).unzip();
+    }
     let started = Instant::now();
     let mut report = TrainFigures::default();
     let finetune_into = |target: &Path, contrastive: &xmc_train::ContrastiveConfig, report: &mut TrainFigures| -> Result<()> {
@@ -322,7 +335,7 @@ pub(crate) fn train_ranker_into(
         trials.push(trial);
     }
     if let (Some(_), Some(setting)) = (&trial_sample, best.as_ref().map(|b| trials[b.trial].setting)) {
-        best = None;
+        drop(best.take());
         let retrained = Instant::now();
         let (candidate, _) = try_setting(setting, None)?;
         eprintln!("train (xr): {setting} trained again on all {} training records, {:.0} s", train_texts.len(), retrained.elapsed().as_secs_f64());

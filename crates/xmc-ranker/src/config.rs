@@ -127,7 +127,17 @@ pub struct RankerConfig {
     /// cross-fitted. Left out of the serialised config when off (old fingerprints stay valid).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub classifier_parent: bool,
+    /// At most this many validation records (a seeded sample) are embedded for the encoder's
+    /// classifier, fit its weights and gate, and score `[choose]`'s settings in the train stage
+    /// (0 = all): each record is scored against every label several times over, which at a
+    /// catalogue's scale would cost more than the rankers. Left out of the serialised config at 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_valid_records: usize,
     pub seed: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for RankerConfig {
@@ -152,6 +162,7 @@ impl Default for RankerConfig {
             ensemble: Vec::new(),
             classifier_candidates: 0,
             classifier_parent: false,
+            max_valid_records: 0,
             seed: 42,
         }
     }

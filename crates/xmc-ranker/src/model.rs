@@ -317,8 +317,9 @@ impl XrModel {
         let mut narrow_fit = None;
         if own_candidates > 0 {
             let mut wide = EncoderClassifier { own_candidates, ..classifier.clone() };
+            use rayon::prelude::*;
             let widened: Vec<Vec<(u32, f32)>> = candidates
-                .iter()
+                .par_iter()
                 .zip(embeddings)
                 .enumerate()
                 .map(|(i, (pool, e))| {
