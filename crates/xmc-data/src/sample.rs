@@ -44,6 +44,18 @@ pub fn capped_by_label(order: Vec<usize>, labels: &[u32], budget: usize) -> Vec<
         .collect()
 }
 
+/// At most `n` of `items` (0 = all): a seeded sample, in `items`' order.
+pub fn at_most<T: Copy>(items: &[T], n: usize, seed: u64) -> Vec<T> {
+    if n == 0 || items.len() <= n {
+        return items.to_vec();
+    }
+    let mut picked: Vec<usize> = (0..items.len()).collect();
+    crate::SplitMix64::new(seed).shuffle(&mut picked);
+    picked.truncate(n);
+    picked.sort_unstable();
+    picked.into_iter().map(|i| items[i]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +82,17 @@ mod tests {
         assert_eq!(capped_by_label(order.clone(), &labels, 16), order, "within the budget: all, in order");
         assert_eq!(capped_by_label(order.clone(), &labels, 100), order);
         assert_eq!(capped_by_label(order, &labels, 2).len(), 2);
+    }
+
+    #[test]
+    fn at_most_samples_in_order() {
+        let items: Vec<u32> = (0..100).collect();
+        let five = at_most(&items, 5, 7);
+        assert_eq!(five.len(), 5);
+        assert!(five.windows(2).all(|w| w[0] < w[1]), "{five:?}");
+        assert_ne!(five, vec![0, 1, 2, 3, 4], "a sample, not the first ones");
+        assert_eq!(at_most(&items, 5, 7), five, "seeded");
+        assert_eq!(at_most(&items, 0, 7), items);
+        assert_eq!(at_most(&items, 100, 7), items);
     }
 }

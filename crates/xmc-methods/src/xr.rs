@@ -164,16 +164,13 @@ pub(crate) fn train_ranker_into(
     let (mut valid_texts, mut valid_labels) = split(xmc_data::Split::Valid);
     // `ranker.max_valid_records`: the train stage's fits and figures on a sample of them.
     if cfg.ranker.max_valid_records > 0 && valid_texts.len() > cfg.ranker.max_valid_records {
-        let mut picked: Vec<usize> = (0..valid_texts.len()).collect();
-        xmc_data::SplitMix64::new(cfg.tree.seed).shuffle(&mut picked);
-        picked.truncate(cfg.ranker.max_valid_records);
-        picked.sort_unstable();
+        let pairs: Vec<(&str, u32)> = valid_texts.iter().copied().zip(valid_labels.iter().copied()).collect();
         eprintln!(
             "train (xr): {} of the {} validation records fit the classifier and its gate and score the settings (`ranker.max_valid_records`)",
-            picked.len(),
+            cfg.ranker.max_valid_records,
             valid_texts.len()
         );
-        (valid_texts, valid_labels) = picked.into_iter().map(|i| (valid_texts[i], valid_labels[i])).unzip();
+        (valid_texts, valid_labels) = xmc_data::sample::at_most(&pairs, cfg.ranker.max_valid_records, cfg.tree.seed).into_iter().unzip();
     }
     let started = Instant::now();
     let mut report = TrainFigures::default();

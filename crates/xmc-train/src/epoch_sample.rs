@@ -5,19 +5,7 @@
 
 use xmc_data::SplitMix64;
 
-pub(crate) use xmc_data::sample::capped_by_label as budgeted;
-
-/// At most `n` of `items` (0 = all): a seeded sample, in `items`' order.
-pub(crate) fn at_most<T: Copy>(items: &[T], n: usize, seed: u64) -> Vec<T> {
-    if n == 0 || items.len() <= n {
-        return items.to_vec();
-    }
-    let mut picked: Vec<usize> = (0..items.len()).collect();
-    SplitMix64::new(seed).shuffle(&mut picked);
-    picked.truncate(n);
-    picked.sort_unstable();
-    picked.into_iter().map(|i| items[i]).collect()
-}
+pub(crate) use xmc_data::sample::{at_most, capped_by_label as budgeted};
 
 /// Records per window sorted by length: this many batches.
 const WINDOW_BATCHES: usize = 64;
@@ -42,18 +30,6 @@ pub(crate) fn similar_length_batches(order: Vec<usize>, lengths: &[usize], batch
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn at_most_samples_in_order() {
-        let items: Vec<u32> = (0..100).collect();
-        let five = at_most(&items, 5, 7);
-        assert_eq!(five.len(), 5);
-        assert!(five.windows(2).all(|w| w[0] < w[1]), "{five:?}");
-        assert_ne!(five, vec![0, 1, 2, 3, 4], "a sample, not the first ones");
-        assert_eq!(at_most(&items, 5, 7), five, "seeded");
-        assert_eq!(at_most(&items, 0, 7), items);
-        assert_eq!(at_most(&items, 100, 7), items);
-    }
 
     #[test]
     fn similar_length_batches_keep_every_record_and_group_by_length() {
