@@ -55,6 +55,10 @@ pub enum BenchCommand {
     /// sizes, each in a child process: wall time, peak RSS, the encoder fine-tuning's share and
     /// rate, and the linear projection to the 1.68M-record reference scale (target: <= 2 h, <= 8 GB).
     TrainRecipe(crate::train_recipe_bench::TrainRecipeBenchArgs),
+    /// Would a stronger sentence encoder pay as the classifier? all-MiniLM-L6-v2 and
+    /// all-mpnet-base-v2 fine-tuned the same way (PyTorch) on a dataset's training split, every
+    /// epoch scored on its validation split: accuracy, macro-F1, tail accuracy, records/s.
+    Teacher(crate::teacher_bench::TeacherBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +288,7 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Faults(args) => crate::faults::bench_faults(args, &bench_dir()),
         BenchCommand::Encoder(args) => crate::encoder_bench::bench_encoder(args, &bench_dir()),
         BenchCommand::TrainRecipe(args) => crate::train_recipe_bench::bench_train_recipe(args, &bench_dir()),
+        BenchCommand::Teacher(args) => crate::teacher_bench::bench_teacher(args, &bench_dir()),
     }
 }
 

@@ -203,8 +203,8 @@ fn rust_rows(args: &EncoderBenchArgs, encoder_dir: &Path, texts: &[&str], dir: &
 }
 
 /// A virtualenv with onnxruntime (the fast path's version), torch and sentence-transformers.
-fn reference_python(args: &EncoderBenchArgs, bench_dir: &Path) -> Result<PathBuf> {
-    if let Some(p) = args.python.clone().or_else(|| std::env::var_os("XMC_BENCH_PYTHON").map(PathBuf::from)) {
+pub(crate) fn reference_python(python: Option<PathBuf>, bench_dir: &Path) -> Result<PathBuf> {
+    if let Some(p) = python.or_else(|| std::env::var_os("XMC_BENCH_PYTHON").map(PathBuf::from)) {
         return Ok(p);
     }
     let venv = bench_dir.join("encoder-venv");
@@ -221,7 +221,7 @@ fn reference_python(args: &EncoderBenchArgs, bench_dir: &Path) -> Result<PathBuf
 }
 
 fn python_rows(args: &EncoderBenchArgs, encoder_dir: &Path, pretrained: &Path, texts: &[String], dir: &Path) -> Result<Vec<Row>> {
-    let python = reference_python(args, dir.parent().unwrap_or(dir))?;
+    let python = reference_python(args.python.clone(), dir.parent().unwrap_or(dir))?;
     let texts_file = dir.join("texts.txt");
     std::fs::write(&texts_file, texts.join("\n") + "\n")?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/encoder_reference.py");

@@ -10,6 +10,7 @@ mod peers;
 mod serve_bench;
 mod faults;
 mod soak;
+mod teacher_bench;
 mod train_recipe_bench;
 mod zero_shot;
 

