@@ -23,7 +23,7 @@ pub struct TeacherBenchArgs {
     epochs: usize,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// AdamW's peak learning rate (linear decay to 0), the recipe's.
+    /// AdamW's peak learning rate (50 warm-up steps, then linear decay to 0), the recipe's.
     #[arg(long, default_value_t = 6e-5)]
     learning_rate: f64,
     /// The label vectors' learning rate over the encoder's (the recipe's `LABEL_RATE_SCALE`).
@@ -67,22 +67,26 @@ struct EpochRow {
 fn records_tsv(data: &xmc_data::PreparedData, max_train: usize) -> String {
     let train: Vec<&xmc_data::PreparedRecord> = data.split(xmc_data::Split::Train).collect();
     let train = if max_train > 0 { xmc_data::sample::at_most(&train, max_train, 42) } else { train };
-    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
     let mut out = String::new();
     for (split, records) in [("train", train), ("valid", data.split(xmc_data::Split::Valid).collect())] {
         for r in records {
             let tail = data.labels.get(r.label).is_some_and(|l| l.tail);
-            out.push_str(&format!("{split}\t{}\t{}\t{}\n", r.label, u8::from(tail), clean(&r.input)));
+            out.push_str(&format!("{split}\t{}\t{}\t{}\n", r.label, u8::from(tail), one_line(&r.input)));
         }
     }
     out
+}
+
+/// `s` with tabs and line breaks as spaces, to fit one field of a line.
+fn one_line(s: &str) -> String {
+    s.replace(['\t', '\n', '\r'], " ")
 }
 
 /// The label texts the probe initialises the label vectors from, one per line in label order:
 /// `label<TAB>path`, the text the recipe embeds for each label.
 fn labels_tsv(data: &xmc_data::PreparedData) -> String {
     let texts = xmc_cluster::label_texts(&data.labels, xmc_cluster::LabelText::Path);
-    data.labels.labels.iter().zip(texts).map(|(l, t)| format!("{}\t{}\n", l.id, t.replace(['\t', '\n', '\r'], " "))).collect()
+    data.labels.labels.iter().zip(texts).map(|(l, t)| format!("{}\t{}\n", l.id, one_line(&t))).collect()
 }
 
 pub fn bench_teacher(args: TeacherBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
@@ -154,11 +158,14 @@ pub fn bench_teacher(args: TeacherBenchArgs, bench_dir: &Path) -> Result<ExitCod
 mod tests {
     use super::*;
 
+    fn sample_data() -> xmc_data::PreparedData {
+        let desc = xmc_data::DatasetDescriptor::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/amazon-uk-sample.toml"))).unwrap();
+        xmc_data::prepare(&desc, &xmc_data::DataConfig { skip_bad_rows: true, ..Default::default() }).unwrap()
+    }
+
     #[test]
     fn the_records_file_has_the_training_and_validation_records_on_one_line_each() {
-        let desc = xmc_data::DatasetDescriptor::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/amazon-uk-sample.toml"))).unwrap();
-        let cfg = xmc_data::DataConfig { skip_bad_rows: true, ..Default::default() };
-        let data = xmc_data::prepare(&desc, &cfg).unwrap();
+        let data = sample_data();
         let (train, valid) = (data.split(xmc_data::Split::Train).count(), data.split(xmc_data::Split::Valid).count());
         let tsv = records_tsv(&data, 0);
         let lines: Vec<&str> = tsv.lines().collect();
@@ -177,9 +184,7 @@ mod tests {
 
     #[test]
     fn the_labels_file_has_every_labels_id_and_path_in_label_order() {
-        let desc = xmc_data::DatasetDescriptor::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets/amazon-uk-sample.toml"))).unwrap();
-        let cfg = xmc_data::DataConfig { skip_bad_rows: true, ..Default::default() };
-        let data = xmc_data::prepare(&desc, &cfg).unwrap();
+        let data = sample_data();
         let tsv = labels_tsv(&data);
         let rows: Vec<(&str, &str)> = tsv.lines().map(|l| l.split_once('\t').unwrap()).collect();
         assert_eq!(rows.len(), data.labels.labels.len());
