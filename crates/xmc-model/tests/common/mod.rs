@@ -34,12 +34,21 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// The all-MiniLM-L6-v2 folder (`XMC_MODELS_DIR` or the repository's `models/`), or `None`
 /// with a line saying the test was skipped.
 pub fn minilm_dir() -> Option<PathBuf> {
+    model_dir("all-MiniLM-L6-v2", "cargo xtask fetch-models")
+}
+
+/// The all-mpnet-base-v2 folder, as [`minilm_dir`].
+pub fn mpnet_dir() -> Option<PathBuf> {
+    model_dir("all-mpnet-base-v2", "cargo xtask fetch-models --teacher")
+}
+
+fn model_dir(name: &str, fetch: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("XMC_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("models")).join("all-MiniLM-L6-v2");
+    let dir = std::env::var_os("XMC_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("models")).join(name);
     if dir.join(SentenceEncoder::WEIGHTS).is_file() {
         Some(dir)
     } else {
-        eprintln!("skipped: {} not found (run `cargo xtask fetch-models`)", dir.display());
+        eprintln!("skipped: {} not found (run `{fetch}`)", dir.display());
         None
     }
 }
