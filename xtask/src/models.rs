@@ -107,6 +107,7 @@ const TEACHER_WEIGHTS_SHA256: &str = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03
 /// it is already there.
 pub fn fetch_teacher(dir: &Path) -> Result<()> {
     if in_place(dir, TEACHER_WEIGHTS_SHA256, TEACHER_ENCODER)? {
+        eprintln!("{} is already in place", dir.display());
         return Ok(());
     }
     let work = fresh_work_dir(dir, ".download-teacher")?;

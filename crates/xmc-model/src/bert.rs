@@ -115,7 +115,7 @@ impl BertConfig {
                 ("max_position_embeddings", self.max_position_embeddings, 1, MAX_DIM),
                 ("type_vocab_size", self.type_vocab_size, 1, 1024),
                 ("pad_token_id", self.pad_token_id, 0, MAX_DIM),
-                ("relative_attention_num_buckets", self.relative_attention_num_buckets, 2, 1024),
+                ("relative_attention_num_buckets", self.relative_attention_num_buckets, 4, 1024),
             ],
         )?;
         if self.max_tokens() == 0 {
