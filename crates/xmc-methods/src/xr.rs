@@ -99,13 +99,14 @@ impl Method for Xr {
         } else {
             format!("; branching {:?} and path score {:?} chosen on the validation split", cfg.choose.branching, cfg.choose.path_combine)
         };
+        // With a choice, the tree's branching is the chosen one, not the config's.
+        let branching = if cfg.choose.branching.is_empty() { format!("k = {}", cfg.tree.branching) } else { "k chosen".to_string() };
         Ok(format!(
-            "XR ranker: linear scorers ({}, C+ {} / C- {}) at every node of the label tree (k = {}, {} label embeddings) on {} features, \
+            "XR ranker: linear scorers ({}, C+ {} / C- {}) at every node of the label tree ({branching}, {} label embeddings) on {} features, \
              negatives: {}; beam {} over levels{chosen}",
             recipes::name_of(cfg.ranker.loss)?,
             cfg.ranker.c_pos,
             cfg.ranker.c_neg,
-            cfg.tree.branching,
             recipes::name_of(cfg.embed.kind)?,
             recipes::name_of(cfg.ranker.features)?,
             recipes::name_of(cfg.ranker.negatives)?,
@@ -742,4 +743,22 @@ pub(crate) fn embed_concatenated(encoders: &[SentenceEncoder], texts: &[&str], m
         }
     }
     Ok(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report's method line names the config's branching only when the train stage does not
+    /// choose it (the recommended recipe's 16 would otherwise be read as the tree it kept).
+    #[test]
+    fn the_description_names_the_branching_only_when_it_is_not_chosen() {
+        let mut cfg = ExperimentConfig::default();
+        cfg.tree.branching = 16;
+        assert!(Xr.describe(&cfg).unwrap().contains("(k = 16,"));
+        cfg.choose.branching = vec![16, 6];
+        let described = Xr.describe(&cfg).unwrap();
+        assert!(!described.contains("k = 16"), "{described}");
+        assert!(described.contains("k chosen") && described.contains("branching [16, 6]"), "{described}");
+    }
 }
