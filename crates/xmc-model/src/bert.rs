@@ -160,7 +160,6 @@ impl BertConfig {
             },
             relative: mpnet.then(|| EmbeddingConfig::new(self.relative_attention_num_buckets, self.num_attention_heads).init(device)),
             position_offset: self.position_offset(),
-            buckets: self.relative_attention_num_buckets,
             layers: (0..self.num_hidden_layers)
                 .map(|_| BertLayer {
                     query: linear(d, d),
@@ -227,8 +226,6 @@ pub struct Bert {
     relative: Option<Embedding>,
     /// The absolute position of a text's first token (see [`BertConfig::position_offset`]).
     position_offset: usize,
-    /// How many buckets `relative` has.
-    buckets: usize,
 }
 
 /// The largest distance MPNet's buckets tell apart (transformers' `max_distance`).
@@ -266,8 +263,9 @@ impl Bert {
         let mut x = e.norm.forward(x);
         let mut bias = (mask.ones_like() - mask).mul_scalar(-1e9).reshape([b, 1, 1, l]);
         if let Some(relative) = &self.relative {
+            let [count, _] = relative.weight.dims();
             let buckets: Vec<i64> =
-                (0..l as i64).flat_map(|query| (0..l as i64).map(move |key| relative_bucket(key - query, self.buckets) as i64)).collect();
+                (0..l as i64).flat_map(|query| (0..l as i64).map(move |key| relative_bucket(key - query, count) as i64)).collect();
             let buckets = Tensor::<2, Int>::from_data(TensorData::new(buckets, [l, l]), &device);
             let per_head: Tensor<4> = relative.forward(buckets).permute([2, 0, 1]).unsqueeze_dim::<4>(0).repeat_dim(0, b);
             bias = per_head + bias;
@@ -287,7 +285,6 @@ impl Bert {
             layers,
             relative: self.relative.clone(),
             position_offset: self.position_offset,
-            buckets: self.buckets,
         })
     }
 
