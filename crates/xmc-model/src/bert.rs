@@ -15,6 +15,7 @@ use tokenizers::Tokenizer;
 
 use std::sync::Arc;
 
+use crate::dropout::FastDropout;
 use crate::error::{ModelError, Result};
 use crate::fast_encoder::{EncoderRuntime, FastEncoder, FastPathError};
 use crate::onnx::Precision;
@@ -201,8 +202,9 @@ struct BertLayer {
 
 impl BertLayer {
     /// `x`: [batch, len, d]; `bias`: additive attention bias, [batch, 1, 1, len] (the mask) or
-    /// [batch, heads, len, len] (the mask and MPNet's relative positions).
-    fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+    /// [batch, heads, len, len] (the mask and MPNet's relative positions); `drop`: on the attention
+    /// weights and on each sublayer's output before its residual, as BERT's and MPNet's own.
+    fn forward(&self, x: Tensor<3>, bias: Tensor<4>, drop: &FastDropout) -> Tensor<3> {
         let [b, l, d] = x.dims();
         let dh = d / self.heads;
         let split = |t: Tensor<3>| t.reshape([b, l, self.heads, dh]).swap_dims(1, 2);
@@ -210,10 +212,10 @@ impl BertLayer {
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((dh as f64).sqrt()) + bias;
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
-        let x = self.attn_norm.forward(self.attn_out.forward(context) + x);
+        let context = drop.forward(softmax(scores, 3)).matmul(v).swap_dims(1, 2).reshape([b, l, d]);
+        let x = self.attn_norm.forward(drop.forward(self.attn_out.forward(context)) + x);
         let h = gelu(self.inter.forward(x.clone()));
-        self.out_norm.forward(self.out.forward(h) + x)
+        self.out_norm.forward(drop.forward(self.out.forward(h)) + x)
     }
 }
 
@@ -251,6 +253,15 @@ pub fn relative_bucket(relative: i64, buckets: usize) -> usize {
 impl Bert {
     /// Token states [batch, len, d] for `ids` [batch, len] and `mask` [batch, len] (1 = token).
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<3> {
+        self.forward_with_dropout(ids, mask, 0.0)
+    }
+
+    /// [`Self::forward`] with dropout at `prob` where BERT and MPNet have theirs (after the
+    /// embeddings, on the attention weights, on each sublayer's output) when the tensors sit on an
+    /// autodiff (training) device; the masks come from [`crate::dropout`]'s seeded sequence.
+    /// Elsewhere, or at 0, it is [`Self::forward`].
+    pub fn forward_with_dropout(&self, ids: Tensor<2, Int>, mask: Tensor<2>, prob: f64) -> Tensor<3> {
+        let drop = FastDropout::new(prob);
         let [b, l] = ids.dims();
         let device = ids.device();
         let start = self.position_offset as i64;
@@ -260,7 +271,7 @@ impl Bert {
         if let Some(token_type) = &e.token_type {
             x = x + token_type.forward(Tensor::<2, Int>::zeros([b, l], &device));
         }
-        let mut x = e.norm.forward(x);
+        let mut x = drop.forward(e.norm.forward(x));
         let mut bias = (mask.ones_like() - mask).mul_scalar(-1e9).reshape([b, 1, 1, l]);
         if let Some(relative) = &self.relative {
             let [count, _] = relative.weight.dims();
@@ -271,7 +282,7 @@ impl Bert {
             bias = per_head + bias;
         }
         for layer in &self.layers {
-            x = layer.forward(x, bias.clone());
+            x = layer.forward(x, bias.clone(), &drop);
         }
         x
     }
@@ -561,16 +572,17 @@ impl SentenceEncoder {
     /// Unit vectors [batch, d] of tokenised texts, padded to the longest; differentiable when the
     /// encoder sits on an autodiff device.
     pub fn embed_tokens(&self, tokens: &[&[u32]]) -> Tensor<2> {
-        self.embed_tokens_with(&self.model, tokens)
+        self.embed_tokens_with(&self.model, tokens, 0.0)
     }
 
-    /// [`Self::embed_tokens`] through other weights of the same shape (a training loop's).
-    pub fn embed_tokens_with(&self, model: &Bert, tokens: &[&[u32]]) -> Tensor<2> {
+    /// [`Self::embed_tokens`] through other weights of the same shape (a training loop's), with
+    /// the encoder's dropout at `dropout` on an autodiff device ([`Bert::forward_with_dropout`]).
+    pub fn embed_tokens_with(&self, model: &Bert, tokens: &[&[u32]], dropout: f64) -> Tensor<2> {
         let device = model.devices().into_iter().next().unwrap_or_else(|| self.device.clone());
         let (ids, mask, shape) = crate::batch::pad_batch(tokens);
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &device);
-        mean_pool_normalised(model.forward(ids, mask.clone()), mask)
+        mean_pool_normalised(model.forward_with_dropout(ids, mask.clone(), dropout), mask)
     }
 
     /// Unit vectors for `texts`, in order. Texts are batched by length to keep padding small;

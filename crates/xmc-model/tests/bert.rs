@@ -4,7 +4,8 @@
 mod common;
 
 use common::{cosine, fixtures, load_reference, minilm_dir, mpnet_dir};
-use xmc_model::{SentenceEncoder, inference_device};
+use xmc_model::onnx::Precision;
+use xmc_model::{SentenceEncoder, inference_device, training_device};
 
 #[test]
 fn tiny_random_bert_matches_transformers() {
@@ -52,6 +53,49 @@ fn matches_its_reference(fixture: &str) {
         assert!(max_diff < 1e-4, "{text}: max abs diff {max_diff}");
         let norm: f32 = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5);
+    }
+}
+
+/// The fast path's ONNX graph is BERT's: asked for an MPNet encoder it declines, saying why, and
+/// hands the encoder back on burn, which still computes the reference's vectors.
+#[test]
+fn an_mpnet_encoder_declines_the_fast_path_and_stays_on_burn() {
+    let dir = fixtures().join("tiny-mpnet");
+    let reference = load_reference(&dir.join("expected.json"));
+    let encoder = SentenceEncoder::load(&dir, &inference_device()).unwrap();
+    let (encoder, why) = encoder.with_runtime(Precision::Fp32).err().expect("MPNet has no fast path");
+    assert!(why.0.contains("MPNet"), "{}", why.0);
+    assert!(encoder.runtime_name().starts_with("burn"), "{}", encoder.runtime_name());
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let vectors = encoder.encode(&texts, 4, |_| {}).unwrap();
+    for (ours, theirs) in vectors.iter().zip(&reference.vectors) {
+        assert!(cosine(ours, theirs) > 0.99999);
+    }
+}
+
+/// Fine-tuning's dropout: on the training device it drops (its masks follow the seed of
+/// `xmc_model::dropout`), at 0 it is the plain forward pass, and at inference it does nothing.
+#[test]
+fn the_encoders_dropout_acts_only_in_training_and_follows_its_seed() {
+    let vector = |t: burn::prelude::Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+    for fixture in ["tiny-bert", "tiny-mpnet"] {
+        let dir = fixtures().join(fixture);
+        let train = SentenceEncoder::load(&dir, &training_device()).unwrap();
+        let tokens = [train.tokenize("die-cast & toy vehicles").unwrap(), train.tokenize("model trains").unwrap()];
+        let batch: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+        let plain = vector(train.embed_tokens_with(train.model(), &batch, 0.0));
+        let dropped = |seed| {
+            xmc_model::dropout::reseed(seed);
+            vector(train.embed_tokens_with(train.model(), &batch, 0.1))
+        };
+        let a = dropped(3);
+        assert_eq!(a, dropped(3), "{fixture}");
+        assert_ne!(a, dropped(4), "{fixture}");
+        assert_ne!(a, plain, "{fixture}");
+        let infer = SentenceEncoder::load(&dir, &inference_device()).unwrap();
+        assert_eq!(vector(infer.embed_tokens_with(infer.model(), &batch, 0.5)), vector(infer.embed_tokens(&batch)), "{fixture}");
+        let max_diff = plain.iter().zip(vector(infer.embed_tokens(&batch))).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-5, "{fixture}: without dropout training computes inference's vectors ({max_diff})");
     }
 }
 

@@ -63,6 +63,15 @@ pub struct ContrastiveConfig {
     /// with these). Left out of the serialised config when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reuse: Option<std::path::PathBuf>,
+    /// The encoder's dropout while fine-tuning (BERT's and MPNet's own places; their pretraining
+    /// used 0.1), 0 = none. Left out of the serialised config at 0, so the fingerprints of runs
+    /// from before the key stay valid.
+    #[serde(skip_serializing_if = "is_zero_rate")]
+    pub dropout: f64,
+}
+
+fn is_zero_rate(p: &f64) -> bool {
+    *p == 0.0
 }
 
 fn is_one(n: &usize) -> bool {
@@ -115,6 +124,7 @@ impl Default for ContrastiveConfig {
             loss: FineTuneLoss::Pairs,
             members: 1,
             reuse: None,
+            dropout: 0.0,
         }
     }
 }
@@ -141,6 +151,9 @@ impl ContrastiveConfig {
         }
         if self.reuse.is_some() && (self.loss != FineTuneLoss::Labels || self.members != 1) {
             return Err("`contrastive.reuse` takes one fine-tuned classifier: it needs `contrastive.loss = \"labels\"` and one member".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("`contrastive.dropout` = {} must be in [0, 1)", self.dropout));
         }
         if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
             return Err("`contrastive.weight_decay` and `contrastive.grad_clip` must not be negative".into());
@@ -292,7 +305,7 @@ impl Objective for ContrastiveObjective<'_> {
         let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
         let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
         let targets: Vec<&[u32]> = labels.iter().map(|&l| self.label_tokens[l as usize].as_slice()).collect();
-        let (r, t) = (self.encoder.embed_tokens_with(model, &records), self.encoder.embed_tokens_with(model, &targets));
+        let (r, t) = (self.encoder.embed_tokens_with(model, &records, self.cfg.dropout), self.encoder.embed_tokens_with(model, &targets, self.cfg.dropout));
         Ok(contrastive_loss(r, t, &labels, self.cfg.temperature))
     }
 
@@ -341,12 +354,12 @@ mod tests {
     #[test]
     fn the_budget_keys_stay_out_of_the_fingerprint_when_off() {
         let text = serde_json::to_string(&ContrastiveConfig::default()).unwrap();
-        for key in ["max_records", "max_valid_records", "length_batches"] {
+        for key in ["max_records", "max_valid_records", "length_batches", "dropout"] {
             assert!(!text.contains(key), "{key} in {text}");
         }
-        let on = ContrastiveConfig { max_records: 5, max_valid_records: 3, length_batches: true, ..ContrastiveConfig::default() };
+        let on = ContrastiveConfig { max_records: 5, max_valid_records: 3, length_batches: true, dropout: 0.1, ..ContrastiveConfig::default() };
         let text = serde_json::to_string(&on).unwrap();
-        assert!(["max_records\":5", "max_valid_records\":3", "length_batches\":true"].iter().all(|k| text.contains(k)), "{text}");
+        assert!(["max_records\":5", "max_valid_records\":3", "length_batches\":true", "dropout\":0.1"].iter().all(|k| text.contains(k)), "{text}");
         let labels = [0u32, 0, 0, 0, 1, 2, 2];
         let order = epoch_order(&labels, &[3, 1, 4, 1, 5, 9, 2], &on, 0);
         assert_eq!(order.len(), 5, "the budget holds with the other keys: {order:?}");

@@ -281,7 +281,7 @@ impl Objective for DistillObjective<'_> {
 
     fn batch_loss(&self, model: &Bert, chunk: &[usize]) -> Result<Tensor<1>> {
         let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
-        let student = self.student.embed_tokens_with(model, &records);
+        let student = self.student.embed_tokens_with(model, &records, 0.0);
         let device = student.device();
         let d = self.dim;
         let flat: Vec<f32> = chunk.iter().flat_map(|&i| self.teacher[i * d..(i + 1) * d].iter().copied()).collect();

@@ -113,7 +113,7 @@ impl Objective for LabelsObjective<'_> {
     fn batch_loss(&self, model: &EncoderWithLabels, chunk: &[usize]) -> Result<Tensor<1>> {
         let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
         let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
-        let r = self.encoder.embed_tokens_with(&model.bert, &records);
+        let r = self.encoder.embed_tokens_with(&model.bert, &records, self.cfg.dropout);
         Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature))
     }
 

@@ -59,6 +59,7 @@ fn bad_settings_are_refused_before_any_work() {
         (ContrastiveConfig { temperature: 0.0, ..ContrastiveConfig::default() }, "temperature"),
         (ContrastiveConfig { members: 0, ..ContrastiveConfig::default() }, "members"),
         (ContrastiveConfig { members: 2, ..ContrastiveConfig::default() }, "members"),
+        (ContrastiveConfig { dropout: 1.0, ..ContrastiveConfig::default() }, "dropout"),
     ] {
         let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap_err().to_string();
         assert!(err.contains(key), "{err}");
@@ -125,6 +126,28 @@ fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_th
     let b = pretrained.encode(&["model trains"], 1, |_| {}).unwrap();
     assert_ne!(a, b);
     assert!(!out.path().join("checkpoint").exists());
+}
+
+/// `contrastive.dropout` reaches the encoder while it fine-tunes (the losses move), and its masks
+/// follow the run's seed: the same settings give the same run.
+#[test]
+fn dropout_changes_the_fine_tuning_and_follows_its_seed() {
+    let (labels, records) = examples();
+    let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let losses = |cfg: &ContrastiveConfig| -> Vec<f64> {
+        let out = tempfile::tempdir().unwrap();
+        finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, cfg, out.path(), false).unwrap();
+        let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+        lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap()).collect()
+    };
+    for loss in [FineTuneLoss::Labels, FineTuneLoss::Pairs] {
+        let plain = ContrastiveConfig { epochs: 3, loss, ..fine_tuning_as_classifier() };
+        let dropped = ContrastiveConfig { dropout: 0.3, ..plain.clone() };
+        let (a, b) = (losses(&dropped), losses(&dropped));
+        assert_eq!(a, b, "{loss:?}: one seed, one run");
+        assert_ne!(a[0], losses(&plain)[0], "{loss:?}: the first epoch's loss with and without dropout");
+        assert_ne!(a, losses(&ContrastiveConfig { seed: 7, ..dropped }), "{loss:?}: another seed, other masks");
+    }
 }
 
 #[test]
