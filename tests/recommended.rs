@@ -78,6 +78,20 @@ fn xmc_train_without_a_config_chooses_its_settings_on_validation_records_them_an
     assert_eq!(strip_seconds(&reused), strip_seconds(&choices));
     assert_eq!(xmc_ranker::XrModel::load(&again).unwrap().classifier, xmc_ranker::XrModel::load(&out).unwrap().classifier);
 
+    // `ranker.classifier_label_text`: the label texts read by the fine-tuned encoder are tried as
+    // evidence beside the learnt vectors (kept only where they win cross-fitted), and the folder
+    // still predicts every row.
+    let text = tmp.path().join("text");
+    let args = [&["train", "--dataset", dataset, "--output", text.to_str().unwrap()][..], &shorter[..], &["--set", reuse.as_str(), "--set", "ranker.classifier_label_text=true"][..]].concat();
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    let with_text = xmc_ranker::XrModel::load(&text).unwrap().classifier.unwrap();
+    assert!(with_text.fit.without_text_cross_fitted_accuracy.is_some(), "the label text's evidence was tried: {:?}", with_text.fit);
+    assert_eq!(with_text.text_weight > 0.0, with_text.text_vectors.len() == with_text.vectors.len(), "its vectors are kept with a weight");
+    let predictions = tmp.path().join("text.jsonl");
+    let args = ["predict", "--model", text.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", predictions.to_str().unwrap(), "--top-k", "3"];
+    assert_eq!(xmc(&args).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(std::fs::read_to_string(&predictions).unwrap().lines().count(), inputs);
+
     // `[distill]`: a one-layer student of that encoder, kept whatever validation says
     // (`keep = "always"`): the folder records both models' validation figures, carries the
     // student in the classifier encoder's place, and predicts every row.

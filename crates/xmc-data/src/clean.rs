@@ -180,8 +180,9 @@ pub struct Price {
     pub max: Option<f64>,
 }
 
-/// Parses `999`, `£3.42`, `Rs. 1,299`, `£12.60 - £16,268.00` or an empty field. Commas are
-/// thousands separators. Anything else is an error naming the text.
+/// Parses `999`, `£3.42`, `Rs. 1,299`, `12,99 €`, `USD 1.234,50`, `£12.60 - £16,268.00` or an
+/// empty field ([`parse_amount`] says how each number is read). Anything else is an error naming
+/// the text.
 pub fn parse_price(raw: &str) -> Result<Price, String> {
     let text = raw.trim();
     if text.is_empty() {
@@ -202,23 +203,72 @@ pub fn parse_price(raw: &str) -> Result<Price, String> {
 }
 
 fn unparsable(raw: &str) -> String {
-    format!("unparsable price `{raw}` (expected a number, optionally with a currency sign, or a range `a - b`)")
+    format!("unparsable price `{raw}` (expected a number, optionally with a currency sign or code before or after it, or a range `a - b`)")
 }
 
+/// Currency signs a price may carry before or after its number (codes and abbreviations such as
+/// `USD`, `Rs.` or `kr` are letters, which are stripped too).
+const CURRENCY_SIGNS: &[char] = &['£', '$', '€', '₹', '¥', '₩', '₽', '₺', '₪', '₫', '฿', '₱', '¢', '₦', '₴', '₡', '₵', '₸'];
+
+/// `text` without the currency sign or code around its number: letters, currency signs, white
+/// space, and the dot that ends an abbreviation (`Rs.`), so that `.99` keeps its dot.
+fn strip_currency(text: &str) -> &str {
+    let mark = |c: char| c.is_alphabetic() || CURRENCY_SIGNS.contains(&c) || c.is_whitespace();
+    let mut start = 0;
+    let mut after_letter = false;
+    for (i, c) in text.char_indices() {
+        if !(mark(c) || (c == '.' && after_letter)) {
+            break;
+        }
+        start = i + c.len_utf8();
+        after_letter = c.is_alphabetic();
+    }
+    text[start..].trim_end_matches(|c: char| mark(c) || c == '.')
+}
+
+/// One amount: the currency sign or code stripped ([`strip_currency`]), digit-group spaces and
+/// apostrophes (`1 299`, `1'299`) dropped, then the separators read as catalogues write them:
+/// with both `,` and `.`, the later one is the decimal point (`1,234.50`, `1.234,50`); a lone
+/// comma followed by other than three digits is a decimal comma (`12,99`; `1,299` is a
+/// thousand); several dots are thousands (`1.234.567`). Thousands separators must group by
+/// three digits; a negative amount is not a price.
 fn parse_amount(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let text = ["Rs.", "Rs", "INR", "GBP", "USD", "EUR", "£", "$", "€", "₹"]
-        .iter()
-        .find_map(|sign| text.strip_prefix(sign))
-        .unwrap_or(text)
-        .trim();
-    if text.is_empty() || !text.starts_with(|c: char| c.is_ascii_digit()) {
+    let text: String = strip_currency(text.trim()).chars().filter(|&c| !(c.is_whitespace() || c == '\'' || c == '\u{2019}')).collect();
+    if text.is_empty() || !text.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         return None;
     }
     if !text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
         return None;
     }
-    let value: f64 = if text.contains(',') { text.replace(',', "").parse().ok()? } else { text.parse().ok()? };
+    let count = |sep: char| text.matches(sep).count();
+    let (decimal, thousands) = match (text.rfind(','), text.rfind('.')) {
+        (Some(comma), Some(dot)) if comma > dot => (Some(','), Some('.')),
+        (Some(_), Some(_)) => (Some('.'), Some(',')),
+        (Some(comma), None) if count(',') == 1 && text.len() - comma - 1 != 3 => (Some(','), None),
+        (Some(_), None) => (None, Some(',')),
+        (None, Some(_)) if count('.') > 1 => (None, Some('.')),
+        (None, Some(_)) => (Some('.'), None),
+        (None, None) => (None, None),
+    };
+    let (whole, fraction) = match decimal {
+        Some(sep) if count(sep) > 1 => return None,
+        Some(sep) => text.split_once(sep)?,
+        None => (text.as_str(), ""),
+    };
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let digits: String = match thousands {
+        Some(sep) => {
+            let groups: Vec<&str> = whole.split(sep).collect();
+            if !((1..=3).contains(&groups[0].len()) && groups[1..].iter().all(|g| g.len() == 3)) {
+                return None;
+            }
+            groups.concat()
+        }
+        None => whole.to_string(),
+    };
+    let value: f64 = format!("{}.{}", if digits.is_empty() { "0" } else { &digits }, if fraction.is_empty() { "0" } else { fraction }).parse().ok()?;
     value.is_finite().then_some(value)
 }
 
@@ -326,9 +376,35 @@ mod tests {
         assert_eq!(parse_price("Rs. 1,299").unwrap().value, Some(1299.0));
     }
 
+    /// Other catalogues' ways of writing a price: the sign or code after the number, a decimal
+    /// comma, dots, spaces or apostrophes between thousands.
+    #[test]
+    fn prices_in_other_conventions_parse() {
+        let value = |raw: &str| parse_price(raw).unwrap().value.unwrap();
+        for (raw, expected) in [
+            ("12,99 €", 12.99),
+            ("€12,99", 12.99),
+            ("19.99 USD", 19.99),
+            ("USD 5.00", 5.0),
+            ("US$ 7", 7.0),
+            ("1.234,50", 1234.5),
+            ("1,234.50", 1234.5),
+            ("1.234.567", 1234567.0),
+            ("1 299,00 zł", 1299.0),
+            ("CHF 1'299.90", 1299.9),
+            ("¥1,200", 1200.0),
+            ("12,5", 12.5),
+            ("3 kr.", 3.0),
+            (".99", 0.99),
+        ] {
+            assert!((value(raw) - expected).abs() < 1e-9, "{raw}: {}", value(raw));
+        }
+        assert_eq!(parse_price("12,99 € - 15,49 €").unwrap(), Price { value: Some(12.99), max: Some(15.49) });
+    }
+
     #[test]
     fn bad_prices_are_errors_naming_the_text() {
-        for bad in ["abc", "£", "£3.42 - ", "£-3", "1.2.3", "£5 - £2"] {
+        for bad in ["abc", "£", "£3.42 - ", "£-3", "1.2.3", "£5 - £2", "1,2,3", "1.234,5,6", "N/A", "12:99", "."] {
             let err = parse_price(bad).unwrap_err();
             assert!(err.contains(bad.trim()) || err.contains("upper bound"), "{bad}: {err}");
         }

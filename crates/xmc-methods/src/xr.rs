@@ -247,7 +247,19 @@ pub(crate) fn train_ranker_into(
     let untrained_classifier = match valid_for_classifier {
         Some(_) => {
             let vectors = member_label_vectors(out, classifier_encoders.len(), data.labels.len())?;
-            Some(xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors))
+            let mut classifier = xmc_ranker::EncoderClassifier::new(cfg.contrastive.temperature as f32, vectors);
+            if cfg.ranker.classifier_label_text {
+                // The label texts as the fine-tuning's label vectors started from them, read by
+                // the fine-tuned encoders (over the members, as the label vectors are).
+                let texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let members = classifier_encoders.len() as f32;
+                classifier.text_vectors = embed_concatenated(&classifier_encoders, &texts, |_| {})?
+                    .into_iter()
+                    .map(|v| v.into_iter().map(|x| x / members).collect())
+                    .collect();
+            }
+            Some(classifier)
         }
         None => None,
     };
@@ -548,6 +560,14 @@ fn log_classifier(classifier: &xmc_ranker::EncoderClassifier, narrow: Option<&xm
             "train (xr): the parent's evidence beside the label's {} (weight {:.2}; cross-fitted validation accuracy {:.4} without it)",
             if classifier.parent_weight > 0.0 { "kept" } else { "not kept" },
             classifier.parent_weight,
+            without
+        );
+    }
+    if let Some(without) = classifier.fit.without_text_cross_fitted_accuracy {
+        eprintln!(
+            "train (xr): the label text's evidence {} (weight {:.2}; cross-fitted validation accuracy {:.4} without it)",
+            if classifier.text_weight > 0.0 { "kept" } else { "not kept" },
+            classifier.text_weight,
             without
         );
     }

@@ -29,6 +29,9 @@ const PRIOR_STEP: f32 = 0.1;
 /// The parent evidence's weights tried (when asked), 0 to 1 in steps of 0.25.
 const PARENT_GRID: std::ops::RangeInclusive<u32> = 0..=4;
 const PARENT_STEP: f32 = 0.25;
+/// The label text's weights tried (when asked), 0 to 1 in steps of 0.25.
+const TEXT_GRID: std::ops::RangeInclusive<u32> = 0..=4;
+const TEXT_STEP: f32 = 0.25;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderClassifier {
@@ -63,6 +66,17 @@ pub struct EncoderClassifier {
     /// `parent_weight` is 0).
     #[serde(default)]
     pub parents: Vec<u32>,
+    /// The weight of the label's own text as evidence beside its learnt vector: the cosine of
+    /// the record's embedding and of the label text's embedding by the same fine-tuned encoder
+    /// ([`Self::text_vectors`]), over the temperature. A rare label's vector learnt from few
+    /// records of its own; its name, read by the encoder that reads the records, does not depend
+    /// on them. 0: none, as in folders written before it existed.
+    #[serde(default)]
+    pub text_weight: f32,
+    /// Unit vectors of the labels' texts by the classifier's encoder, in label-id order (for an
+    /// ensemble, as [`Self::vectors`] are); empty when `text_weight` is 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_vectors: Vec<Vec<f32>>,
     /// Unit vectors, one per label in label-id order; for an ensemble of `M` fine-tuned encoders,
     /// each label's members' unit vectors concatenated and divided by `M`, so that against the
     /// concatenated embeddings a logit is the members' mean (the members' log-probabilities
@@ -90,6 +104,10 @@ pub struct WeightFit {
     /// against which it was kept or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub without_parent_cross_fitted_accuracy: Option<f64>,
+    /// With `ranker.classifier_label_text`: the cross-fitted accuracy without the label text's
+    /// evidence, against which it was kept or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_text_cross_fitted_accuracy: Option<f64>,
     /// Per validation record, whether the cross-fitted weights put its truth first (not
     /// saved: the train stage's choice among settings is cross-fitted with it).
     #[serde(skip)]
@@ -123,6 +141,17 @@ impl EncoderClassifier {
         if self.parent_weight > 0.0 && self.parents.len() != labels {
             return Err(RankerError::Train(format!("{} label parents for {labels} labels", self.parents.len())));
         }
+        if !(self.text_weight.is_finite() && self.text_weight >= 0.0) {
+            return Err(RankerError::Train(format!("the label text's weight {} must be 0 or more", self.text_weight)));
+        }
+        if self.text_weight > 0.0 {
+            if self.text_vectors.len() != labels {
+                return Err(RankerError::Train(format!("{} label text vectors for {labels} labels", self.text_vectors.len())));
+            }
+            if let Some(v) = self.text_vectors.iter().find(|v| v.len() != dim) {
+                return Err(RankerError::Train(format!("a label text vector has {} dimensions, the encoder {dim}", v.len())));
+            }
+        }
         Ok(())
     }
 
@@ -154,7 +183,15 @@ impl EncoderClassifier {
 
     /// The candidates rescored and sorted, best first; a score stays positive (`s * p^weight`).
     pub fn rescore(&self, embedding: &[f32], candidates: &[(u32, f32)], top_k: usize) -> Vec<(u32, f32)> {
-        let evidence = self.adjusted(self.log_probs(embedding));
+        let mut evidence = self.adjusted(self.log_probs(embedding));
+        if self.text_weight > 0.0 {
+            // Only the candidates' texts are read: the others are not ranked.
+            for &(l, _) in candidates {
+                if let (Some(e), Some(t)) = (evidence.get_mut(l as usize), self.text_vectors.get(l as usize)) {
+                    *e += self.text_weight * dot(t, embedding) / self.temperature;
+                }
+            }
+        }
         rescored(candidates, &evidence, self.weight, top_k)
     }
 
@@ -182,6 +219,7 @@ impl EncoderClassifier {
             ranker_tail_accuracy: None,
             cross_fitted_tail_accuracy: None,
             without_parent_cross_fitted_accuracy: None,
+            without_text_cross_fitted_accuracy: None,
             cross_fitted_hits: Vec::new(),
         };
         EncoderClassifier {
@@ -194,6 +232,8 @@ impl EncoderClassifier {
             own_candidates: 0,
             parent_weight: 0.0,
             parents: Vec::new(),
+            text_weight: 0.0,
+            text_vectors: Vec::new(),
             vectors,
         }
     }
@@ -213,10 +253,13 @@ impl EncoderClassifier {
         // The parent's evidence is tried only where the caller gave the labels' parents.
         let with_parents = self.parents.len() == labels.len() && !self.parents.is_empty();
         let parent_grid: Vec<f32> = if with_parents { PARENT_GRID.map(|g| g as f32 * PARENT_STEP).collect() } else { vec![0.0] };
-        // Each record's candidates as (label, ln score, log p, log prior, parent's log p): the
-        // grid is then sums and comparisons.
+        // And the label text's, where the caller gave the labels' text vectors.
+        let with_text = self.text_vectors.len() == labels.len() && !self.text_vectors.is_empty();
+        let text_grid: Vec<f32> = if with_text { TEXT_GRID.map(|g| g as f32 * TEXT_STEP).collect() } else { vec![0.0] };
+        // Each record's candidates as (label, ln score, log p, log prior, parent's log p, the
+        // label text's cosine over the temperature): the grid is then sums and comparisons.
         use rayon::prelude::*;
-        let scored: Vec<Vec<(u32, f32, f32, f32, f32)>> = all
+        let scored: Vec<Vec<Scored>> = all
             .par_iter()
             .map(|&i| {
                 let log_probs = self.log_probs(&embeddings[i]);
@@ -224,27 +267,33 @@ impl EncoderClassifier {
                 let evidence = |l: u32| log_probs.get(l as usize).copied().unwrap_or(f32::MIN);
                 let prior = |l: u32| self.log_priors.get(l as usize).copied().unwrap_or(0.0);
                 let parent = |l: u32| parents.as_ref().and_then(|p| p.get(l as usize).copied()).unwrap_or(0.0);
-                candidates[i].iter().map(|&(l, s)| (l, s.max(f32::MIN_POSITIVE).ln(), evidence(l), prior(l), parent(l))).collect()
+                let text = |l: u32| {
+                    let t = self.text_vectors.get(l as usize).filter(|_| with_text);
+                    t.map_or(0.0, |t| dot(t, &embeddings[i]) / self.temperature)
+                };
+                candidates[i].iter().map(|&(l, s)| (l, s.max(f32::MIN_POSITIVE).ln(), evidence(l), prior(l), parent(l), text(l))).collect()
             })
             .collect();
-        let correct = |(w, tau, rho): (f32, f32, f32), i: usize| {
-            let score = |c: &(u32, f32, f32, f32, f32)| c.1 + w * (c.2 - tau * c.3 + rho * c.4);
+        let correct = |(w, tau, rho, sigma): (f32, f32, f32, f32), i: usize| {
+            let score = |c: &Scored| c.1 + w * (c.2 - tau * c.3 + rho * c.4 + sigma * c.5);
             // As `rescored` sorts: by score, ties by label id.
             let top = scored[i].iter().max_by(|a, b| score(a).total_cmp(&score(b)).then(b.0.cmp(&a.0)));
             top.is_some_and(|c| c.0 == truths[i])
         };
         // (accuracy, tail accuracy) counts over `idx`.
-        let count = |setting: (f32, f32, f32), idx: &[usize]| {
+        let count = |setting: (f32, f32, f32, f32), idx: &[usize]| {
             idx.iter().filter(|&&i| correct(setting, i)).fold((0, 0), |(n, t), &i| (n + 1, t + tail[i] as usize))
         };
         let best = |idx: &[usize]| {
-            let mut best = ((0.0f32, 0.0f32, 0.0f32), count((0.0, 0.0, 0.0), idx));
-            for &rho in &parent_grid {
-                for tau in PRIOR_GRID.map(|g| g as f32 * PRIOR_STEP) {
-                    for w in WEIGHT_GRID.map(|g| g as f32 * WEIGHT_STEP) {
-                        let n = count((w, tau, rho), idx);
-                        if n > best.1 {
-                            best = ((w, tau, rho), n);
+            let mut best = ((0.0f32, 0.0f32, 0.0f32, 0.0f32), count((0.0, 0.0, 0.0, 0.0), idx));
+            for &sigma in &text_grid {
+                for &rho in &parent_grid {
+                    for tau in PRIOR_GRID.map(|g| g as f32 * PRIOR_STEP) {
+                        for w in WEIGHT_GRID.map(|g| g as f32 * WEIGHT_STEP) {
+                            let n = count((w, tau, rho, sigma), idx);
+                            if n > best.1 {
+                                best = ((w, tau, rho, sigma), n);
+                            }
                         }
                     }
                 }
@@ -261,8 +310,8 @@ impl EncoderClassifier {
             }
         }
         let cross = all.iter().filter(|&&i| cross_fitted_hits[i]).fold((0, 0), |(n, t), &i| (n + 1, t + tail[i] as usize));
-        let ranker = count((0.0, 0.0, 0.0), &all);
-        let (best_weight, best_prior, best_parent) = best(&all);
+        let ranker = count((0.0, 0.0, 0.0, 0.0), &all);
+        let (best_weight, best_prior, best_parent, best_text) = best(&all);
         let n = all.len().max(1) as f64;
         let tail_n = tail.iter().filter(|&&t| t).count();
         let tail_share = |hits: usize| (tail_n > 0).then(|| hits as f64 / tail_n as f64);
@@ -274,11 +323,16 @@ impl EncoderClassifier {
             ranker_tail_accuracy: tail_share(ranker.1),
             cross_fitted_tail_accuracy: tail_share(cross.1),
             without_parent_cross_fitted_accuracy: None,
+            without_text_cross_fitted_accuracy: None,
             cross_fitted_hits,
         };
-        (self.weight, self.prior_weight, self.parent_weight) = if cross.0 > ranker.0 { (best_weight, best_prior, best_parent) } else { (0.0, 0.0, 0.0) };
+        (self.weight, self.prior_weight, self.parent_weight, self.text_weight) =
+            if cross.0 > ranker.0 { (best_weight, best_prior, best_parent, best_text) } else { (0.0, 0.0, 0.0, 0.0) };
         if self.parent_weight == 0.0 {
             self.parents.clear();
+        }
+        if self.text_weight == 0.0 {
+            self.text_vectors.clear();
         }
     }
 }
@@ -305,6 +359,10 @@ impl EncoderClassifier {
         self.skip = Skip::fit(&candidates[..n], &outcomes);
     }
 }
+
+/// A candidate as the weights' fit sees it: (label, ln ranker score, log p, log prior, parent's
+/// log p, the label text's cosine over the temperature).
+type Scored = (u32, f32, f32, f32, f32, f32);
 
 /// The dot product of `a` and `b` over their common length, in 8 running sums (which the
 /// compiler turns into vector lanes: a single running sum fixes the order of the additions and
@@ -533,6 +591,40 @@ mod tests {
         let vectors = [0.30f32, 0.30, 0.35, 0.05].map(|p| vec![p.ln()]).to_vec();
         let classifier = EncoderClassifier::new(1.0, vectors);
         (set, classifier, vec![vec![(2, 0.6), (0, 0.5)]; 20], vec![vec![1.0]; 20])
+    }
+
+    /// The learnt vectors and the ranker both prefer label 1; the label texts point at label 0,
+    /// every record's truth.
+    #[test]
+    fn the_label_texts_evidence_is_fitted_kept_where_it_wins_and_applied_at_prediction() {
+        let set = labels([100, 100, 100]);
+        let vectors = vec![vec![0.6, 0.8], vec![1.0, 0.0], vec![0.0, 1.0]];
+        let classifier = EncoderClassifier::new(1.0, vectors);
+        let candidates = vec![vec![(1, 0.6), (0, 0.5)]; 20];
+        let embeddings = vec![vec![1.0, 0.0]; 20];
+        let truths = vec![0u32; 20];
+        let mut without = classifier.clone();
+        without.fit_weight(&candidates, &embeddings, &truths, &set);
+        assert_eq!((without.weight, without.fit.cross_fitted_accuracy), (0.0, 0.0), "the learnt vectors alone cannot help");
+        let texts = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.0, 1.0]];
+        let mut with_text = EncoderClassifier { text_vectors: texts.clone(), ..classifier.clone() };
+        with_text.fit_weight(&candidates, &embeddings, &truths, &set);
+        assert!(with_text.weight > 0.0 && with_text.text_weight > 0.0, "{:?}", with_text.fit);
+        assert_eq!(with_text.fit.cross_fitted_accuracy, 1.0);
+        assert_eq!(with_text.rescore(&embeddings[0], &candidates[0], 2)[0].0, 0, "prediction applies the text's evidence too");
+        with_text.check(3, 2).unwrap();
+        let short = EncoderClassifier { text_vectors: texts[..2].to_vec(), ..with_text.clone() };
+        assert!(short.check(3, 2).unwrap_err().to_string().contains("text vectors"));
+        // Where it does not win, the weight is 0 and the vectors are not kept.
+        let mut useless = EncoderClassifier { text_vectors: vec![vec![0.0, 1.0], vec![1.0, 0.0], vec![0.0, 1.0]], ..classifier };
+        useless.fit_weight(&candidates, &embeddings, &truths, &set);
+        assert_eq!((useless.text_weight, useless.text_vectors.len()), (0.0, 0));
+        // A folder written before the label text's evidence existed reads as none.
+        let mut json = serde_json::to_value(&with_text).unwrap();
+        json.as_object_mut().unwrap().retain(|k, _| k != "text_weight" && k != "text_vectors");
+        let old: EncoderClassifier = serde_json::from_value(json).unwrap();
+        assert_eq!((old.text_weight, old.text_vectors.len()), (0.0, 0));
+        assert_eq!(old.rescore(&embeddings[0], &candidates[0], 2)[0].0, 1);
     }
 
     #[test]

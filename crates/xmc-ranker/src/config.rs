@@ -127,6 +127,12 @@ pub struct RankerConfig {
     /// cross-fitted. Left out of the serialised config when off (old fingerprints stay valid).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub classifier_parent: bool,
+    /// With the encoder's classifier: also try the label's own text as evidence beside its
+    /// learnt vector (the cosine of the record and of the label text, both embedded by the
+    /// fine-tuned encoder), its weight fitted on the validation split and kept only if it wins
+    /// there cross-fitted. Left out of the serialised config when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub classifier_label_text: bool,
     /// At most this many validation records (a seeded sample) are embedded for the encoder's
     /// classifier, fit its weights and gate, and score `[choose]`'s settings in the train stage
     /// (0 = all): each record is scored against every label several times over, which at a
@@ -162,6 +168,7 @@ impl Default for RankerConfig {
             ensemble: Vec::new(),
             classifier_candidates: 0,
             classifier_parent: false,
+            classifier_label_text: false,
             max_valid_records: 0,
             seed: 42,
         }

@@ -301,8 +301,10 @@ impl XrModel {
     /// classifier's own most probable labels ([`Self::widen`]), and the widening is kept only if
     /// its cross-fitted accuracy beats that of the ranker's candidates alone. With
     /// `ranker.classifier_parent` the weights are also fitted with the parent's evidence
-    /// ([`EncoderClassifier::parent_weight`]), kept on the same terms. Returns the fit over
-    /// the ranker's candidates alone too when the widening was tried, for the record.
+    /// ([`EncoderClassifier::parent_weight`]), kept on the same terms; with
+    /// `ranker.classifier_label_text` and the labels' text vectors in `classifier`, so is the
+    /// label text's evidence ([`EncoderClassifier::text_weight`]). Returns the fit over the
+    /// ranker's candidates alone too when the widening was tried, for the record.
     pub fn fit_classifier(
         &self,
         mut classifier: EncoderClassifier,
@@ -313,6 +315,8 @@ impl XrModel {
     ) -> (EncoderClassifier, Option<WeightFit>) {
         let mut candidates = self.predict(x, None, CLASSIFIER_POOL);
         classifier.own_candidates = 0;
+        // The label texts' vectors join only in their own trial below.
+        let text_vectors = std::mem::take(&mut classifier.text_vectors);
         classifier.fit_weight(&candidates, embeddings, truths, &self.labels);
         let mut narrow_fit = None;
         if own_candidates > 0 {
@@ -342,6 +346,25 @@ impl XrModel {
                 classifier = with_parent;
             }
             classifier.fit.without_parent_cross_fitted_accuracy = Some(without);
+        }
+        if self.meta.config.classifier_label_text && !text_vectors.is_empty() {
+            let without = classifier.fit.clone();
+            let mut with_text = EncoderClassifier { text_vectors, ..classifier.clone() };
+            with_text.fit_weight(&candidates, embeddings, truths, &self.labels);
+            tracing::info!(
+                "the label text's evidence: best weight {:.2} (classifier weight {:.2}); cross-fitted validation accuracy / tail accuracy {:.4} / {:?} with it, {:.4} / {:?} without",
+                with_text.text_weight,
+                with_text.weight,
+                with_text.fit.cross_fitted_accuracy,
+                with_text.fit.cross_fitted_tail_accuracy,
+                without.cross_fitted_accuracy,
+                without.cross_fitted_tail_accuracy
+            );
+            if with_text.fit.cross_fitted_accuracy > without.cross_fitted_accuracy && with_text.text_weight > 0.0 {
+                with_text.fit.without_parent_cross_fitted_accuracy = without.without_parent_cross_fitted_accuracy;
+                classifier = with_text;
+            }
+            classifier.fit.without_text_cross_fitted_accuracy = Some(without.cross_fitted_accuracy);
         }
         classifier.fit_skip(&candidates, embeddings, truths, &self.labels);
         (classifier, narrow_fit)
