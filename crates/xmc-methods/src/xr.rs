@@ -468,7 +468,13 @@ fn distill_classifier(ctx: &TrainContext, data: &PreparedData, teacher: &Sentenc
     let student_embeddings = student.encode(valid_texts, ENCODE_BATCH, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let teacher_figures = fit.figures(data, fit.embeddings);
-    let (fitted, narrow) = fit.model.fit_classifier(fit.untrained.clone(), fit.xv, &student_embeddings, fit.labels, cfg.ranker.classifier_candidates);
+    // The student reads the label texts as it reads records.
+    let mut untrained = fit.untrained.clone();
+    if !untrained.text_vectors.is_empty() {
+        let texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+        untrained.text_vectors = student.encode(&texts.iter().map(String::as_str).collect::<Vec<_>>(), ENCODE_BATCH, |_| {})?;
+    }
+    let (fitted, narrow) = fit.model.fit_classifier(untrained, fit.xv, &student_embeddings, fit.labels, cfg.ranker.classifier_candidates);
     let teacher_classifier = fit.model.classifier.replace(fitted);
     let student_figures = fit.figures(data, &student_embeddings);
     let kept = xmc_train::StudentRecord::decide(cfg.distill.keep, &teacher_figures, &student_figures, cfg.distill.tolerance);
