@@ -561,21 +561,17 @@ fn log_classifier(classifier: &xmc_ranker::EncoderClassifier, narrow: Option<&xm
         classifier.fit.cross_fitted_accuracy,
         tail(classifier.fit.cross_fitted_tail_accuracy)
     );
-    if let Some(without) = classifier.fit.without_parent_cross_fitted_accuracy {
-        eprintln!(
-            "train (xr): the parent's evidence beside the label's {} (weight {:.2}; cross-fitted validation accuracy {:.4} without it)",
-            if classifier.parent_weight > 0.0 { "kept" } else { "not kept" },
-            classifier.parent_weight,
-            without
-        );
-    }
-    if let Some(without) = classifier.fit.without_text_cross_fitted_accuracy {
-        eprintln!(
-            "train (xr): the label text's evidence {} (weight {:.2}; cross-fitted validation accuracy {:.4} without it)",
-            if classifier.text_weight > 0.0 { "kept" } else { "not kept" },
-            classifier.text_weight,
-            without
-        );
+    // The further evidence tried beside the label's own (`ranker.classifier_parent`,
+    // `ranker.classifier_label_text`), where it was.
+    let tried = [
+        ("the parent's evidence beside the label's", classifier.parent_weight, classifier.fit.without_parent_cross_fitted_accuracy),
+        ("the label text's evidence", classifier.text_weight, classifier.fit.without_text_cross_fitted_accuracy),
+    ];
+    for (evidence, weight, without) in tried {
+        if let Some(without) = without {
+            let kept = if weight > 0.0 { "kept" } else { "not kept" };
+            eprintln!("train (xr): {evidence} {kept} (weight {weight:.2}; cross-fitted validation accuracy {without:.4} without it)");
+        }
     }
     match classifier.skip {
         Some(skip) => eprintln!(
