@@ -2,7 +2,8 @@
 TF-IDF), PECOS XR-Linear (PIFA + hierarchical k-means + linear rankers on TF-IDF) and
 scikit-learn's LinearSVC on TF-IDF (one-vs-rest, what a catalogue team tries first).
 
-Called by `cargo xtask bench peers`, which writes `train.tsv` / `test.tsv` (label id, TAB, the
+Called by `cargo xtask bench peers`, which writes `train.tsv` / `test.tsv` (the scored split: test, or
+valid with `--split valid`; label id, TAB, the
 model input rendered by xmc's template) and scores the rankings written here with xmc's metrics.
 
     python peers.py <dir> <n_labels> <threads> <tools,comma,separated>

@@ -33,10 +33,11 @@ impl std::str::FromStr for FileFormat {
 }
 
 impl FileFormat {
-    /// Guesses the format from a file name's extension.
+    /// Guesses the format from a file name's extension (`.tsv` and `.tab` are delimited text:
+    /// CSV read at the delimiter its header shows).
     pub fn from_path(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(FileFormat::Csv),
+            "csv" | "tsv" | "tab" => Some(FileFormat::Csv),
             "jsonl" | "ndjson" | "json" => Some(FileFormat::Jsonl),
             "parquet" | "pq" => Some(FileFormat::Parquet),
             _ => None,
@@ -201,6 +202,8 @@ mod tests {
         assert_eq!(d.format(), FileFormat::Csv);
         assert_eq!(d.relative_to, PathBase::DataDir);
         assert_eq!(d.columns.brand, None);
+        let tsv: DatasetDescriptor = toml::from_str(&AMAZON.replace("products.csv", "products.tsv")).unwrap();
+        assert_eq!(tsv.format(), FileFormat::Csv, "a .tsv is delimited text");
     }
 
     #[test]

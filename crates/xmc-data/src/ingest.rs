@@ -256,16 +256,34 @@ fn missing(path: &Path, column: &str, field: Field, available: &[String]) -> Dat
     }
 }
 
+/// The field delimiter of a delimited text file, told from its header line: the comma, unless the
+/// header split at commas lacks the title column and split at a tab, semicolon or pipe holds it
+/// (catalogue exports in locales whose decimal mark is the comma use `;`; `.tsv` files use tabs).
+fn sniff_delimiter(header: &[u8], title: &str) -> u8 {
+    const DELIMITERS: [u8; 4] = [b',', b'\t', b';', b'|'];
+    let holds_title = |delimiter: u8| {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).delimiter(delimiter).from_reader(header);
+        let mut record = csv::StringRecord::new();
+        matches!(reader.read_record(&mut record), Ok(true)) && record.iter().any(|h| h.trim() == title)
+    };
+    DELIMITERS.into_iter().find(|&d| holds_title(d)).unwrap_or(b',')
+}
+
 fn read_csv<E: From<DataError>>(source: &InputSource, columns: &ColumnMap, missing_columns: MissingColumns, visit: &mut dyn FnMut(RowEvent) -> Result<(), E>) -> Result<u64, E> {
     let (file, bytes) = source.open()?;
     let path = source.name();
     let path = path.as_path();
+    let mut file = BufReader::with_capacity(1 << 20, file);
+    let mut header = Vec::new();
+    file.read_until(b'\n', &mut header).map_err(|e| DataError::io(path, e))?;
+    let delimiter = sniff_delimiter(&header, &columns.title);
     // Records end at `\n` only: with the default CRLF terminator the csv crate dates a record to the
     // line before it in CRLF files. The `\r` it leaves on a line's last field is removed below.
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
+        .delimiter(delimiter)
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_reader(BufReader::with_capacity(1 << 20, file));
+        .from_reader(std::io::Cursor::new(header).chain(file));
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
         Err(e) => return Err(DataError::Format { file: path.to_path_buf(), message: e.to_string() }.into()),
@@ -502,6 +520,36 @@ mod tests {
         })
         .unwrap();
         seen
+    }
+
+    #[test]
+    fn semicolon_tab_and_pipe_delimited_files_are_read_by_their_header() {
+        let rows = |seen: Vec<(u64, String)>| seen.into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+        let semicolon = "id;title;price\na;\"Hornby; coach, OO\";12,99 €\nb;Lego car;5\n";
+        assert_eq!(rows(events(semicolon.as_bytes(), "in.csv", FileFormat::Csv)), ["a", "b"]);
+        let tab = "id\ttitle\r\na\tHornby, coach\r\nb\tLego; car\r\n";
+        assert_eq!(rows(events(tab.as_bytes(), "in.tsv", FileFormat::Csv)), ["a", "b"]);
+        let pipe = "\"id\"|\"title\"\na|Brio train\n";
+        assert_eq!(rows(events(pipe.as_bytes(), "in.csv", FileFormat::Csv)), ["a"]);
+        // The title's text is read whole, not cut at the commas or semicolons inside it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, semicolon).unwrap();
+        let mut titles = Vec::new();
+        read_rows(&path, FileFormat::Csv, &columns(), |event| {
+            if let RowEvent::Row(row) = event {
+                titles.push(row.get(Field::Title).unwrap().to_string());
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(titles, ["Hornby; coach, OO", "Lego car"]);
+        // A comma file whose header has the title is read at commas even when it holds other
+        // delimiters; a header without the title under any delimiter is the missing-column error.
+        assert_eq!(rows(events(b"id,title,size;colour\na,Lego,x\n", "in.csv", FileFormat::Csv)), ["a"]);
+        std::fs::write(&path, "id;name\na;Lego\n").unwrap();
+        let err = read_rows(&path, FileFormat::Csv, &columns(), |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("is missing") && err.to_string().contains("in.csv"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,12 @@ impl OutputFormat {
     pub const NAMES: [&str; 3] = ["csv", "jsonl", "parquet"];
 
     /// The format a file name's extension names (the extensions input files are told by).
+    /// Not `.tsv` / `.tab`: predictions are written comma-separated, which such a name would belie.
     pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        if ext == "tsv" || ext == "tab" {
+            return None;
+        }
         Some(match xmc_data::FileFormat::from_path(path)? {
             xmc_data::FileFormat::Csv => OutputFormat::Csv,
             xmc_data::FileFormat::Jsonl => OutputFormat::Jsonl,
@@ -275,5 +280,6 @@ mod tests {
         assert_eq!(OutputFormat::choose(None, Path::new("-")).unwrap(), OutputFormat::Jsonl);
         assert_eq!(OutputFormat::choose(Some(OutputFormat::Csv), Path::new("a.parquet")).unwrap(), OutputFormat::Csv);
         assert!(OutputFormat::choose(None, Path::new("a.txt")).unwrap_err().to_string().contains("a.txt"));
+        assert!(OutputFormat::choose(None, Path::new("a.tsv")).is_err(), "predictions are not written comma-separated into a .tsv");
     }
 }
