@@ -274,6 +274,9 @@ impl EncoderClassifier {
                 candidates[i].iter().map(|&(l, s)| (l, s.max(f32::MIN_POSITIVE).ln(), evidence(l), prior(l), parent(l), text(l))).collect()
             })
             .collect();
+        if let Some(dir) = std::env::var_os(FIT_DUMP_ENV) {
+            dump_fit_inputs(std::path::Path::new(&dir), &scored, truths, &tail, labels, self);
+        }
         let correct = |(w, tau, rho, sigma): (f32, f32, f32, f32), i: usize| {
             let score = |c: &Scored| c.1 + w * (c.2 - tau * c.3 + rho * c.4 + sigma * c.5);
             // As `rescored` sorts: by score, ties by label id.
@@ -357,6 +360,33 @@ impl EncoderClassifier {
             })
             .collect();
         self.skip = Skip::fit(&candidates[..n], &outcomes);
+    }
+}
+
+/// When set, every [`EncoderClassifier::fit_weight`] writes what it fits on to `fit<N>.json` in
+/// this folder (N counts the fits of the process: per setting tried, the ranker's candidates then
+/// the widened ones, and so on), for offline probes of the fit (`xtask/bench/fit_replay.py`).
+pub const FIT_DUMP_ENV: &str = "XMC_FIT_DUMP";
+
+/// Writes one fit's inputs for [`FIT_DUMP_ENV`]: each validation record's candidates as the fit
+/// scores them ([`Scored`]), the true labels, their tail flags, every label's training count,
+/// and which evidence the fit tries. A failure to write is logged, not fatal: it is a probe.
+fn dump_fit_inputs(dir: &std::path::Path, scored: &[Vec<Scored>], truths: &[u32], tail: &[bool], labels: &LabelSet, fit: &EncoderClassifier) {
+    static FITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let counts: Vec<u32> = labels.labels.iter().map(|l| l.train_count).collect();
+    let dump = serde_json::json!({
+        "scored": scored,
+        "truths": &truths[..scored.len()],
+        "tail": tail,
+        "counts": counts,
+        "own_candidates": fit.own_candidates,
+        "parents": !fit.parents.is_empty(),
+        "text": !fit.text_vectors.is_empty(),
+    });
+    let path = dir.join(format!("fit{n}.json"));
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, dump.to_string())) {
+        tracing::warn!("{FIT_DUMP_ENV}: could not write {}: {e}", path.display());
     }
 }
 
@@ -504,6 +534,30 @@ mod tests {
         hurts.fit_weight(&candidates, &embeddings, &[1; 20], &even);
         assert_eq!(hurts.weight, 0.0, "{:?}", hurts.fit);
         assert_eq!(hurts.fit.ranker_accuracy, 1.0);
+    }
+
+    #[test]
+    fn a_fits_inputs_are_written_as_the_fit_scores_them_one_file_per_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = classifier(0.0);
+        let counts = labels([9, 0, 3]);
+        let scored: Vec<Vec<Scored>> = vec![vec![(1, -0.5, -2.0, -1.5, 0.0, 0.0), (0, -0.7, -0.1, -0.4, 0.0, 0.0)], vec![(2, -0.2, -0.3, -1.1, 0.0, 0.0)]];
+        dump_fit_inputs(dir.path(), &scored, &[0, 2, 1], &[true, false], &counts, &c);
+        dump_fit_inputs(dir.path(), &scored[..1], &[0], &[true], &counts, &c);
+        let mut files: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        files.sort();
+        assert_eq!(files.len(), 2, "one file per fit: {files:?}");
+        let first: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(&files[0])).unwrap()).unwrap();
+        let second: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(&files[1])).unwrap()).unwrap();
+        // Numbered in the order of the fits (the counter is the process's, so other tests may
+        // have taken numbers in between).
+        let number = |f: &str| f.trim_start_matches("fit").trim_end_matches(".json").parse::<usize>().unwrap();
+        let (first, second) = if number(&files[0]) < number(&files[1]) { (first, second) } else { (second, first) };
+        assert_eq!(first["scored"], serde_json::to_value(&scored).unwrap(), "each candidate as (label, ln score, log p, log prior, parent, text)");
+        assert_eq!(first["truths"], serde_json::json!([0, 2]), "the truths of the scored records only");
+        assert_eq!(first["tail"], serde_json::json!([true, false]));
+        assert_eq!(first["counts"], serde_json::json!([9, 0, 3]));
+        assert_eq!(second["truths"], serde_json::json!([0]));
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub struct ContrastiveConfig {
     /// from before the key stay valid.
     #[serde(skip_serializing_if = "is_zero_rate")]
     pub dropout: f64,
+    /// With the labels loss: logit adjustment in the loss (Menon et al., 2021), each label's
+    /// logit raised by this weight times its log share of the training records while
+    /// fine-tuning, so that the learnt classifier does not lean towards frequent labels (0 =
+    /// none; 1 is the paper's). Left out of the serialised config at 0.
+    #[serde(skip_serializing_if = "is_zero_rate")]
+    pub logit_adjustment: f64,
 }
 
 fn is_zero_rate(p: &f64) -> bool {
@@ -125,6 +131,7 @@ impl Default for ContrastiveConfig {
             members: 1,
             reuse: None,
             dropout: 0.0,
+            logit_adjustment: 0.0,
         }
     }
 }
@@ -154,6 +161,12 @@ impl ContrastiveConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("`contrastive.dropout` = {} must be in [0, 1)", self.dropout));
+        }
+        if !(self.logit_adjustment >= 0.0 && self.logit_adjustment.is_finite()) {
+            return Err(format!("`contrastive.logit_adjustment` = {} must be 0 or more", self.logit_adjustment));
+        }
+        if self.logit_adjustment > 0.0 && self.loss != FineTuneLoss::Labels {
+            return Err("`contrastive.logit_adjustment` needs `contrastive.loss = \"labels\"` (it adjusts the labels' logits)".into());
         }
         if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
             return Err("`contrastive.weight_decay` and `contrastive.grad_clip` must not be negative".into());
@@ -354,7 +367,7 @@ mod tests {
     #[test]
     fn the_budget_keys_stay_out_of_the_fingerprint_when_off() {
         let text = serde_json::to_string(&ContrastiveConfig::default()).unwrap();
-        for key in ["max_records", "max_valid_records", "length_batches", "dropout"] {
+        for key in ["max_records", "max_valid_records", "length_batches", "dropout", "logit_adjustment"] {
             assert!(!text.contains(key), "{key} in {text}");
         }
         let on = ContrastiveConfig { max_records: 5, max_valid_records: 3, length_batches: true, dropout: 0.1, ..ContrastiveConfig::default() };

@@ -49,10 +49,14 @@ fn unit_rows(m: Tensor<2>) -> Tensor<2> {
 }
 
 /// The cross-entropy of each record's own label among all labels: `records` [b, d] unit vectors,
-/// `labels` [n, d] (any length), `label_ids` the records' labels.
-pub(crate) fn labels_loss(records: Tensor<2>, labels: Tensor<2>, label_ids: &[u32], temperature: f64) -> Tensor<1> {
+/// `labels` [n, d] (any length), `label_ids` the records' labels; `adjustment` [1, n], when
+/// given, is added to every record's logits (logit adjustment: the weighted log priors).
+pub(crate) fn labels_loss(records: Tensor<2>, labels: Tensor<2>, label_ids: &[u32], temperature: f64, adjustment: Option<Tensor<2>>) -> Tensor<1> {
     let device = records.device();
-    let logits = records.matmul(unit_rows(labels).transpose()).div_scalar(temperature);
+    let mut logits = records.matmul(unit_rows(labels).transpose()).div_scalar(temperature);
+    if let Some(adjustment) = adjustment {
+        logits = logits + adjustment;
+    }
     let ids: Vec<i64> = label_ids.iter().map(|&l| l as i64).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [label_ids.len()]), &device);
     CrossEntropyLossConfig::new().init(&device).forward(logits, targets)
@@ -65,6 +69,22 @@ pub(crate) struct LabelsObjective<'a> {
     train_labels: Vec<u32>,
     valid: &'a [Example<'a>],
     out: &'a Path,
+    /// `contrastive.logit_adjustment` times each label's log share of the training records
+    /// (add-one smoothed), when that weight is above 0.
+    adjustment: Option<Vec<f32>>,
+}
+
+/// `weight` times each of `labels` labels' log share of `train_labels`, add-one smoothed (a
+/// label without training records is not infinitely far down).
+pub(crate) fn log_prior_adjustment(train_labels: &[u32], labels: usize, weight: f64) -> Vec<f32> {
+    let mut counts = vec![0usize; labels];
+    for &l in train_labels {
+        if let Some(c) = counts.get_mut(l as usize) {
+            *c += 1;
+        }
+    }
+    let total = (train_labels.len() + labels) as f64;
+    counts.into_iter().map(|c| (weight * ((c as f64 + 1.0) / total).ln()) as f32).collect()
 }
 
 impl<'a> LabelsObjective<'a> {
@@ -86,7 +106,8 @@ impl<'a> LabelsObjective<'a> {
         let bert = encoder.model().clone();
         let device = bert.devices().into_iter().next().unwrap_or_else(xmc_model::training_device);
         let labels = Param::from_tensor(Tensor::<2>::from_data(TensorData::new(flat, [vectors.len(), d]), &device));
-        let objective = LabelsObjective { encoder, cfg, record_tokens, train_labels, valid, out };
+        let adjustment = (cfg.logit_adjustment > 0.0).then(|| log_prior_adjustment(&train_labels, vectors.len(), cfg.logit_adjustment));
+        let objective = LabelsObjective { encoder, cfg, record_tokens, train_labels, valid, out, adjustment };
         // The pretrained encoder's vectors stay if no epoch beats it (it is then what is kept).
         objective.write_vectors(&vectors.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
         Ok((objective, EncoderWithLabels { bert, labels }))
@@ -114,7 +135,8 @@ impl Objective for LabelsObjective<'_> {
         let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
         let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
         let r = self.encoder.embed_tokens_with(&model.bert, &records, self.cfg.dropout);
-        Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature))
+        let adjustment = self.adjustment.as_ref().map(|a| Tensor::<2>::from_data(TensorData::new(a.clone(), [1, a.len()]), &r.device()));
+        Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature, adjustment))
     }
 
     /// Validation accuracy of the classifier: a record's nearest label vector is its label's.
@@ -144,13 +166,33 @@ pub(crate) mod tests {
         let records = rows(vec![[1.0, 0.0], [0.0, 1.0]]);
         // Three labels; record 0 is label 0, record 1 label 2; label 1 sits between them.
         let labels = rows(vec![[5.0, 0.0], [0.7, 0.7], [0.0, 0.3]]);
-        let right = labels_loss(records.clone(), labels.clone(), &[0, 2], 0.05).into_scalar::<f32>();
-        let wrong = labels_loss(records.clone(), labels.clone(), &[1, 1], 0.05).into_scalar::<f32>();
+        let right = labels_loss(records.clone(), labels.clone(), &[0, 2], 0.05, None).into_scalar::<f32>();
+        let wrong = labels_loss(records.clone(), labels.clone(), &[1, 1], 0.05, None).into_scalar::<f32>();
         assert!(right < 0.01, "own labels: {right}");
         // cos = 0.707 against 1.0 for the nearest: (1 - 0.707) / 0.05 = 5.86 nats each.
         assert!((wrong - 5.858).abs() < 0.01, "the label between them: {wrong}");
         // A label that no record of the batch has still counts: equal vectors split the mass.
-        let tied = labels_loss(rows(vec![[1.0, 0.0]]), rows(vec![[1.0, 0.0], [2.0, 0.0]]), &[0], 0.05).into_scalar::<f32>();
+        let tied = labels_loss(rows(vec![[1.0, 0.0]]), rows(vec![[1.0, 0.0], [2.0, 0.0]]), &[0], 0.05, None).into_scalar::<f32>();
         assert!((tied - std::f32::consts::LN_2).abs() < 1e-3, "{tied}");
+    }
+
+    #[test]
+    fn the_logit_adjustment_adds_each_labels_weighted_log_prior_to_its_logit() {
+        // Labels 0, 1, 2 with 3, 1 and 0 training records: add-one shares 4/7, 2/7, 1/7.
+        let adjustment = log_prior_adjustment(&[0, 0, 1, 0], 3, 0.5);
+        for (got, share) in adjustment.iter().zip([4.0f64 / 7.0, 2.0 / 7.0, 1.0 / 7.0]) {
+            assert!((f64::from(*got) - 0.5 * share.ln()).abs() < 1e-6, "{adjustment:?}");
+        }
+        // Two labels with equal vectors: without adjustment the mass splits evenly; with log
+        // priors ln 0.75 and ln 0.25 added, the record's own label 0 has probability 0.75, and
+        // a record of the rarer label 1 pays more.
+        let (record, labels) = (rows(vec![[1.0, 0.0]]), rows(vec![[1.0, 0.0], [1.0, 0.0]]));
+        let prior = || Some(Tensor::<2>::from_data(TensorData::new(vec![0.75f32.ln(), 0.25f32.ln()], [1, 2]), &xmc_model::inference_device()));
+        let plain = labels_loss(record.clone(), labels.clone(), &[0], 0.05, None).into_scalar::<f32>();
+        let frequent = labels_loss(record.clone(), labels.clone(), &[0], 0.05, prior()).into_scalar::<f32>();
+        let rare = labels_loss(record, labels, &[1], 0.05, prior()).into_scalar::<f32>();
+        assert!((plain - std::f32::consts::LN_2).abs() < 1e-4, "{plain}");
+        assert!((frequent + 0.75f32.ln()).abs() < 1e-4, "{frequent}");
+        assert!((rare + 0.25f32.ln()).abs() < 1e-4, "{rare}");
     }
 }

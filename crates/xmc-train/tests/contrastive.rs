@@ -60,6 +60,8 @@ fn bad_settings_are_refused_before_any_work() {
         (ContrastiveConfig { members: 0, ..ContrastiveConfig::default() }, "members"),
         (ContrastiveConfig { members: 2, ..ContrastiveConfig::default() }, "members"),
         (ContrastiveConfig { dropout: 1.0, ..ContrastiveConfig::default() }, "dropout"),
+        (ContrastiveConfig { logit_adjustment: -0.5, loss: FineTuneLoss::Labels, ..ContrastiveConfig::default() }, "logit_adjustment"),
+        (ContrastiveConfig { logit_adjustment: 0.5, ..ContrastiveConfig::default() }, "logit_adjustment"),
     ] {
         let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap_err().to_string();
         assert!(err.contains(key), "{err}");
@@ -148,6 +150,29 @@ fn dropout_changes_the_fine_tuning_and_follows_its_seed() {
         assert_ne!(a[0], losses(&plain)[0], "{loss:?}: the first epoch's loss with and without dropout");
         assert_ne!(a, losses(&ContrastiveConfig { seed: 7, ..dropped }), "{loss:?}: another seed, other masks");
     }
+}
+
+/// `contrastive.logit_adjustment` reaches the labels loss as each label's log share of the
+/// training records: where every label has as many records it shifts all logits alike and
+/// the run is the same; where they differ, the losses move.
+#[test]
+fn the_logit_adjustment_moves_the_fine_tuning_only_where_the_labels_shares_differ() {
+    let (labels, records) = examples();
+    let losses = |pairs: &[(&str, u32)], cfg: &ContrastiveConfig| -> Vec<f64> {
+        let out = tempfile::tempdir().unwrap();
+        finetune_encoder(&tiny_bert(), pairs, pairs, &labels, cfg, out.path(), false).unwrap();
+        let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+        lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap()).collect()
+    };
+    let plain = ContrastiveConfig { epochs: 3, ..fine_tuning_as_classifier() };
+    let adjusted = ContrastiveConfig { logit_adjustment: 1.0, ..plain.clone() };
+    let even: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    let (a, b) = (losses(&even, &plain), losses(&even, &adjusted));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4), "equal shares: {a:?} against {b:?}");
+    // One record of the last label, three of the others.
+    let uneven: Vec<(&str, u32)> = even.iter().copied().filter(|&(t, l)| l != 5 || t == "railway price").collect();
+    let (a, b) = (losses(&uneven, &plain), losses(&uneven, &adjusted));
+    assert!((a[0] - b[0]).abs() > 1e-3, "unequal shares: {a:?} against {b:?}");
 }
 
 #[test]

@@ -1,0 +1,176 @@
+"""Offline probes of the classifier's weight fit (`EncoderClassifier::fit_weight`): the fit replayed
+on what a train stage fitted on, and variants of it, cross-fitted on the validation records' two
+halves as the fit itself is (accuracy / tail accuracy / macro-F1 of the top label, in %).
+
+Make the inputs by rerunning a run's train stage with the fit's inputs written out (over the
+run's fine-tuned encoder, a few minutes):
+
+    XMC_FIT_DUMP=<dump dir> cargo xtask experiment configs/recommended.toml \\
+        --set data.dataset='"datasets/<d>.toml"' --set name='"<run>"' \\
+        --set contrastive.reuse='"experiments/<recipe run>/train"'
+
+then, with the bench's Python (target/xmc-bench/peers-venv/bin/python):
+
+    python fit_replay.py variants <dump dir> experiments/<run>
+        # the fit as built, without the prior, the prior's weight capped at 0.3, a floor on the
+        # training count in the log prior, the grid's counts smoothed before the choice
+    python fit_replay.py linearsvc <dump dir> experiments/<run> <peers dir>
+        # LinearSVC's margin as one more evidence beside the classifier's, its weight fitted
+        # with the others; the peers dir of `cargo xtask bench peers --split valid` for the same
+        # run (its test.tsv holds the validation records)
+
+The fit replayed is the one the run's model kept (its classifier.json's cross-fitted accuracy and
+weight are matched, so the replay is checked against the Rust fit). The chosen setting of the
+train stage is not revisited: a variant changes only the final fit.
+"""
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+
+W = np.arange(41) * 0.05  # classifier weights, as WEIGHT_GRID
+TAU = np.arange(11) * 0.1  # prior weights, as PRIOR_GRID
+
+
+def load(path):
+    d = json.load(open(path))
+    rows = d["scored"]
+    r, c = len(rows), max(len(x) for x in rows)
+    lab = np.full((r, c), -1, np.int64)
+    f = np.zeros((6, r, c))
+    f[1] = -np.inf
+    for i, cands in enumerate(rows):
+        for j, cand in enumerate(cands):
+            lab[i, j] = cand[0]
+            f[1:, i, j] = cand[1:]
+    return {"lab": lab, "lns": f[1], "lp": f[2], "truths": np.array(d["truths"]), "tail": np.array(d["tail"], bool),
+            "counts": np.array(d["counts"], np.float64)}
+
+
+def log_prior(counts, floor=0.0):
+    """Each label's log training share, add-one smoothed, as the fit's; counts below `floor` raised to it."""
+    return np.log((np.maximum(counts, floor) + 1.0) / (counts.sum() + len(counts)))
+
+
+def top(d, prior, w, tau, extra=None):
+    s = d["lns"] + w * (d["lp"] - tau * prior[np.maximum(d["lab"], 0)])
+    if extra is not None:
+        s = s + extra
+    s = np.where(d["lab"] < 0, -np.inf, s)
+    return d["lab"][np.arange(len(s)), s.argmax(1)]
+
+
+def macro_f1(truths, pred):
+    f1 = []
+    for label in set(truths.tolist()) | set(pred.tolist()):
+        tp = np.sum((truths == label) & (pred == label))
+        f1.append(0.0 if tp == 0 else 2 * tp / (np.sum(truths == label) + np.sum(pred == label)))
+    return float(np.mean(f1))
+
+
+def grid_counts(d, prior, idx, extra=None):
+    """(hits, tail hits) over records `idx` for every (tau, w) of the grid."""
+    t, tail = d["truths"][idx], d["tail"][idx]
+    hits = np.zeros((len(TAU), len(W)))
+    tails = np.zeros_like(hits)
+    for a, tau in enumerate(TAU):
+        for b, w in enumerate(W):
+            ok = top(d, prior, w, tau, extra)[idx] == t
+            hits[a, b], tails[a, b] = ok.sum(), (ok & tail).sum()
+    return hits, tails
+
+
+def choose(hits, tails, taus=len(TAU), smooth=0):
+    """The fit's choice: most hits, then most tail hits, ties to the smaller prior weight then weight."""
+    if smooth:
+        from scipy.ndimage import uniform_filter
+        hits, tails = uniform_filter(hits, smooth, mode="nearest"), uniform_filter(tails, smooth, mode="nearest")
+    key = (hits * 100000 + tails)[:taus]
+    a, b = np.unravel_index(np.argmax(key), key.shape)
+    return W[b], TAU[a]
+
+
+def cross_fitted(d, prior, extras=(None,), **kw):
+    """Each half scored with the setting (and extra evidence weight) chosen on the other half."""
+    n = len(d["truths"])
+    idx = np.arange(n)
+    halves = [idx[idx % 2 == 0], idx[idx % 2 == 1]]
+    pred = np.zeros(n, np.int64)
+    chosen = []
+    for h in range(2):
+        best = None
+        for extra in extras:
+            hits, tails = grid_counts(d, prior, halves[h], extra)
+            w, tau = choose(hits, tails, **kw)
+            a, b = int(round(tau / 0.1)), int(round(w / 0.05))
+            key = (hits[a, b], tails[a, b])
+            if best is None or key > best[0]:
+                best = (key, w, tau, extra)
+        _, w, tau, extra = best
+        chosen.append((round(float(w), 2), round(float(tau), 1)))
+        pred[halves[1 - h]] = top(d, prior, w, tau, extra)[halves[1 - h]]
+    return pred, chosen
+
+
+def figures(d, pred):
+    ok = pred == d["truths"]
+    return f"{100 * ok.mean():.2f} / {100 * ok[d['tail']].mean():.2f} / {100 * macro_f1(d['truths'], pred):.2f}"
+
+
+def kept_fit(dump_dir, run):
+    """The dumped fit that the run's model kept."""
+    fit = json.load(open(os.path.join(run, "train", "classifier.json")))["fit"]
+    files = sorted(glob.glob(os.path.join(dump_dir, "fit*.json")), key=lambda f: int(os.path.basename(f)[3:-5]))
+    for path in reversed(files):
+        d = load(path)
+        pred, _ = cross_fitted(d, log_prior(d["counts"]))
+        hits, tails = grid_counts(d, log_prior(d["counts"]), np.arange(len(d["truths"])))
+        if abs(np.mean(pred == d["truths"]) - fit["cross_fitted_accuracy"]) < 1e-9 and abs(choose(hits, tails)[0] - fit["best_weight"]) < 1e-4:
+            return path, d
+    sys.exit(f"no fit in {dump_dir} reproduces {run}/train/classifier.json")
+
+
+def variants(dump_dir, run):
+    path, d = kept_fit(dump_dir, run)
+    prior = log_prior(d["counts"])
+    print(f"{path}: {len(d['truths'])} validation records, {d['tail'].sum()} tail")
+    print(f"| the ranker alone | {figures(d, top(d, prior, 0.0, 0.0))} | |")
+    rows = [("the fit as built", prior, {}), ("no prior", prior, {"taus": 1}), ("prior weight at most 0.3", prior, {"taus": 4})]
+    rows += [(f"training counts floored at {f} in the prior", log_prior(d["counts"], f), {}) for f in (2, 5, 10, 25)]
+    rows += [(f"grid counts smoothed {k}x{k} before the choice", prior, {"smooth": k}) for k in (3, 5)]
+    for name, p, kw in rows:
+        pred, chosen = cross_fitted(d, p, **kw)
+        print(f"| {name} | {figures(d, pred)} | {chosen} |", flush=True)
+
+
+def linearsvc(dump_dir, run, peers_dir):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import linearsvc_probe as probe
+    from sklearn.svm import LinearSVC
+
+    path, d = kept_fit(dump_dir, run)
+    y, x = probe.read(os.path.join(peers_dir, "train.tsv"))
+    vy, vx = probe.read(os.path.join(peers_dir, "test.tsv"))
+    if len(vy) < len(d["truths"]) or (vy[: len(d["truths"])] != d["truths"]).any():
+        sys.exit(f"{peers_dir}/test.tsv is not this run's validation split (run the bench with --split valid and --ours {run})")
+    X, V = probe.features(x, vx)
+    model = LinearSVC(C=1.0, random_state=0).fit(X, y)
+    margins = np.full((len(vy), len(d["counts"])), -10.0)
+    margins[:, model.classes_] = model.decision_function(V)
+    on_candidates = margins[np.arange(len(d["truths"]))[:, None], np.maximum(d["lab"], 0)]
+    prior = log_prior(d["counts"])
+    svm_top = model.classes_[np.argmax(margins[:, model.classes_], 1)][: len(d["truths"])]
+    missing = ~(d["lab"] == d["truths"][:, None]).any(1)
+    print(f"{path}: LinearSVC alone {figures(d, svm_top)}; the truth is not among the candidates on {missing.sum()} records, "
+          f"LinearSVC's top label is right on {(missing & (svm_top == d['truths'])).sum()} of them")
+    pred, chosen = cross_fitted(d, prior)
+    print(f"| the fit as built | {figures(d, pred)} | {chosen} |")
+    extras = [v * on_candidates for v in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
+    pred, chosen = cross_fitted(d, prior, extras=extras)
+    print(f"| with LinearSVC's margin | {figures(d, pred)} | {chosen} |")
+
+
+if __name__ == "__main__":
+    {"variants": variants, "linearsvc": linearsvc}[sys.argv[1]](*sys.argv[2:])
