@@ -14,6 +14,13 @@ then, with the bench's Python (target/xmc-bench/peers-venv/bin/python):
     python fit_replay.py variants <dump dir> experiments/<run>
         # the fit as built, without the prior, the prior's weight capped at 0.3, a floor on the
         # training count in the log prior, the grid's counts smoothed before the choice
+    python fit_replay.py settings <dump dir>
+        # the settings' rankers averaged instead of one chosen: the union of their candidates,
+        # each label's ln score the mean over the settings (a setting that did not rank it: its
+        # lowest candidate's, less 1), the weights fitted over that; the dump must hold the
+        # four settings of `choose` in their order (k = 16 product, k = 16 geometric mean, k = 6
+        # product, k = 6 geometric mean), each fitted on the ranker's candidates then widened
+        # (fit0-fit7: the recipe's train stage with no `choose.max_records` retraining)
     python fit_replay.py linearsvc <dump dir> experiments/<run> <peers dir>
         # LinearSVC's margin as one more evidence beside the classifier's, its weight fitted
         # with the others; the peers dir of `cargo xtask bench peers --split valid` for the same
@@ -172,5 +179,41 @@ def linearsvc(dump_dir, run, peers_dir):
     print(f"| with LinearSVC's margin | {figures(d, pred)} | {chosen} |")
 
 
+def merged(fits):
+    """The union of the fits' candidates per record; a label's ln score the mean over the fits, a
+    fit that lacks it counting its lowest candidate's score less 1."""
+    n = len(fits[0]["truths"])
+    rows = []
+    for i in range(n):
+        floors = [f["lns"][i][f["lab"][i] >= 0].min() - 1.0 for f in fits]
+        labels = {}
+        for k, f in enumerate(fits):
+            for j in np.flatnonzero(f["lab"][i] >= 0):
+                entry = labels.setdefault(f["lab"][i, j], [list(floors), f["lp"][i, j]])
+                entry[0][k] = f["lns"][i, j]
+        rows.append(labels)
+    width = max(map(len, rows))
+    lab = np.full((n, width), -1, np.int64)
+    lns = np.full((n, width), -np.inf)
+    lp = np.zeros((n, width))
+    for i, labels in enumerate(rows):
+        for j, (label, (scores, log_p)) in enumerate(labels.items()):
+            lab[i, j], lns[i, j], lp[i, j] = label, np.mean(scores), log_p
+    return {"lab": lab, "lns": lns, "lp": lp, "truths": fits[0]["truths"], "tail": fits[0]["tail"], "counts": fits[0]["counts"]}
+
+
+def settings(dump_dir):
+    fits = [load(os.path.join(dump_dir, f"fit{k}.json")) for k in range(8)]
+    prior = log_prior(fits[0]["counts"])
+    names = ["k = 16, product", "k = 16, geometric mean", "k = 6, product", "k = 6, geometric mean"]
+    for k, name in enumerate(names):
+        pred, _ = cross_fitted(fits[2 * k + 1], prior)
+        print(f"| {name} (widened) | {figures(fits[2 * k + 1], pred)} |")
+    for name, pick in [("k = 16 and k = 6, product", [1, 5]), ("k = 16 and k = 6, geometric mean", [3, 7]), ("all four", [1, 3, 5, 7])]:
+        both = merged([fits[k] for k in pick])
+        pred, _ = cross_fitted(both, prior)
+        print(f"| {name}, averaged | {figures(both, pred)} |", flush=True)
+
+
 if __name__ == "__main__":
-    {"variants": variants, "linearsvc": linearsvc}[sys.argv[1]](*sys.argv[2:])
+    {"variants": variants, "linearsvc": linearsvc, "settings": settings}[sys.argv[1]](*sys.argv[2:])
