@@ -46,13 +46,11 @@ def load(path):
     rows = d["scored"]
     r, c = len(rows), max(len(x) for x in rows)
     lab = np.full((r, c), -1, np.int64)
-    f = np.zeros((6, r, c))
-    f[1] = -np.inf
+    lns, lp = np.full((r, c), -np.inf), np.zeros((r, c))
     for i, cands in enumerate(rows):
         for j, cand in enumerate(cands):
-            lab[i, j] = cand[0]
-            f[1:, i, j] = cand[1:]
-    return {"lab": lab, "lns": f[1], "lp": f[2], "truths": np.array(d["truths"]), "tail": np.array(d["tail"], bool),
+            lab[i, j], lns[i, j], lp[i, j] = cand[:3]
+    return {"lab": lab, "lns": lns, "lp": lp, "truths": np.array(d["truths"]), "tail": np.array(d["tail"], bool),
             "counts": np.array(d["counts"], np.float64)}
 
 
@@ -95,8 +93,7 @@ def choose(hits, tails, taus=len(TAU), smooth=0):
         from scipy.ndimage import uniform_filter
         hits, tails = uniform_filter(hits, smooth, mode="nearest"), uniform_filter(tails, smooth, mode="nearest")
     key = (hits * 100000 + tails)[:taus]
-    a, b = np.unravel_index(np.argmax(key), key.shape)
-    return W[b], TAU[a]
+    return np.unravel_index(np.argmax(key), key.shape)  # (prior index, weight index)
 
 
 def cross_fitted(d, prior, extras=(None,), **kw):
@@ -110,11 +107,10 @@ def cross_fitted(d, prior, extras=(None,), **kw):
         best = None
         for extra in extras:
             hits, tails = grid_counts(d, prior, halves[h], extra)
-            w, tau = choose(hits, tails, **kw)
-            a, b = int(round(tau / 0.1)), int(round(w / 0.05))
+            a, b = choose(hits, tails, **kw)
             key = (hits[a, b], tails[a, b])
             if best is None or key > best[0]:
-                best = (key, w, tau, extra)
+                best = (key, W[b], TAU[a], extra)
         _, w, tau, extra = best
         chosen.append((round(float(w), 2), round(float(tau), 1)))
         pred[halves[1 - h]] = top(d, prior, w, tau, extra)[halves[1 - h]]
@@ -134,7 +130,7 @@ def kept_fit(dump_dir, run):
         d = load(path)
         pred, _ = cross_fitted(d, log_prior(d["counts"]))
         hits, tails = grid_counts(d, log_prior(d["counts"]), np.arange(len(d["truths"])))
-        if abs(np.mean(pred == d["truths"]) - fit["cross_fitted_accuracy"]) < 1e-9 and abs(choose(hits, tails)[0] - fit["best_weight"]) < 1e-4:
+        if abs(np.mean(pred == d["truths"]) - fit["cross_fitted_accuracy"]) < 1e-9 and abs(W[choose(hits, tails)[1]] - fit["best_weight"]) < 1e-4:
             return path, d
     sys.exit(f"no fit in {dump_dir} reproduces {run}/train/classifier.json")
 

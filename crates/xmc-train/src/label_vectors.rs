@@ -70,8 +70,8 @@ pub(crate) struct LabelsObjective<'a> {
     valid: &'a [Example<'a>],
     out: &'a Path,
     /// `contrastive.logit_adjustment` times each label's log share of the training records
-    /// (add-one smoothed), when that weight is above 0.
-    adjustment: Option<Vec<f32>>,
+    /// (add-one smoothed), [1, n] on the model's device, when that weight is above 0.
+    adjustment: Option<Tensor<2>>,
 }
 
 /// `weight` times each of `labels` labels' log share of `train_labels`, add-one smoothed (a
@@ -106,7 +106,10 @@ impl<'a> LabelsObjective<'a> {
         let bert = encoder.model().clone();
         let device = bert.devices().into_iter().next().unwrap_or_else(xmc_model::training_device);
         let labels = Param::from_tensor(Tensor::<2>::from_data(TensorData::new(flat, [vectors.len(), d]), &device));
-        let adjustment = (cfg.logit_adjustment > 0.0).then(|| log_prior_adjustment(&train_labels, vectors.len(), cfg.logit_adjustment));
+        let adjustment = (cfg.logit_adjustment > 0.0).then(|| {
+            let a = log_prior_adjustment(&train_labels, vectors.len(), cfg.logit_adjustment);
+            Tensor::<2>::from_data(TensorData::new(a, [1, vectors.len()]), &device)
+        });
         let objective = LabelsObjective { encoder, cfg, record_tokens, train_labels, valid, out, adjustment };
         // The pretrained encoder's vectors stay if no epoch beats it (it is then what is kept).
         objective.write_vectors(&vectors.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
@@ -135,8 +138,7 @@ impl Objective for LabelsObjective<'_> {
         let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
         let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
         let r = self.encoder.embed_tokens_with(&model.bert, &records, self.cfg.dropout);
-        let adjustment = self.adjustment.as_ref().map(|a| Tensor::<2>::from_data(TensorData::new(a.clone(), [1, a.len()]), &r.device()));
-        Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature, adjustment))
+        Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature, self.adjustment.clone()))
     }
 
     /// Validation accuracy of the classifier: a record's nearest label vector is its label's.
