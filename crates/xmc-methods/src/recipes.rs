@@ -87,11 +87,13 @@ pub(crate) fn finetune_encoder(
 ) -> Result<xmc_train::ContrastiveOutcome> {
     let examples = |split| data.split(split).map(|r| (r.input.as_str(), r.label)).collect::<Vec<_>>();
     let label_texts = xmc_cluster::label_texts(&data.labels, cfg.embed.text);
+    let label_levels: Vec<Vec<String>> = data.labels.labels.iter().map(|l| l.levels.clone()).collect();
     Ok(xmc_train::finetune_encoder(
         Path::new(&cfg.embed.encoder_dir),
         &examples(Split::Train),
         &examples(Split::Valid),
         &label_texts,
+        &label_levels,
         contrastive,
         target,
         resume,

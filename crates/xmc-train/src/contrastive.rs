@@ -74,6 +74,12 @@ pub struct ContrastiveConfig {
     /// none; 1 is the paper's). Left out of the serialised config at 0.
     #[serde(skip_serializing_if = "is_zero_rate")]
     pub logit_adjustment: f64,
+    /// With the labels loss: each label's vector is its own plus one learnt vector per ancestor
+    /// on its taxonomy path (starting at zero), so that the records of every label under a
+    /// parent teach the part its labels share; the sums are what is kept. Left out of the
+    /// serialised config when off.
+    #[serde(skip_serializing_if = "is_false")]
+    pub shared_ancestors: bool,
 }
 
 fn is_zero_rate(p: &f64) -> bool {
@@ -132,6 +138,7 @@ impl Default for ContrastiveConfig {
             reuse: None,
             dropout: 0.0,
             logit_adjustment: 0.0,
+            shared_ancestors: false,
         }
     }
 }
@@ -167,6 +174,9 @@ impl ContrastiveConfig {
         }
         if self.logit_adjustment > 0.0 && self.loss != FineTuneLoss::Labels {
             return Err("`contrastive.logit_adjustment` needs `contrastive.loss = \"labels\"` (it adjusts the labels' logits)".into());
+        }
+        if self.shared_ancestors && self.loss != FineTuneLoss::Labels {
+            return Err("`contrastive.shared_ancestors` needs `contrastive.loss = \"labels\"` (it shares parts of the learnt label vectors)".into());
         }
         if self.weight_decay < 0.0 || self.grad_clip < 0.0 {
             return Err("`contrastive.weight_decay` and `contrastive.grad_clip` must not be negative".into());
@@ -367,7 +377,7 @@ mod tests {
     #[test]
     fn the_budget_keys_stay_out_of_the_fingerprint_when_off() {
         let text = serde_json::to_string(&ContrastiveConfig::default()).unwrap();
-        for key in ["max_records", "max_valid_records", "length_batches", "dropout", "logit_adjustment"] {
+        for key in ["max_records", "max_valid_records", "length_batches", "dropout", "logit_adjustment", "shared_ancestors"] {
             assert!(!text.contains(key), "{key} in {text}");
         }
         let on = ContrastiveConfig { max_records: 5, max_valid_records: 3, length_batches: true, dropout: 0.1, ..ContrastiveConfig::default() };

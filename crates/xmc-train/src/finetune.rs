@@ -31,16 +31,22 @@ fn fingerprint(encoder_dir: &Path, cfg: &ContrastiveConfig, train: &[Example], v
 /// encoder (by validation retrieval accuracy; the pretrained one if no epoch beats it) to `out`
 /// as a folder [`SentenceEncoder::load`] reads, with `metrics.jsonl`. `out/checkpoint` holds the
 /// resumable state while it runs; with `resume`, a checkpoint of the same run is continued.
+/// `label_levels` are the labels' taxonomy paths (root first), which `shared_ancestors` reads.
+#[allow(clippy::too_many_arguments)]
 pub fn finetune_encoder(
     encoder_dir: &Path,
     train: &[Example],
     valid: &[Example],
     label_texts: &[String],
+    label_levels: &[Vec<String>],
     cfg: &ContrastiveConfig,
     out: &Path,
     resume: bool,
 ) -> Result<ContrastiveOutcome> {
     cfg.validate().map_err(TrainError::Config)?;
+    if cfg.shared_ancestors && label_levels.len() != label_texts.len() {
+        return Err(TrainError::Config(format!("`contrastive.shared_ancestors` needs every label's path: {} paths for {} labels", label_levels.len(), label_texts.len())));
+    }
     let full_valid = valid.len();
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let encoder = SentenceEncoder::load(encoder_dir, &xmc_model::training_device())?;
@@ -76,7 +82,7 @@ pub fn finetune_encoder(
             fit(&objective, model, &run)?
         }
         FineTuneLoss::Labels => {
-            let (objective, model) = LabelsObjective::new(encoder, cfg, record_tokens, train_labels, valid, label_texts, out)?;
+            let (objective, model) = LabelsObjective::new(encoder, cfg, record_tokens, train_labels, valid, label_texts, label_levels, out)?;
             fit(&objective, model, &run)?
         }
     };

@@ -5,6 +5,11 @@
 //! in-batch pairs, every label is a negative at every step and the label side costs no encoder
 //! pass. The best epoch's encoder is written as any fine-tuned encoder, its label vectors beside
 //! it ([`LABEL_VECTORS`]), where the xr method's encoder classifier takes them from.
+//!
+//! With `contrastive.shared_ancestors`, a label's vector is its own plus one learnt vector per
+//! ancestor on its taxonomy path ([`ancestor_groups`]), those starting at zero: the records of
+//! every label under a parent teach the parent's part, so a rare label starts from what its
+//! siblings' records share. What is written is the sum, so nothing downstream changes.
 
 use std::path::Path;
 
@@ -30,15 +35,72 @@ pub const LABEL_VECTORS: &str = "label_vectors.json";
 pub(crate) struct EncoderWithLabels {
     bert: Bert,
     labels: Param<Tensor<2>>,
+    /// One vector per ancestor group (`contrastive.shared_ancestors`), added to the vectors of
+    /// the labels under it.
+    ancestors: Option<Param<Tensor<2>>>,
 }
 
 impl EncoderWithLabels {
+    /// Each label's vector (any length): its own, plus its ancestors' when they are learnt.
+    fn label_vectors(&self, hierarchy: Option<&AncestorIndex>) -> Tensor<2> {
+        match (&self.ancestors, hierarchy) {
+            (Some(ancestors), Some(hierarchy)) => hierarchy.add_ancestors(self.labels.val(), ancestors.val()),
+            _ => self.labels.val(),
+        }
+    }
+
     /// The label vectors at unit length, one row per label.
-    fn unit_label_vectors(&self) -> Vec<Vec<f32>> {
-        let labels = unit_rows(self.labels.val());
+    fn unit_label_vectors(&self, hierarchy: Option<&AncestorIndex>) -> Vec<Vec<f32>> {
+        let labels = unit_rows(self.label_vectors(hierarchy));
         let [_, d] = labels.dims();
         let flat = labels.into_data().try_to_vec::<f32>().expect("float tensor");
         flat.chunks(d.max(1)).map(<[f32]>::to_vec).collect()
+    }
+}
+
+/// Each label's ancestor groups: one group per distinct proper prefix of the labels' paths
+/// (`levels`, root first), numbered in order of first appearance; a label lists its prefixes'
+/// groups from the root down (a one-level path has none).
+pub fn ancestor_groups(levels: &[Vec<String>]) -> Vec<Vec<u32>> {
+    let mut ids = std::collections::HashMap::<&[String], u32>::new();
+    levels
+        .iter()
+        .map(|path| {
+            (1..path.len())
+                .map(|end| {
+                    let next = ids.len() as u32;
+                    *ids.entry(&path[..end]).or_insert(next)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// [`ancestor_groups`] on the model's device: per depth, each label's group at that depth (0
+/// where it has none) and a [n, 1] mask of the labels that have one.
+pub(crate) struct AncestorIndex {
+    groups: usize,
+    depths: Vec<(Tensor<1, Int>, Tensor<2>)>,
+}
+
+impl AncestorIndex {
+    fn new(groups_of: &[Vec<u32>], device: &Device) -> Self {
+        let n = groups_of.len();
+        let groups = groups_of.iter().flatten().map(|&g| g as usize + 1).max().unwrap_or(0);
+        let depth = groups_of.iter().map(Vec::len).max().unwrap_or(0);
+        let depths = (0..depth)
+            .map(|level| {
+                let ids: Vec<i64> = groups_of.iter().map(|g| g.get(level).map_or(0, |&g| i64::from(g))).collect();
+                let mask: Vec<f32> = groups_of.iter().map(|g| if level < g.len() { 1.0 } else { 0.0 }).collect();
+                (Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), device), Tensor::<2>::from_data(TensorData::new(mask, [n, 1]), device))
+            })
+            .collect();
+        AncestorIndex { groups, depths }
+    }
+
+    /// `labels` [n, d] with each label's ancestor rows of `ancestors` [groups, d] added.
+    fn add_ancestors(&self, labels: Tensor<2>, ancestors: Tensor<2>) -> Tensor<2> {
+        self.depths.iter().fold(labels, |sum, (ids, mask)| sum + ancestors.clone().select(0, ids.clone()) * mask.clone())
     }
 }
 
@@ -72,6 +134,8 @@ pub(crate) struct LabelsObjective<'a> {
     /// `contrastive.logit_adjustment` times each label's log share of the training records
     /// (add-one smoothed), [1, n] on the model's device, when that weight is above 0.
     adjustment: Option<Tensor<2>>,
+    /// The labels' ancestor groups on the model's device, with `contrastive.shared_ancestors`.
+    hierarchy: Option<AncestorIndex>,
 }
 
 /// `weight` times each of `labels` labels' log share of `train_labels`, add-one smoothed (a
@@ -90,6 +154,7 @@ pub(crate) fn log_prior_adjustment(train_labels: &[u32], labels: usize, weight: 
 impl<'a> LabelsObjective<'a> {
     /// The objective and the model to train: the encoder's weights and the label vectors of the
     /// pretrained encoder (so that before any step the validation score is its retrieval accuracy).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         encoder: SentenceEncoder,
         cfg: &'a ContrastiveConfig,
@@ -97,6 +162,7 @@ impl<'a> LabelsObjective<'a> {
         train_labels: Vec<u32>,
         valid: &'a [Example<'a>],
         label_texts: &[String],
+        label_levels: &[Vec<String>],
         out: &'a Path,
     ) -> Result<(Self, EncoderWithLabels)> {
         let texts: Vec<&str> = label_texts.iter().map(String::as_str).collect();
@@ -110,10 +176,13 @@ impl<'a> LabelsObjective<'a> {
             let a = log_prior_adjustment(&train_labels, vectors.len(), cfg.logit_adjustment);
             Tensor::<2>::from_data(TensorData::new(a, [1, vectors.len()]), &device)
         });
-        let objective = LabelsObjective { encoder, cfg, record_tokens, train_labels, valid, out, adjustment };
+        let hierarchy = cfg.shared_ancestors.then(|| AncestorIndex::new(&ancestor_groups(label_levels), &device));
+        // The ancestors' parts start at zero: before any step the vectors are the label texts'.
+        let ancestors = hierarchy.as_ref().filter(|h| h.groups > 0).map(|h| Param::from_tensor(Tensor::<2>::zeros([h.groups, d], &device)));
+        let objective = LabelsObjective { encoder, cfg, record_tokens, train_labels, valid, out, adjustment, hierarchy };
         // The pretrained encoder's vectors stay if no epoch beats it (it is then what is kept).
         objective.write_vectors(&vectors.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
-        Ok((objective, EncoderWithLabels { bert, labels }))
+        Ok((objective, EncoderWithLabels { bert, labels, ancestors }))
     }
 
     fn write_vectors(&self, vectors: &[&[f32]]) -> Result<()> {
@@ -138,17 +207,17 @@ impl Objective for LabelsObjective<'_> {
         let labels: Vec<u32> = chunk.iter().map(|&i| self.train_labels[i]).collect();
         let records: Vec<&[u32]> = chunk.iter().map(|&i| self.record_tokens[i].as_slice()).collect();
         let r = self.encoder.embed_tokens_with(&model.bert, &records, self.cfg.dropout);
-        Ok(labels_loss(r, model.labels.val(), &labels, self.cfg.temperature, self.adjustment.clone()))
+        Ok(labels_loss(r, model.label_vectors(self.hierarchy.as_ref()), &labels, self.cfg.temperature, self.adjustment.clone()))
     }
 
     /// Validation accuracy of the classifier: a record's nearest label vector is its label's.
     fn validate(&self, model: &EncoderWithLabels) -> Result<f64> {
-        nearest_label_accuracy(&self.encoder.with_weights(model.bert.clone()), self.valid, &model.unit_label_vectors(), EVAL_BATCH)
+        nearest_label_accuracy(&self.encoder.with_weights(model.bert.clone()), self.valid, &model.unit_label_vectors(self.hierarchy.as_ref()), EVAL_BATCH)
     }
 
     fn save_best(&self, model: &EncoderWithLabels) -> Result<()> {
         self.encoder.with_weights(model.bert.clone()).save(self.out)?;
-        let vectors = model.unit_label_vectors();
+        let vectors = model.unit_label_vectors(self.hierarchy.as_ref());
         self.write_vectors(&vectors.iter().map(Vec::as_slice).collect::<Vec<_>>())
     }
 }
@@ -176,6 +245,22 @@ pub(crate) mod tests {
         // A label that no record of the batch has still counts: equal vectors split the mass.
         let tied = labels_loss(rows(vec![[1.0, 0.0]]), rows(vec![[1.0, 0.0], [2.0, 0.0]]), &[0], 0.05, None).into_scalar::<f32>();
         assert!((tied - std::f32::consts::LN_2).abs() < 1e-3, "{tied}");
+    }
+
+    #[test]
+    fn a_labels_vector_is_its_own_plus_one_shared_vector_per_ancestor_on_its_path() {
+        let path = |p: &str| p.split(" > ").map(String::from).collect::<Vec<_>>();
+        let levels = ["Toys > Cars", "Toys > Dolls > Rag", "Books", "Toys > Dolls > Wood"].map(path);
+        // Groups: Toys 0, Toys > Dolls 1; "Books" has no ancestor.
+        let groups = ancestor_groups(&levels);
+        assert_eq!(groups, vec![vec![0], vec![0, 1], vec![], vec![0, 1]]);
+        let device = xmc_model::inference_device();
+        let index = AncestorIndex::new(&groups, &device);
+        assert_eq!(index.groups, 2);
+        let own = rows(vec![[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [3.0, 0.0]]);
+        let ancestors = rows(vec![[10.0, 0.0], [0.0, 100.0]]);
+        let sum = index.add_ancestors(own, ancestors).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(sum, vec![11.0, 0.0, 10.0, 101.0, 2.0, 2.0, 13.0, 100.0]);
     }
 
     #[test]

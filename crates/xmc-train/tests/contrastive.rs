@@ -33,7 +33,7 @@ fn fine_tuning_pulls_records_to_their_labels_and_saves_a_loadable_encoder() {
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let out = tempfile::tempdir().unwrap();
     let cfg = ContrastiveConfig { epochs: 30, batch_size: 6, learning_rate: 3e-3, warmup_steps: 0, temperature: 0.1, ..ContrastiveConfig::default() };
-    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &[], &cfg, out.path(), false).unwrap();
     assert!(outcome.pretrained_valid_accuracy < 0.5, "a random encoder should not already know: {outcome:?}");
     assert!(outcome.best_valid_accuracy >= 0.9, "{outcome:?}");
     assert!(outcome.best_epoch > 0);
@@ -62,8 +62,11 @@ fn bad_settings_are_refused_before_any_work() {
         (ContrastiveConfig { dropout: 1.0, ..ContrastiveConfig::default() }, "dropout"),
         (ContrastiveConfig { logit_adjustment: -0.5, loss: FineTuneLoss::Labels, ..ContrastiveConfig::default() }, "logit_adjustment"),
         (ContrastiveConfig { logit_adjustment: 0.5, ..ContrastiveConfig::default() }, "logit_adjustment"),
+        (ContrastiveConfig { shared_ancestors: true, ..ContrastiveConfig::default() }, "shared_ancestors"),
+        // With the labels loss, but no label paths to share along.
+        (ContrastiveConfig { shared_ancestors: true, loss: FineTuneLoss::Labels, ..ContrastiveConfig::default() }, "shared_ancestors"),
     ] {
-        let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap_err().to_string();
+        let err = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &[], &cfg, out.path(), false).unwrap_err().to_string();
         assert!(err.contains(key), "{err}");
     }
 }
@@ -89,7 +92,7 @@ fn a_budgeted_fine_tuning_runs_its_budget_per_epoch_and_still_learns() {
     // 12 of the 18 records per epoch (two of each label), batches of similar length, and 7 of
     // the 18 records scoring each epoch.
     let cfg = ContrastiveConfig { max_records: 12, max_valid_records: 7, length_batches: true, ..fine_tuning_as_classifier() };
-    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &[], &cfg, out.path(), false).unwrap();
     let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
     let field = |l: &str, k: &str| serde_json::from_str::<serde_json::Value>(l).unwrap()[k].as_f64().unwrap();
     let steps: Vec<f64> = lines.lines().map(|l| field(l, "steps")).collect();
@@ -109,7 +112,7 @@ fn fine_tuning_against_label_vectors_learns_the_labels_and_writes_them_beside_th
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let out = tempfile::tempdir().unwrap();
     let cfg = fine_tuning_as_classifier();
-    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, out.path(), false).unwrap();
+    let outcome = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &[], &cfg, out.path(), false).unwrap();
     let pretrained = SentenceEncoder::load(&tiny_bert(), &inference_device()).unwrap();
     // Before any step the label vectors are the label texts' embeddings.
     assert_eq!(retrieval_accuracy(&pretrained, &pairs, &labels, 8).unwrap(), outcome.pretrained_valid_accuracy);
@@ -138,7 +141,7 @@ fn dropout_changes_the_fine_tuning_and_follows_its_seed() {
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let losses = |cfg: &ContrastiveConfig| -> Vec<f64> {
         let out = tempfile::tempdir().unwrap();
-        finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, cfg, out.path(), false).unwrap();
+        finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &[], cfg, out.path(), false).unwrap();
         let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
         lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap()).collect()
     };
@@ -160,7 +163,7 @@ fn the_logit_adjustment_moves_the_fine_tuning_only_where_the_labels_shares_diffe
     let (labels, records) = examples();
     let losses = |pairs: &[(&str, u32)], cfg: &ContrastiveConfig| -> Vec<f64> {
         let out = tempfile::tempdir().unwrap();
-        finetune_encoder(&tiny_bert(), pairs, pairs, &labels, cfg, out.path(), false).unwrap();
+        finetune_encoder(&tiny_bert(), pairs, pairs, &labels, &[], cfg, out.path(), false).unwrap();
         let lines = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
         lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap()).collect()
     };
@@ -175,13 +178,39 @@ fn the_logit_adjustment_moves_the_fine_tuning_only_where_the_labels_shares_diffe
     assert!((a[0] - b[0]).abs() > 1e-3, "unequal shares: {a:?} against {b:?}");
 }
 
+/// `contrastive.shared_ancestors`: two parents of three labels each, and one label under each
+/// without a training record. Without sharing, both record-less labels are only ever negatives;
+/// with it, the one under the first parent takes its parent's part, learnt from its siblings'
+/// records, and ends nearer to those records than the other record-less label does.
+#[test]
+fn shared_ancestor_vectors_carry_a_parents_records_to_its_labels_without_any() {
+    let (labels, records) = examples();
+    let levels: Vec<Vec<String>> = labels.iter().enumerate().map(|(l, name)| vec![if l < 3 { "first" } else { "second" }.to_string(), name.clone()]).collect();
+    // Labels 2 ("fiction", under the first parent) and 5 ("uk", under the second) have no records.
+    let train: Vec<(&str, u32)> = records.iter().filter(|(_, l)| *l != 2 && *l != 5).map(|(t, l)| (t.as_str(), *l)).collect();
+    let siblings: Vec<&str> = train.iter().filter(|(_, l)| *l < 2).map(|(t, _)| *t).collect();
+    // How much nearer the first parent's records are to label 2 than to label 5, on average.
+    let lead = |cfg: &ContrastiveConfig| -> f32 {
+        let out = tempfile::tempdir().unwrap();
+        finetune_encoder(&tiny_bert(), &train, &train, &labels, &levels, cfg, out.path(), false).unwrap();
+        let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(out.path().join(xmc_train::LABEL_VECTORS)).unwrap()).unwrap();
+        let embedded = SentenceEncoder::load(out.path(), &inference_device()).unwrap().encode(&siblings, 8, |_| {}).unwrap();
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        embedded.iter().map(|r| dot(r, &vectors[2]) - dot(r, &vectors[5])).sum::<f32>() / embedded.len() as f32
+    };
+    let plain = ContrastiveConfig { epochs: 10, ..fine_tuning_as_classifier() };
+    let (without, with) = (lead(&plain), lead(&ContrastiveConfig { shared_ancestors: true, ..plain }));
+    assert!(with > 0.2, "with shared ancestors, label 2 is nearer its siblings' records: {with}");
+    assert!(with > without + 0.2, "{with} against {without} without sharing");
+}
+
 #[test]
 fn a_distilled_student_keeps_the_teachers_choices_with_fewer_layers() {
     let (labels, records) = examples();
     let pairs: Vec<(&str, u32)> = records.iter().map(|(t, l)| (t.as_str(), *l)).collect();
     let teacher_dir = tempfile::tempdir().unwrap();
     let cfg = fine_tuning_as_classifier();
-    let taught = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &cfg, teacher_dir.path(), false).unwrap();
+    let taught = finetune_encoder(&tiny_bert(), &pairs, &pairs, &labels, &[], &cfg, teacher_dir.path(), false).unwrap();
     assert!(taught.best_valid_accuracy >= 0.9, "{taught:?}");
     let vectors: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(teacher_dir.path().join(xmc_train::LABEL_VECTORS)).unwrap()).unwrap();
     let teacher = SentenceEncoder::load(teacher_dir.path(), &inference_device()).unwrap();
