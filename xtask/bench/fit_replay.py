@@ -25,6 +25,11 @@ then, with the bench's Python (target/xmc-bench/peers-venv/bin/python):
         # LinearSVC's margin as one more evidence beside the classifier's, its weight fitted
         # with the others; the peers dir of `cargo xtask bench peers --split valid` for the same
         # run (its test.tsv holds the validation records)
+    python fit_replay.py reranker <dump dir> experiments/<run>
+        # a learnt reranker instead of the grid: a conditional logit (softmax over a record's
+        # candidates, L2 1.0) on the grid's three evidences, then with ranks, top flags, the
+        # taxonomy parent's mass among the candidates and rarity flags, fitted on one half of the
+        # validation records and scored on the other (labels' parents from <run>/data/labels.json)
 
 The fit replayed is the one the run's model kept (its classifier.json's cross-fitted accuracy and
 weight are matched, so the replay is checked against the Rust fit). The chosen setting of the
@@ -211,5 +216,73 @@ def settings(dump_dir):
         print(f"| {name}, averaged | {figures(both, pred)} |", flush=True)
 
 
+def parents_of(run):
+    """Each label's taxonomy parent, numbered."""
+    labels = json.load(open(os.path.join(run, "data", "labels.json")))
+    labels = labels["labels"] if isinstance(labels, dict) else labels
+    ids, parent = {}, np.zeros(len(labels), np.int64)
+    for label in labels:
+        parent[label["id"]] = ids.setdefault(" > ".join(label["levels"][:-1]), len(ids))
+    return parent
+
+
+def reranker_features(d, parent, names):
+    lab, mask = np.maximum(d["lab"], 0), d["lab"] >= 0
+    lns, lp = np.where(mask, d["lns"], -30.0), np.where(mask, d["lp"], -30.0)
+    count = d["counts"][lab]
+    ranker_rank, classifier_rank = np.argsort(np.argsort(-lns, 1), 1), np.argsort(np.argsort(-lp, 1), 1)
+    same_parent = (parent[lab][:, :, None] == parent[lab][:, None, :]) & mask[:, None, :]
+    mass = lambda x: np.log((np.exp(x)[:, None, :] * same_parent).sum(2) + 1e-12)
+    every = {"ln score": lns, "log p": lp, "log prior": log_prior(d["counts"])[lab],
+             "ranks": [np.log1p(ranker_rank), np.log1p(classifier_rank), 1.0 * (ranker_rank == 0), 1.0 * (classifier_rank == 0)],
+             "parent mass": [mass(lp), mass(lns)],
+             "rarity": [1.0 * (count <= 5), 1.0 * (count <= 25), lp * (count <= 25)]}
+    cols = []
+    for name in names:
+        cols += every[name] if isinstance(every[name], list) else [every[name]]
+    return np.stack(cols, -1), mask
+
+
+def conditional_logit(x, mask, y, l2=1.0):
+    from scipy.optimize import minimize
+    n = len(y)
+
+    def loss(w):
+        s = np.where(mask, x @ w, -1e9)
+        top = s.max(1, keepdims=True)
+        e = np.exp(s - top)
+        z = e.sum(1)
+        p = e / z[:, None]
+        ll = s[np.arange(n), y] - top[:, 0] - np.log(z)
+        grad = -(x[np.arange(n), y] - (p[..., None] * x).sum(1)).sum(0) + l2 * w
+        return -ll.sum() + 0.5 * l2 * w @ w, grad
+
+    w0 = np.zeros(x.shape[2])
+    w0[:2] = [1.0, 0.5]
+    return minimize(loss, w0, jac=True, method="L-BFGS-B").x
+
+
+def reranker(dump_dir, run):
+    path, d = kept_fit(dump_dir, run)
+    parent = parents_of(run)
+    pred, _ = cross_fitted(d, log_prior(d["counts"]))
+    print(f"{path}: the fit as built {figures(d, pred)}")
+    at = d["lab"] == d["truths"][:, None]
+    found = at.any(1)
+    y = at.argmax(1)
+    idx = np.arange(len(y))
+    halves = [idx[idx % 2 == 0], idx[idx % 2 == 1]]
+    base = ["ln score", "log p", "log prior"]
+    for names in [base, base + ["ranks"], base + ["parent mass"], base + ["ranks", "parent mass", "rarity"]]:
+        x, mask = reranker_features(d, parent, names)
+        pred = np.zeros(len(y), np.int64)
+        for h in range(2):
+            fit_on = halves[h][found[halves[h]]]
+            w = conditional_logit(x[fit_on], mask[fit_on], y[fit_on])
+            other = halves[1 - h]
+            pred[other] = d["lab"][other, np.where(mask[other], x[other] @ w, -1e9).argmax(1)]
+        print(f"| {' + '.join(names)} | {figures(d, pred)} |", flush=True)
+
+
 if __name__ == "__main__":
-    {"variants": variants, "linearsvc": linearsvc, "settings": settings}[sys.argv[1]](*sys.argv[2:])
+    {"variants": variants, "linearsvc": linearsvc, "settings": settings, "reranker": reranker}[sys.argv[1]](*sys.argv[2:])
