@@ -61,7 +61,7 @@ impl EncoderWithLabels {
 /// Each label's ancestor groups: one group per distinct proper prefix of the labels' paths
 /// (`levels`, root first), numbered in order of first appearance; a label lists its prefixes'
 /// groups from the root down (a one-level path has none).
-pub fn ancestor_groups(levels: &[Vec<String>]) -> Vec<Vec<u32>> {
+pub(crate) fn ancestor_groups(levels: &[Vec<String>]) -> Vec<Vec<u32>> {
     let mut ids = std::collections::HashMap::<&[String], u32>::new();
     levels
         .iter()
