@@ -68,6 +68,18 @@ fn write_split(data: &PreparedData, split: Split, path: &Path) -> Result<usize> 
     Ok(n)
 }
 
+/// The split seed of a run's data stage (`data/config.json`, written by the stage).
+fn run_split_seed(data_dir: &Path) -> Result<u64> {
+    let path = data_dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    config["data"]["split"]["seed"].as_u64().with_context(|| format!("{}: no data.split.seed", path.display()))
+}
+
+fn peers_folder_name(dataset: &str, split_seed: u64, scored: Split) -> String {
+    format!("peers-{dataset}-seed{split_seed}-{}", scored.as_str())
+}
+
 struct Row {
     name: String,
     metrics: xmc_eval::Metrics,
@@ -84,10 +96,10 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
     } else {
         args.ours.clone()
     };
-    let data = match ours.iter().map(|r| r.join("data")).find(|d| d.join("stage.json").is_file()) {
+    let (data, split_seed) = match ours.iter().map(|r| r.join("data")).find(|d| d.join("stage.json").is_file()) {
         Some(dir) => {
             eprintln!("peers: the split of {}", dir.display());
-            PreparedData::load(&dir)?
+            (PreparedData::load(&dir)?, run_split_seed(&dir)?)
         }
         None => {
             let mut cfg = match &args.config {
@@ -96,13 +108,15 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
             };
             cfg.dataset = descriptor.clone();
             eprintln!("peers: preparing {} (split seed {})", desc.name, cfg.split.seed);
-            xmc_data::prepare(&desc, &cfg)?
+            (xmc_data::prepare(&desc, &cfg)?, cfg.split.seed)
         }
     };
-    let dir = bench_dir.join(format!("peers-{}", desc.name));
+    let scored_split = if args.split == "valid" { Split::Valid } else { Split::Test };
+    // One folder per dataset, split seed and scored split, so that one bench's files (the splits,
+    // the peers' rankings, the table) are not overwritten by another's.
+    let dir = bench_dir.join(peers_folder_name(&desc.name, split_seed, scored_split));
     std::fs::create_dir_all(&dir)?;
     let n_train = write_split(&data, Split::Train, &dir.join("train.tsv"))?;
-    let scored_split = if args.split == "valid" { Split::Valid } else { Split::Test };
     let n_test = write_split(&data, scored_split, &dir.join("test.tsv"))?;
     let truths: Vec<u32> = data.split(scored_split).map(|r| r.label).collect();
 
@@ -202,8 +216,38 @@ pub fn bench_peers(args: PeersBenchArgs, bench_dir: &Path) -> Result<ExitCode> {
         let _ = writeln!(table, "\nnot run: {m}");
     }
     print!("{table}");
-    let md = dir.join(if scored_split == Split::Valid { "peers-valid.md" } else { "peers.md" });
+    let md = dir.join("peers.md");
     std::fs::write(&md, &table)?;
     eprintln!("wrote {}", md.display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_split_seed_and_scored_split_has_its_own_folder() {
+        let names = [
+            peers_folder_name("amazon-uk", 42, Split::Test),
+            peers_folder_name("amazon-uk", 42, Split::Valid),
+            peers_folder_name("amazon-uk", 7, Split::Test),
+            peers_folder_name("flipkart", 42, Split::Test),
+        ];
+        let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert_eq!(names[1], "peers-amazon-uk-seed42-valid");
+    }
+
+    #[test]
+    fn a_runs_split_seed_is_read_from_its_data_stage_config() {
+        let dir = std::env::temp_dir().join(format!("xmc-peers-seed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), r#"{"data": {"split": {"seed": 7, "train": 0.8}}}"#).unwrap();
+        assert_eq!(run_split_seed(&dir).unwrap(), 7);
+        std::fs::write(dir.join("config.json"), r#"{"data": {}}"#).unwrap();
+        let err = run_split_seed(&dir).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains("data.split.seed"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
