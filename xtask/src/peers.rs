@@ -68,9 +68,9 @@ fn write_split(data: &PreparedData, split: Split, path: &Path) -> Result<usize> 
     Ok(n)
 }
 
-/// The split seed of a run's data stage (`data/config.json`, written by the stage).
+/// The split seed of a run's data stage (its resolved config, `data/config.json`, as the runner writes it).
 fn run_split_seed(data_dir: &Path) -> Result<u64> {
-    let path = data_dir.join("config.json");
+    let path = data_dir.join(xmc_pipeline::CONFIG_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let config: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     config["data"]["split"]["seed"].as_u64().with_context(|| format!("{}: no data.split.seed", path.display()))
