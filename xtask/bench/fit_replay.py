@@ -25,6 +25,17 @@ then, with the bench's Python (target/xmc-bench/peers-venv/bin/python):
         # LinearSVC's margin as one more evidence beside the classifier's, its weight fitted
         # with the others; the peers dir of `cargo xtask bench peers --split valid` for the same
         # run (its test.tsv holds the validation records)
+    python fit_replay.py brand <dump dir> experiments/<run>
+        # the record's brand as evidence beside the classifier's: each candidate's ln P(label |
+        # brand) / P(label) from the training records' counts (brand, else manufacturer, as
+        # xmc-brand reads it), shrunk towards P(label) with alpha in {1, 5, 20} pseudo-records,
+        # for the label itself and for its ancestor at each depth, its weight in {0, 0.1, 0.25,
+        # 0.5, 1} fitted with the others (the validation records from <run>/data/records.parquet)
+    python fit_replay.py misses <dump dir> experiments/<run>
+        # each cross-fitted miss's nearest training title (word 1-2-gram TF-IDF cosine): how
+        # close, and whether it carries the prediction's label, the truth's or another
+    python fit_replay.py wide <dump dir> experiments/<run>
+        # the classifier alone over the candidates, and the weight grid widened to 20
     python fit_replay.py reranker <dump dir> experiments/<run>
         # a learnt reranker instead of the grid: a conditional logit (softmax over a record's
         # candidates, L2 1.0) on the grid's three evidences, then with ranks, top flags, the
@@ -110,14 +121,15 @@ def cross_fitted(d, prior, extras=(None,), **kw):
     chosen = []
     for h in range(2):
         best = None
-        for extra in extras:
+        for k, extra in enumerate(extras):
             hits, tails = grid_counts(d, prior, halves[h], extra)
             a, b = choose(hits, tails, **kw)
             key = (hits[a, b], tails[a, b])
             if best is None or key > best[0]:
-                best = (key, W[b], TAU[a], extra)
-        _, w, tau, extra = best
-        chosen.append((round(float(w), 2), round(float(tau), 1)))
+                best = (key, W[b], TAU[a], extra, k)
+        _, w, tau, extra, k = best
+        # With more than one extra evidence weight, the chosen one's index among `extras` too.
+        chosen.append((round(float(w), 2), round(float(tau), 1)) + ((k,) if len(extras) > 1 else ()))
         pred[halves[1 - h]] = top(d, prior, w, tau, extra)[halves[1 - h]]
     return pred, chosen
 
@@ -178,6 +190,120 @@ def linearsvc(dump_dir, run, peers_dir):
     extras = [v * on_candidates for v in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
     pred, chosen = cross_fitted(d, prior, extras=extras)
     print(f"| with LinearSVC's margin | {figures(d, pred)} | {chosen} |")
+
+
+def brands_of(run):
+    """Each record's brand as xmc-brand's `brand_of` reads it (brand, else manufacturer; lower-case
+    alphanumeric words; "" when none), the validation records in split order, and the training
+    records' (brand, label) pairs."""
+    import pandas as pd
+    import re
+
+    df = pd.read_parquet(os.path.join(run, "data", "records.parquet"))
+
+    def brand(row):
+        raw = row["brand"] if isinstance(row["brand"], str) and row["brand"].strip() else row["manufacturer"]
+        raw = raw if isinstance(raw, str) else ""
+        return " ".join(w.lower() for w in re.split(r"[^0-9A-Za-z\u00C0-\uFFFF]+", raw) if w)
+
+    df["b"] = df.apply(brand, axis=1)
+    train, valid = df[df["split"] == "train"], df[df["split"] == "valid"]
+    return valid["b"].tolist(), valid["label"].to_numpy(), list(zip(train["b"], train["label"]))
+
+
+def brand_lift(d, run, alpha, level=None):
+    """Each candidate's brand evidence: ln P(label | brand) / P(label), P(label | brand) from the
+    training records' (brand, label) counts shrunk towards P(label) with `alpha` pseudo-records
+    (0 for a record without a brand or with one never seen in training). With `level`, the
+    label's ancestor at that depth (its path cut to `level` levels) stands for the label."""
+    valid_brands, valid_labels, pairs = brands_of(run)
+    n = len(d["truths"])
+    if (valid_labels[:n] != d["truths"]).any():
+        sys.exit("the dump's records are not the run's validation records in order")
+    labels = json.load(open(os.path.join(run, "data", "labels.json")))
+    labels = labels["labels"] if isinstance(labels, dict) else labels
+    group = np.zeros(len(labels), np.int64)
+    ids = {}
+    for label in labels:
+        levels = label["levels"] if level is None else label["levels"][:level]
+        group[label["id"]] = ids.setdefault(" > ".join(levels), len(ids))
+    from collections import Counter
+    joint = Counter((b, group[l]) for b, l in pairs if b)
+    per_brand = Counter(b for b, _ in pairs if b)
+    share = np.bincount(group[[l for _, l in pairs]], minlength=len(ids)) + 1.0
+    share = share / share.sum()
+    lift = np.zeros(d["lab"].shape)
+    for i in range(n):
+        b = valid_brands[i]
+        if not b or per_brand[b] == 0:
+            continue
+        for j in np.flatnonzero(d["lab"][i] >= 0):
+            g = group[d["lab"][i, j]]
+            lift[i, j] = np.log((joint[(b, g)] + alpha * share[g]) / ((per_brand[b] + alpha) * share[g]))
+    return lift
+
+
+def brand(dump_dir, run):
+    """The brand's evidence beside the classifier's: each candidate's ln P(label | brand) /
+    P(label) from the training records, with a weight fitted with the others."""
+    path, d = kept_fit(dump_dir, run)
+    prior = log_prior(d["counts"])
+    print(f"{path}: {len(d['truths'])} validation records, {d['tail'].sum()} tail")
+    pred, chosen = cross_fitted(d, prior)
+    print(f"| the fit as built | {figures(d, pred)} | {chosen} |", flush=True)
+    depth = max(len(l["levels"]) for l in (lambda x: x["labels"] if isinstance(x, dict) else x)(json.load(open(os.path.join(run, "data", "labels.json")))))
+    for level in [None] + list(range(1, depth)):
+        for alpha in (1.0, 5.0, 20.0):
+            lift = brand_lift(d, run, alpha, level)
+            extras = [v * lift for v in (0.0, 0.1, 0.25, 0.5, 1.0)]
+            pred, chosen = cross_fitted(d, prior, extras=extras)
+            where = "the label" if level is None else f"its level-{level} ancestor"
+            print(f"| brand lift of {where}, alpha {alpha:g} | {figures(d, pred)} | {chosen} |", flush=True)
+
+
+def misses(dump_dir, run):
+    """Where the fit's cross-fitted misses come from: each missed validation title's nearest
+    training title (word 1-2-gram TF-IDF, sublinear, cosine), by how close it is and whose label
+    it carries (the prediction's, the truth's or another)."""
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    path, d = kept_fit(dump_dir, run)
+    pred, _ = cross_fitted(d, log_prior(d["counts"]))
+    df = pd.read_parquet(os.path.join(run, "data", "records.parquet"))
+    train, valid = df[df["split"] == "train"], df[df["split"] == "valid"]
+    n = len(d["truths"])
+    if (valid["label"].to_numpy()[:n] != d["truths"]).any():
+        sys.exit("the dump's records are not the run's validation records in order")
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit(train["title"])
+    missed = np.flatnonzero(pred != d["truths"])
+    sims = (vec.transform(valid["title"].to_numpy()[:n][missed]) @ vec.transform(train["title"]).T).toarray()
+    labels = train["label"].to_numpy()
+    counts = {}
+    for k, i in enumerate(missed):
+        nearest = int(np.argmax(sims[k]))
+        s = sims[k, nearest]
+        close = "cosine >= 0.8" if s >= 0.8 else "cosine 0.5-0.8" if s >= 0.5 else "cosine < 0.5"
+        whose = "the prediction's" if labels[nearest] == pred[i] else "the truth's" if labels[nearest] == d["truths"][i] else "another"
+        counts[(close, whose)] = counts.get((close, whose), 0) + 1
+    print(f"{path}: {len(missed)} of {n} validation records missed (cross-fitted); the nearest training title:")
+    for key in sorted(counts):
+        print(f"| {key[0]} | {key[1]} label | {counts[key]} |")
+
+
+def wide(dump_dir, run):
+    """The classifier's weight beyond the grid's 2: the classifier alone over the candidates,
+    and the fit cross-fitted with weights up to 20."""
+    global W
+    path, d = kept_fit(dump_dir, run)
+    prior = log_prior(d["counts"])
+    pred, chosen = cross_fitted(d, prior)
+    print(f"{path}: the fit as built {figures(d, pred)} {chosen}")
+    s = np.where(d["lab"] < 0, -np.inf, d["lp"])
+    print(f"the classifier alone over the candidates {figures(d, d['lab'][np.arange(len(s)), s.argmax(1)])}")
+    W = np.concatenate([np.arange(41) * 0.05, [2.5, 3, 4, 5, 6, 8, 10, 15, 20]])
+    pred, chosen = cross_fitted(d, prior)
+    print(f"weights up to 20, cross-fitted {figures(d, pred)} {chosen}")
 
 
 def merged(fits):
@@ -285,4 +411,4 @@ def reranker(dump_dir, run):
 
 
 if __name__ == "__main__":
-    {"variants": variants, "linearsvc": linearsvc, "settings": settings, "reranker": reranker}[sys.argv[1]](*sys.argv[2:])
+    {"variants": variants, "linearsvc": linearsvc, "brand": brand, "misses": misses, "wide": wide, "settings": settings, "reranker": reranker}[sys.argv[1]](*sys.argv[2:])
