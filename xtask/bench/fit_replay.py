@@ -202,7 +202,7 @@ def brands_of(run):
     df = pd.read_parquet(os.path.join(run, "data", "records.parquet"))
 
     def brand(row):
-        raw = row["brand"] if isinstance(row["brand"], str) and row["brand"].strip() else row["manufacturer"]
+        raw = row["brand"] if isinstance(row["brand"], str) else row["manufacturer"]
         raw = raw if isinstance(raw, str) else ""
         return " ".join(w.lower() for w in re.split(r"[^0-9A-Za-z\u00C0-\uFFFF]+", raw) if w)
 
@@ -211,17 +211,22 @@ def brands_of(run):
     return valid["b"].tolist(), valid["label"].to_numpy(), list(zip(train["b"], train["label"]))
 
 
-def brand_lift(d, run, alpha, level=None):
+def labels_of(run):
+    """The run's labels as its data stage wrote them (id, levels, ...)."""
+    labels = json.load(open(os.path.join(run, "data", "labels.json")))
+    return labels["labels"] if isinstance(labels, dict) else labels
+
+
+def brand_lift(d, brands, labels, alpha, level=None):
     """Each candidate's brand evidence: ln P(label | brand) / P(label), P(label | brand) from the
     training records' (brand, label) counts shrunk towards P(label) with `alpha` pseudo-records
     (0 for a record without a brand or with one never seen in training). With `level`, the
-    label's ancestor at that depth (its path cut to `level` levels) stands for the label."""
-    valid_brands, valid_labels, pairs = brands_of(run)
+    label's ancestor at that depth (its path cut to `level` levels) stands for the label.
+    `brands` is [`brands_of`]'s answer, `labels` [`labels_of`]'s."""
+    valid_brands, valid_labels, pairs = brands
     n = len(d["truths"])
     if (valid_labels[:n] != d["truths"]).any():
         sys.exit("the dump's records are not the run's validation records in order")
-    labels = json.load(open(os.path.join(run, "data", "labels.json")))
-    labels = labels["labels"] if isinstance(labels, dict) else labels
     group = np.zeros(len(labels), np.int64)
     ids = {}
     for label in labels:
@@ -251,10 +256,11 @@ def brand(dump_dir, run):
     print(f"{path}: {len(d['truths'])} validation records, {d['tail'].sum()} tail")
     pred, chosen = cross_fitted(d, prior)
     print(f"| the fit as built | {figures(d, pred)} | {chosen} |", flush=True)
-    depth = max(len(l["levels"]) for l in (lambda x: x["labels"] if isinstance(x, dict) else x)(json.load(open(os.path.join(run, "data", "labels.json")))))
+    brands, labels = brands_of(run), labels_of(run)
+    depth = max(len(label["levels"]) for label in labels)
     for level in [None] + list(range(1, depth)):
         for alpha in (1.0, 5.0, 20.0):
-            lift = brand_lift(d, run, alpha, level)
+            lift = brand_lift(d, brands, labels, alpha, level)
             extras = [v * lift for v in (0.0, 0.1, 0.25, 0.5, 1.0)]
             pred, chosen = cross_fitted(d, prior, extras=extras)
             where = "the label" if level is None else f"its level-{level} ancestor"
