@@ -31,6 +31,8 @@ then, with the bench's Python (target/xmc-bench/peers-venv/bin/python):
         # xmc-brand reads it), shrunk towards P(label) with alpha in {1, 5, 20} pseudo-records,
         # for the label itself and for its ancestor at each depth, its weight in {0, 0.1, 0.25,
         # 0.5, 1} fitted with the others (the validation records from <run>/data/records.parquet)
+        # (`brand` and `misses` read that Parquet file with pandas and pyarrow, which the
+        # bench's venv lacks: `<venv>/bin/pip install pandas pyarrow` once)
     python fit_replay.py misses <dump dir> experiments/<run>
         # each cross-fitted miss's nearest training title (word 1-2-gram TF-IDF cosine): how
         # close, and whether it carries the prediction's label, the truth's or another
@@ -192,14 +194,23 @@ def linearsvc(dump_dir, run, peers_dir):
     print(f"| with LinearSVC's margin | {figures(d, pred)} | {chosen} |")
 
 
+def records_of(run):
+    """The run's prepared records (its data stage's Parquet file) as a pandas frame."""
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401  (pandas' Parquet engine)
+    except ImportError:
+        sys.exit("reading experiments/<run>/data/records.parquet needs pandas and pyarrow: <venv>/bin/pip install pandas pyarrow")
+    return pd.read_parquet(os.path.join(run, "data", "records.parquet"))
+
+
 def brands_of(run):
     """Each record's brand as xmc-brand's `brand_of` reads it (brand, else manufacturer; lower-case
     alphanumeric words; "" when none), the validation records in split order, and the training
     records' (brand, label) pairs."""
-    import pandas as pd
     import re
 
-    df = pd.read_parquet(os.path.join(run, "data", "records.parquet"))
+    df = records_of(run)
 
     def brand(row):
         raw = row["brand"] if isinstance(row["brand"], str) else row["manufacturer"]
@@ -271,12 +282,11 @@ def misses(dump_dir, run):
     """Where the fit's cross-fitted misses come from: each missed validation title's nearest
     training title (word 1-2-gram TF-IDF, sublinear, cosine), by how close it is and whose label
     it carries (the prediction's, the truth's or another)."""
-    import pandas as pd
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     path, d = kept_fit(dump_dir, run)
     pred, _ = cross_fitted(d, log_prior(d["counts"]))
-    df = pd.read_parquet(os.path.join(run, "data", "records.parquet"))
+    df = records_of(run)
     train, valid = df[df["split"] == "train"], df[df["split"] == "valid"]
     n = len(d["truths"])
     if (valid["label"].to_numpy()[:n] != d["truths"]).any():
