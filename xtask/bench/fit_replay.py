@@ -302,7 +302,8 @@ def misses(dump_dir, run):
         close = "cosine >= 0.8" if s >= 0.8 else "cosine 0.5-0.8" if s >= 0.5 else "cosine < 0.5"
         whose = "the prediction's" if labels[nearest] == pred[i] else "the truth's" if labels[nearest] == d["truths"][i] else "another"
         counts[(close, whose)] = counts.get((close, whose), 0) + 1
-    print(f"{path}: {len(missed)} of {n} validation records missed (cross-fitted); the nearest training title:")
+    absent = int((~(d["lab"][missed] == d["truths"][missed, None]).any(1)).sum())
+    print(f"{path}: {len(missed)} of {n} validation records missed (cross-fitted), {absent} with the truth among no candidate; the nearest training title:")
     for key in sorted(counts):
         print(f"| {key[0]} | {key[1]} label | {counts[key]} |")
 
