@@ -204,22 +204,29 @@ def records_of(run):
     return pd.read_parquet(os.path.join(run, "data", "records.parquet"))
 
 
-def brands_of(run):
-    """Each record's brand as xmc-brand's `brand_of` reads it (brand, else manufacturer; lower-case
-    alphanumeric words; "" when none), the validation records in split order, and the training
-    records' (brand, label) pairs."""
-    import re
-
+def splits_of(run, d):
+    """The run's training records and its validation records that the dump `d` scored (the
+    first ones, in split order), or an exit when their labels are not the dump's truths."""
     df = records_of(run)
+    train, valid = df[df["split"] == "train"], df[df["split"] == "valid"].iloc[: len(d["truths"])]
+    if len(valid) < len(d["truths"]) or (valid["label"].to_numpy() != d["truths"]).any():
+        sys.exit("the dump's records are not the run's validation records in order")
+    return train, valid
+
+
+def brands_of(run, d):
+    """Each record's brand as xmc-brand's `brand_of` reads it (brand, else manufacturer; lower-case
+    alphanumeric words; "" when none): the brands of the validation records the dump `d` scored,
+    in order, and the training records' (brand, label) pairs."""
+    import re
 
     def brand(row):
         raw = row["brand"] if isinstance(row["brand"], str) else row["manufacturer"]
         raw = raw if isinstance(raw, str) else ""
         return " ".join(w.lower() for w in re.split(r"[^0-9A-Za-z\u00C0-\uFFFF]+", raw) if w)
 
-    df["b"] = df.apply(brand, axis=1)
-    train, valid = df[df["split"] == "train"], df[df["split"] == "valid"]
-    return valid["b"].tolist(), valid["label"].to_numpy(), list(zip(train["b"], train["label"]))
+    train, valid = splits_of(run, d)
+    return valid.apply(brand, axis=1).tolist(), list(zip(train.apply(brand, axis=1), train["label"]))
 
 
 def labels_of(run):
@@ -228,29 +235,30 @@ def labels_of(run):
     return labels["labels"] if isinstance(labels, dict) else labels
 
 
+def path_groups(labels, cut):
+    """Each label's group, numbered: labels whose paths cut by `cut` (a function of the levels)
+    are equal share one."""
+    ids, group = {}, np.zeros(len(labels), np.int64)
+    for label in labels:
+        group[label["id"]] = ids.setdefault(" > ".join(cut(label["levels"])), len(ids))
+    return group
+
+
 def brand_lift(d, brands, labels, alpha, level=None):
     """Each candidate's brand evidence: ln P(label | brand) / P(label), P(label | brand) from the
     training records' (brand, label) counts shrunk towards P(label) with `alpha` pseudo-records
     (0 for a record without a brand or with one never seen in training). With `level`, the
     label's ancestor at that depth (its path cut to `level` levels) stands for the label.
     `brands` is [`brands_of`]'s answer, `labels` [`labels_of`]'s."""
-    valid_brands, valid_labels, pairs = brands
-    n = len(d["truths"])
-    if (valid_labels[:n] != d["truths"]).any():
-        sys.exit("the dump's records are not the run's validation records in order")
-    group = np.zeros(len(labels), np.int64)
-    ids = {}
-    for label in labels:
-        levels = label["levels"] if level is None else label["levels"][:level]
-        group[label["id"]] = ids.setdefault(" > ".join(levels), len(ids))
+    valid_brands, pairs = brands
+    group = path_groups(labels, lambda levels: levels if level is None else levels[:level])
     from collections import Counter
     joint = Counter((b, group[l]) for b, l in pairs if b)
     per_brand = Counter(b for b, _ in pairs if b)
-    share = np.bincount(group[[l for _, l in pairs]], minlength=len(ids)) + 1.0
+    share = np.bincount(group[[l for _, l in pairs]], minlength=group.max() + 1) + 1.0
     share = share / share.sum()
     lift = np.zeros(d["lab"].shape)
-    for i in range(n):
-        b = valid_brands[i]
+    for i, b in enumerate(valid_brands):
         if not b or per_brand[b] == 0:
             continue
         for j in np.flatnonzero(d["lab"][i] >= 0):
@@ -267,7 +275,7 @@ def brand(dump_dir, run):
     print(f"{path}: {len(d['truths'])} validation records, {d['tail'].sum()} tail")
     pred, chosen = cross_fitted(d, prior)
     print(f"| the fit as built | {figures(d, pred)} | {chosen} |", flush=True)
-    brands, labels = brands_of(run), labels_of(run)
+    brands, labels = brands_of(run, d), labels_of(run)
     depth = max(len(label["levels"]) for label in labels)
     for level in [None] + list(range(1, depth)):
         for alpha in (1.0, 5.0, 20.0):
@@ -286,14 +294,11 @@ def misses(dump_dir, run):
 
     path, d = kept_fit(dump_dir, run)
     pred, _ = cross_fitted(d, log_prior(d["counts"]))
-    df = records_of(run)
-    train, valid = df[df["split"] == "train"], df[df["split"] == "valid"]
+    train, valid = splits_of(run, d)
     n = len(d["truths"])
-    if (valid["label"].to_numpy()[:n] != d["truths"]).any():
-        sys.exit("the dump's records are not the run's validation records in order")
     vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit(train["title"])
     missed = np.flatnonzero(pred != d["truths"])
-    sims = (vec.transform(valid["title"].to_numpy()[:n][missed]) @ vec.transform(train["title"]).T).toarray()
+    sims = (vec.transform(valid["title"].to_numpy()[missed]) @ vec.transform(train["title"]).T).toarray()
     labels = train["label"].to_numpy()
     counts = {}
     for k, i in enumerate(missed):
@@ -361,12 +366,7 @@ def settings(dump_dir):
 
 def parents_of(run):
     """Each label's taxonomy parent, numbered."""
-    labels = json.load(open(os.path.join(run, "data", "labels.json")))
-    labels = labels["labels"] if isinstance(labels, dict) else labels
-    ids, parent = {}, np.zeros(len(labels), np.int64)
-    for label in labels:
-        parent[label["id"]] = ids.setdefault(" > ".join(label["levels"][:-1]), len(ids))
-    return parent
+    return path_groups(labels_of(run), lambda levels: levels[:-1])
 
 
 def reranker_features(d, parent, names):
