@@ -5,6 +5,7 @@
 //! - [`ranking`]: P@k, nDCG@k, propensity-scored PSP@k.
 //! - [`hierarchy`]: per-level scores, hierarchical P/R/F1, code-prefix credit.
 //! - [`bootstrap`]: 95% confidence intervals.
+//! - [`lead`]: one method's lead over another on the same records, with paired intervals.
 //! - [`calibration`]: reliability bins and expected calibration error of top-1 confidences.
 //! - [`metrics`]: [`evaluate`] puts them together into [`Metrics`] (`metrics.json`).
 //! - [`report`], [`plots`]: `report.md` and PNG plots. [`baseline`]: the CI regression check.
@@ -16,6 +17,7 @@ pub mod classification;
 mod config;
 mod error;
 pub mod hierarchy;
+pub mod lead;
 pub mod metrics;
 pub mod plots;
 pub mod ranking;
