@@ -304,8 +304,8 @@ mod tests {
         let data = xmc_data::prepare(&desc, &xmc_data::DataConfig { skip_bad_rows: true, ..Default::default() }).unwrap();
         let test: Vec<&xmc_data::PreparedRecord> = data.split(Split::Test).collect();
         assert!(test.len() > 3);
-        // Rows in reverse order, each predicting the label after its truth; the last record's
-        // row with no labels at all.
+        // Rows in reverse order, each predicting the label after its truth first (then a text
+        // that is no label: only the first counts); the last record's row with no labels at all.
         let path_of = |l: u32| data.labels.get((l + 1) % data.labels.len() as u32).unwrap().path.clone();
         let row = |r: &xmc_data::PreparedRecord, empty: bool| {
             let top: Vec<(String, f32)> = if empty { vec![] } else { vec![(path_of(r.label), 0.9), (r.record.title.clone(), 0.1)] };
