@@ -255,11 +255,11 @@ const LEAD_RESAMPLES: usize = 1000;
 /// predictions by record id.
 fn run_top_labels(predictions: &Path, data: &PreparedData, split: Split) -> Result<Vec<Option<u32>>> {
     let rows = xmc_methods::scoring::read_predictions(predictions)?;
-    let ids: std::collections::HashMap<&str, u32> = data.labels.labels.iter().map(|l| (l.path.as_str(), l.id)).collect();
+    let labels = xmc_methods::scoring::EvalLabels::new(&data.labels);
     let mut by_record = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
         let top = match row.top_k.first() {
-            Some((path, _)) => Some(*ids.get(path.as_str()).with_context(|| format!("{}: record `{}`: `{path}` is not a label of the split", predictions.display(), row.id))?),
+            Some((path, _)) => Some(labels.predicted_id(path).with_context(|| format!("{}: record `{}` predicts `{path}`", predictions.display(), row.id))?),
             None => None,
         };
         by_record.insert(row.id.as_str(), top);
